@@ -1,0 +1,193 @@
+"""The model on the device: load once, encode reference audio, generate codes, decode.
+
+Backend: transformers' native Higgs Audio v2 (``HiggsAudioV2ForConditionalGeneration``
+and ``HiggsAudioV2TokenizerModel``). The processor's parts are loaded from the two
+local folders; the checkpoint's ``processor_config.json`` (which names a hub repo for
+the audio tokenizer) is never followed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .prompt import AudioClip, Prompt, tokenize, undo_delay
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_SECOND = 25
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 50
+    ras_win_len: int = 7
+    ras_win_max_num_repeat: int = 2
+    max_new_tokens: int = 1000
+
+
+class Cancelled(Exception):
+    """Generation was stopped because the job was cancelled or timed out."""
+
+
+def pick_device(setting: str) -> str:
+    if setting and setting != "auto":
+        return setting
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(setting: str, device: str) -> torch.dtype:
+    if setting and setting != "auto":
+        return {
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+            "float32": torch.float32,
+            "fp32": torch.float32,
+        }[setting]
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+class _StopWhen:
+    """A stopping criterion that asks a callback after every step."""
+
+    def __init__(self, should_stop: Callable[[], bool]):
+        self.should_stop = should_stop
+        self.fired = False
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        stop = bool(self.should_stop())
+        self.fired = self.fired or stop
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class Engine:
+    def __init__(self, model, audio_tokenizer, tokenizer, feature_extractor, device: str):
+        self.model = model
+        self.audio_tokenizer = audio_tokenizer
+        self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
+        self.device = device
+        config = model.config
+        self.num_codebooks = config.num_codebooks
+        self.bos_id = config.audio_stream_bos_id
+        self.eos_id = config.audio_stream_eos_id
+        self.code_limit = audio_tokenizer.config.codebook_size
+        self.sample_rate = audio_tokenizer.config.sample_rate
+        self.samples_per_frame = audio_tokenizer.config.hop_length
+        self.delay_token = tokenizer.convert_ids_to_tokens(config.audio_delay_token_id)
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str, tokenizer_dir: str, device: str, dtype: torch.dtype) -> Engine:
+        from transformers import (
+            AutoTokenizer,
+            DacFeatureExtractor,
+            HiggsAudioV2ForConditionalGeneration,
+            HiggsAudioV2TokenizerModel,
+        )
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        try:
+            features = DacFeatureExtractor.from_pretrained(model_dir)
+        except OSError:
+            features = DacFeatureExtractor.from_pretrained(tokenizer_dir)
+        audio_tokenizer = HiggsAudioV2TokenizerModel.from_pretrained(tokenizer_dir, dtype=torch.float32)
+        audio_tokenizer = audio_tokenizer.to(device).eval()
+        model = HiggsAudioV2ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype)
+        model = model.to(device).eval()
+        log.info(
+            "loaded model (%.0fM parameters, %s, %s) and audio tokenizer",
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            device,
+            dtype,
+        )
+        return cls(model, audio_tokenizer, tokenizer, features, device)
+
+    # -- audio codes <-> waveforms -------------------------------------------------
+
+    @torch.inference_mode()
+    def encode_audio(self, waveform: np.ndarray) -> AudioClip:
+        """Mono float32 at the model's sample rate -> codes (num_codebooks, frames)."""
+        features = self.feature_extractor(waveform, sampling_rate=self.sample_rate, return_tensors="pt")
+        values = features["input_values"].to(self.device, torch.float32)
+        codes = self.audio_tokenizer.encode(values).audio_codes[0]
+        return AudioClip(codes=codes[: self.num_codebooks].to("cpu"))
+
+    @torch.inference_mode()
+    def decode_codes(self, codes: torch.Tensor) -> np.ndarray:
+        """Codes (num_codebooks, frames) -> mono float32 waveform."""
+        if codes.shape[1] == 0:
+            return np.zeros(0, dtype=np.float32)
+        codes = codes.clamp(0, self.code_limit - 1).to(self.device)
+        audio = self.audio_tokenizer.decode(codes.unsqueeze(0)).audio_values
+        return audio.reshape(-1).float().cpu().numpy()
+
+    # -- generation -----------------------------------------------------------------
+
+    def _generation_config(self, sampling: Sampling):
+        from transformers import GenerationConfig
+
+        greedy = sampling.temperature <= 0.0
+        kwargs = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not greedy}
+        if not greedy:
+            kwargs.update(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p if sampling.top_p < 1.0 else None,
+                top_k=sampling.top_k if sampling.top_k > 0 else None,
+            )
+        config = GenerationConfig(
+            **kwargs,
+            bos_token_id=self.model.config.bos_token_id,
+            eos_token_id=self.model.config.eos_token_id,
+            pad_token_id=self.model.config.pad_token_id,
+        )
+        if sampling.ras_win_len > 0 and sampling.ras_win_max_num_repeat > 0:
+            # Read by HiggsAudioV2GenerationMixin._sample; 0 would mean "whole history".
+            config.ras_win_len = sampling.ras_win_len
+            config.ras_win_max_num_repeat = sampling.ras_win_max_num_repeat
+        return config
+
+    @torch.inference_mode()
+    def generate_codes(
+        self, prompt: Prompt, sampling: Sampling, should_stop: Callable[[], bool] | None = None
+    ) -> torch.Tensor:
+        """Generate one audio segment for ``prompt``; return codes (num_codebooks, frames)."""
+        from transformers import StoppingCriteriaList
+
+        batch = tokenize(prompt, self.tokenizer, self.bos_id, self.eos_id, self.delay_token)
+        batch = {key: value.to(self.device) for key, value in batch.items()}
+        prompt_frames = batch["audio_input_ids"].shape[1] if "audio_input_ids" in batch else 0
+        stopper = _StopWhen(should_stop) if should_stop else None
+        criteria = StoppingCriteriaList([stopper]) if stopper else None
+        output = self.model.generate(
+            **batch, generation_config=self._generation_config(sampling), stopping_criteria=criteria
+        )
+        if stopper is not None and stopper.fired:
+            raise Cancelled()
+        return self.codes_from_rows(output[0, prompt_frames:])
+
+    def codes_from_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Generated delayed rows (steps, num_codebooks) -> codes (num_codebooks, frames)."""
+        rows = rows.to("cpu")
+        if rows.shape[0] and bool((rows[0] == self.bos_id).all()):
+            rows = rows[1:]
+        ended = (rows == self.eos_id).all(dim=1).nonzero()
+        if len(ended):
+            rows = rows[: int(ended[0, 0])]
+        return undo_delay(rows).clamp(0, self.code_limit - 1)
+
+    def max_tokens_for(self, text: str, cap: int) -> int:
+        """Bound generation steps from the text: ~14 characters per second of speech,
+        twice that for slow expressive reading, plus the delay-pattern steps."""
+        seconds = max(1.0, len(text) / 14.0)
+        return min(cap, int(math.ceil(seconds * FRAMES_PER_SECOND * 2.0)) + 2 * self.num_codebooks + 25)

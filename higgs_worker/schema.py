@@ -1,0 +1,282 @@
+"""The job input contract: pydantic models, aliases, bounds and clear errors.
+
+``parse_request(raw, settings)`` turns ``job["input"]`` into a ``SynthesisRequest``
+or raises ``WorkerError("invalid_input", ...)`` naming every problem found.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .config import Settings
+from .errors import INVALID_INPUT, WorkerError
+
+DEFAULT_SCENE = "Audio is recorded from a quiet room."
+SPEAKER_KEY = re.compile(r"^SPEAKER\d{1,2}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_DESCRIPTION_CHARS = 2000
+
+# Sample rates each encoder accepts (libsndfile's MPEG and Opus encoders are strict).
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
+
+
+class OutputFormat(StrEnum):
+    wav = "wav"
+    mp3 = "mp3"
+    flac = "flac"
+    ogg = "ogg"
+    opus = "opus"
+    pcm = "pcm"
+
+
+class ChunkMethod(StrEnum):
+    auto = "auto"
+    none = "none"
+    word = "word"
+    speaker = "speaker"
+
+
+class Delivery(StrEnum):
+    auto = "auto"
+    s3 = "s3"
+    base64 = "base64"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+
+
+def check_name(value: str, what: str) -> str:
+    """A plain file-like name: no path parts, no control or look-alike tricks."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
+    normalized = unicodedata.normalize("NFKC", value)
+    if normalized != value or not SAFE_NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{what} must be a plain name of letters, digits, '.', '_' or '-' "
+            "(at most 128 characters, no slashes, no '..')"
+        )
+    return value
+
+
+class ReferenceAudio(_Strict):
+    url: str | None = Field(default=None, max_length=4096)
+    base64: str | None = None
+    s3_key: str | None = Field(default=None, max_length=1024)
+    transcript: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS * 5)
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ReferenceAudio:
+        given = [name for name in ("url", "base64", "s3_key") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("reference_audio needs exactly one of url, base64, s3_key")
+        if self.url is not None and not re.match(r"^https?://", self.url, re.IGNORECASE):
+            raise ValueError("reference_audio.url must be an http:// or https:// URL")
+        if self.s3_key is not None and (
+            self.s3_key.startswith("/") or ".." in self.s3_key.split("/") or "\x00" in self.s3_key
+        ):
+            raise ValueError("reference_audio.s3_key must be a key inside S3_BUCKET without '..'")
+        return self
+
+
+class SpeakerVoice(_Strict):
+    voice: str | None = None
+    reference_audio: ReferenceAudio | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+
+    @field_validator("voice")
+    @classmethod
+    def _voice_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "voice")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SpeakerVoice:
+        if self.voice and self.reference_audio:
+            raise ValueError("give a speaker either voice or reference_audio, not both")
+        if not (self.voice or self.reference_audio or self.description):
+            raise ValueError("a speaker needs voice, reference_audio or description")
+        return self
+
+
+class SynthesisRequest(_Strict):
+    text: str = Field(validation_alias=AliasChoices("text", "transcript", "input"))
+    voice: str | None = Field(default=None, validation_alias=AliasChoices("voice", "ref_audio"))
+    reference_audio: ReferenceAudio | None = None
+    speakers: dict[str, SpeakerVoice] | None = None
+    scene_description: str = Field(
+        default=DEFAULT_SCENE,
+        max_length=MAX_DESCRIPTION_CHARS,
+        validation_alias=AliasChoices("scene_description", "scene_prompt"),
+    )
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=50, ge=0, le=1024)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    ras_win_len: int = Field(default=7, ge=0, le=256)
+    ras_win_max_num_repeat: int = Field(default=2, ge=0, le=256)
+    chunk_method: ChunkMethod = ChunkMethod.auto
+    chunk_max_words: int = Field(default=100, ge=1, le=1000)
+    output_format: OutputFormat = Field(
+        default=OutputFormat.wav, validation_alias=AliasChoices("output_format", "response_format")
+    )
+    sample_rate: int = Field(default=24000, ge=8000, le=48000)
+    delivery: Delivery = Delivery.auto
+    output_name: str | None = None
+    stream: bool = False
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("text must contain something to say")
+        cleaned = "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs"})
+        if not cleaned.strip():
+            raise ValueError("text must contain something to say")
+        return cleaned
+
+    @field_validator("voice")
+    @classmethod
+    def _voice_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "voice")
+
+    @field_validator("output_name")
+    @classmethod
+    def _output_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "output_name")
+
+    @field_validator("output_format", "chunk_method", "delivery", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("speakers")
+    @classmethod
+    def _speaker_keys(cls, value: dict | None) -> dict | None:
+        if value is None:
+            return None
+        bad = [key for key in value if not SPEAKER_KEY.match(key)]
+        if bad:
+            raise ValueError(f"speaker keys must look like SPEAKER0, SPEAKER1; got {bad}")
+        if len(value) > 16:
+            raise ValueError("at most 16 speakers")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SynthesisRequest:
+        if self.voice and self.reference_audio:
+            raise ValueError("give either voice or reference_audio, not both")
+        if self.output_format is OutputFormat.opus and self.sample_rate not in OPUS_RATES:
+            raise ValueError(f"opus needs sample_rate in {sorted(OPUS_RATES)}")
+        if self.output_format is OutputFormat.mp3 and self.sample_rate not in MP3_RATES:
+            raise ValueError(f"mp3 needs sample_rate in {sorted(MP3_RATES)}")
+        return self
+
+    def file_name(self, job_id: str) -> str:
+        ext = self.output_format.value if self.output_format is not OutputFormat.pcm else "pcm"
+        if self.output_name:
+            name = self.output_name
+            return name if name.lower().endswith(f".{ext}") else f"{name}.{ext}"
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", job_id or "job")[:100] or "job"
+        return f"{safe_id}.{ext}"
+
+
+KNOWN_FIELDS = sorted(
+    {
+        "text",
+        "transcript",
+        "input",
+        "voice",
+        "ref_audio",
+        "reference_audio",
+        "speakers",
+        "scene_description",
+        "scene_prompt",
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_new_tokens",
+        "seed",
+        "ras_win_len",
+        "ras_win_max_num_repeat",
+        "chunk_method",
+        "chunk_max_words",
+        "output_format",
+        "response_format",
+        "sample_rate",
+        "delivery",
+        "output_name",
+        "stream",
+    }
+)
+
+_ALIAS_GROUPS = (
+    ("text", "transcript", "input"),
+    ("voice", "ref_audio"),
+    ("scene_description", "scene_prompt"),
+    ("output_format", "response_format"),
+)
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
+    message = error.get("msg", "invalid value")
+    message = message.removeprefix("Value error, ")
+    if error.get("type") == "missing" and where in {"text", "transcript", "input"}:
+        return "text is required (the words to speak)"
+    return f"{where}: {message}" if where else message
+
+
+def parse_request(raw: Any, settings: Settings) -> SynthesisRequest:
+    """Validate ``job["input"]``; raise ``WorkerError(invalid_input)`` on any problem."""
+    if not isinstance(raw, dict):
+        raise WorkerError(INVALID_INPUT, "job input must be a JSON object with at least 'text'")
+    unknown = sorted(str(key) for key in raw if key not in KNOWN_FIELDS)
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:10])
+        raise WorkerError(INVALID_INPUT, f"unknown field(s) {shown}; known fields: {', '.join(KNOWN_FIELDS)}")
+    for group in _ALIAS_GROUPS:
+        present = [name for name in group if name in raw]
+        if len(present) > 1:
+            raise WorkerError(INVALID_INPUT, f"give only one of {', '.join(present)}")
+    try:
+        request = SynthesisRequest.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(err) for err in exc.errors()[:8])
+        raise WorkerError(INVALID_INPUT, problems) from None
+    if len(request.text) > settings.max_text_chars:
+        raise WorkerError(
+            INVALID_INPUT,
+            f"text has {len(request.text)} characters; the limit is {settings.max_text_chars} (MAX_TEXT_CHARS)",
+        )
+    if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens_cap:
+        raise WorkerError(
+            INVALID_INPUT,
+            f"max_new_tokens {request.max_new_tokens} is above this worker's cap "
+            f"{settings.max_new_tokens_cap} (MAX_NEW_TOKENS)",
+        )
+    if request.delivery is Delivery.s3 and settings.s3 is None:
+        raise WorkerError(INVALID_INPUT, "delivery 's3' needs S3_BUCKET set on the endpoint")
+    if settings.s3 is None and _uses_s3_key(request):
+        raise WorkerError(INVALID_INPUT, "reference_audio.s3_key needs S3_BUCKET set on the endpoint")
+    return request
+
+
+def _uses_s3_key(request: SynthesisRequest) -> bool:
+    refs = [request.reference_audio]
+    refs += [s.reference_audio for s in (request.speakers or {}).values()]
+    return any(ref is not None and ref.s3_key for ref in refs)

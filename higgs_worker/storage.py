@@ -1,0 +1,120 @@
+"""S3 delivery with boto3: upload with bounded retries, presign, and read reference keys.
+
+Credentials come only from the environment (boto3's own AWS_* chain, or RunPod's
+BUCKET_* names mapped in ``config``). Error messages name the bucket, key and the
+S3 error code; never a credential or a presigned query string.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from .config import S3Settings
+from .errors import REFERENCE_AUDIO, STORAGE, WorkerError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    s3_uri: str
+    url: str | None  # presigned https URL, None when S3_PRESIGN_SECONDS=0
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__
+
+
+class S3Store:
+    def __init__(self, settings: S3Settings, attempts: int = 4, base_delay: float = 0.5):
+        import boto3
+        from botocore.config import Config
+
+        self.settings = settings
+        self.attempts = attempts
+        self.base_delay = base_delay
+        session = boto3.session.Session(
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            region_name=settings.region,
+        )
+        self.client = session.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            config=Config(
+                signature_version="s3v4",
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"max_attempts": 2, "mode": "standard"},
+            ),
+        )
+
+    def key_for(self, file_name: str) -> str:
+        return f"{self.settings.prefix}{file_name}"
+
+    def upload(self, file_name: str, data: bytes, content_type: str) -> StoredObject:
+        key = self.key_for(file_name)
+        bucket = self.settings.bucket
+        last: BaseException | None = None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+                last = None
+                break
+            except Exception as exc:  # botocore raises many types; all are retried, bounded
+                last = exc
+                code = _error_code(exc)
+                if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"):
+                    break
+                if attempt < self.attempts:
+                    delay = self.base_delay * 2 ** (attempt - 1)
+                    log.warning("S3 upload failed (%s); retry %d/%d in %.1fs", code, attempt, self.attempts - 1, delay)
+                    time.sleep(delay)
+        if last is not None:
+            raise WorkerError(
+                STORAGE,
+                f"could not store the result at s3://{bucket}/{key} ({_error_code(last)}); "
+                "check S3_BUCKET, S3_ENDPOINT_URL and the endpoint's S3 credentials",
+            )
+        url = None
+        if self.settings.presign_seconds > 0:
+            try:
+                url = self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=self.settings.presign_seconds
+                )
+            except Exception as exc:
+                raise WorkerError(
+                    STORAGE, f"stored s3://{bucket}/{key} but could not presign it ({_error_code(exc)})"
+                ) from None
+        return StoredObject(s3_uri=f"s3://{bucket}/{key}", url=url)
+
+    def read(self, key: str, max_bytes: int) -> bytes:
+        """Read a reference-audio object from the bucket, refusing large objects."""
+        bucket = self.settings.bucket
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+            if int(head.get("ContentLength", 0)) > max_bytes:
+                raise WorkerError(
+                    REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
+                )
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            data = body.read(max_bytes + 1)
+        except WorkerError:
+            raise
+        except Exception as exc:
+            code = _error_code(exc)
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise WorkerError(REFERENCE_AUDIO, f"no object s3://{bucket}/{key}") from None
+            raise WorkerError(REFERENCE_AUDIO, f"could not read s3://{bucket}/{key} ({code})") from None
+        if len(data) > max_bytes:
+            raise WorkerError(
+                REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
+            )
+        return data

@@ -1,0 +1,103 @@
+"""From a validated request to audio: voices in context, chunks in order, one seed.
+
+The voice is kept across chunks by keeping the reference example(s) and the last
+``CONTEXT_CHUNKS`` generated chunks (their text and their audio codes) in the prompt.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .chunking import has_speaker_tags, split_text
+from .engine import Engine, Sampling
+from .prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
+from .schema import ReferenceAudio, SynthesisRequest
+
+CONTEXT_CHUNKS = 2
+
+# resolve(voice name or reference audio) -> (codes, transcript or None)
+ClipResolver = Callable[[str | ReferenceAudio], tuple[AudioClip, str | None]]
+
+
+@dataclass
+class VoiceSetup:
+    system: str
+    scene: list[str | AudioClip] = field(default_factory=list)
+    examples: list[Turn] = field(default_factory=list)
+
+
+@dataclass
+class Synthesis:
+    audio: np.ndarray
+    sample_rate: int
+    num_chunks: int
+    seed: int
+
+
+def build_voice_setup(request: SynthesisRequest, resolve: ClipResolver) -> VoiceSetup:
+    dialogue = bool(request.speakers) or has_speaker_tags(request.text)
+    setup = VoiceSetup(system=SYSTEM_DIALOGUE if dialogue else SYSTEM_SINGLE)
+    scene = request.scene_description.strip()
+    if scene:
+        setup.scene.append(scene)
+    for key in sorted(request.speakers or {}, key=lambda k: int(k[7:])):
+        speaker = request.speakers[key]
+        source = speaker.voice or speaker.reference_audio
+        if source is not None:
+            clip, _ = resolve(source)
+            label = f"{key}: {speaker.description.strip()}" if speaker.description else f"{key}:"
+            setup.scene += [label, clip]
+        else:
+            setup.scene.append(f"{key}: {speaker.description.strip()}")
+    source = request.voice or request.reference_audio
+    if source is not None:
+        clip, transcript = resolve(source)
+        setup.examples = [Turn("user", text=transcript or ""), Turn("assistant", audio=clip)]
+    return setup
+
+
+def sampling_for(request: SynthesisRequest, engine: Engine, chunk: str, cap: int) -> Sampling:
+    return Sampling(
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        ras_win_len=request.ras_win_len,
+        ras_win_max_num_repeat=request.ras_win_max_num_repeat,
+        max_new_tokens=request.max_new_tokens or engine.max_tokens_for(chunk, cap),
+    )
+
+
+def synthesize(
+    engine: Engine,
+    request: SynthesisRequest,
+    setup: VoiceSetup,
+    max_new_tokens_cap: int,
+    should_stop: Callable[[], bool] | None = None,
+    on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+) -> Synthesis:
+    """Generate every chunk in order; ``on_chunk(i, n, audio)`` after each one."""
+    seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
+    chunks = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
+    history: list[Turn] = []
+    pieces: list[np.ndarray] = []
+    with engine.lock:
+        torch.manual_seed(seed)
+        for index, chunk in enumerate(chunks):
+            prompt = Prompt(
+                system=setup.system,
+                scene=list(setup.scene),
+                turns=setup.examples + history[-2 * CONTEXT_CHUNKS :] + [Turn("user", text=chunk)],
+            )
+            codes = engine.generate_codes(prompt, sampling_for(request, engine, chunk, max_new_tokens_cap), should_stop)
+            audio = engine.decode_codes(codes)
+            pieces.append(audio)
+            history += [Turn("user", text=chunk), Turn("assistant", audio=AudioClip(codes))]
+            if on_chunk is not None:
+                on_chunk(index, len(chunks), audio)
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    return Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(chunks), seed=seed)

@@ -1,0 +1,174 @@
+"""Shared fixtures: a tiny real Higgs model, moto's S3 server, local audio, workers.
+
+Everything here is a real component running on this machine: the tiny model is
+built with transformers' own classes, S3 is moto's standalone server reached over
+HTTP by boto3, reference audio is served by a real HTTP server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import os
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from higgs_worker.config import Settings
+from higgs_worker.jobs import Worker
+from higgs_worker.model_store import LocalModel
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "test-results"
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIATESTKEY000000001",
+    "AWS_SECRET_ACCESS_KEY": "test-secret-key-do-not-leak-0123456789",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tone(seconds: float = 1.0, rate: int = 24000, freq: float = 220.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def wav_bytes(seconds: float = 1.0, rate: int = 24000, channels: int = 1, fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(seconds, rate, channels=channels), rate, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny checkpoint pair, built once per test session."""
+    from higgs_worker.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_models):
+    from higgs_worker.engine import Engine
+
+    import torch
+
+    model_dir, tokenizer_dir = tiny_models
+    return Engine.load(str(model_dir), str(tokenizer_dir), "cpu", torch.float32)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's standalone S3 server on 127.0.0.1 (real HTTP, real boto3)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    import boto3
+
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", **_creds()).create_bucket(Bucket=BUCKET)
+    yield url
+    server.stop()
+
+
+def _creds() -> dict:
+    return {
+        "aws_access_key_id": FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+@pytest.fixture
+def s3_client(moto_server):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1", **_creds())
+
+
+@pytest.fixture
+def s3_env(moto_server, monkeypatch) -> dict:
+    env = {**FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server}
+    for key, value in FAKE_AWS.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def voices_dir(tmp_path) -> Path:
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    (folder / "belinda.wav").write_bytes(wav_bytes(1.5))
+    (folder / "belinda.txt").write_text("The sun rises in the east.")
+    (folder / "broom.flac").write_bytes(wav_bytes(1.0, fmt="FLAC"))
+    return folder
+
+
+@pytest.fixture
+def make_worker(engine, tiny_models, voices_dir, tmp_path):
+    """A Worker whose settings come from an env dict, sharing the loaded tiny engine."""
+
+    def factory(env: dict | None = None, share_engine: bool = True) -> Worker:
+        base = {
+            "MODEL_PATH": str(tiny_models[0]),
+            "TOKENIZER_PATH": str(tiny_models[1]),
+            "VOICES_DIR": str(voices_dir),
+            "RUNPOD_HF_CACHE_DIR": str(tmp_path / "hf-cache"),
+            "DEVICE": "cpu",
+        }
+        worker = Worker(Settings.from_env({**base, **(env or {})}))
+        if share_engine:
+            worker.engine = engine
+            worker.model_info = LocalModel(str(tiny_models[0]), worker.settings.model.repo, "local", False)
+        return worker
+
+    return factory
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving files from a folder; yields (folder, url)."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def subprocess_env(tiny_models, voices_dir, tmp_path) -> dict:
+    """Environment for running handler.py as a separate process against the tiny model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_"))}
+    env.update(
+        {
+            "MODEL_PATH": str(tiny_models[0]),
+            "TOKENIZER_PATH": str(tiny_models[1]),
+            "VOICES_DIR": str(voices_dir),
+            "RUNPOD_HF_CACHE_DIR": str(tmp_path / "hf-cache"),
+            "DEVICE": "cpu",
+            "PYTHONPATH": str(ROOT),
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    return env
