@@ -60,9 +60,9 @@ def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def engine(tiny_models):
-    from higgs_worker.engine import Engine
-
     import torch
+
+    from higgs_worker.engine import Engine
 
     model_dir, tokenizer_dir = tiny_models
     return Engine.load(str(model_dir), str(tokenizer_dir), "cpu", torch.float32)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned runtime (requirements-runtime.txt) and the test tools
+# (requirements-dev.txt). Idempotent: a second run only checks the pins.
+# torch/torchaudio from PyPI are CUDA builds (about 7 GB installed); they run on the CPU too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "setup-dev: creating .venv with $("$PYTHON" --version)"
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -r requirements-runtime.txt -r requirements-dev.txt
+echo "setup-dev: .venv ready ($(.venv/bin/python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

@@ -1,0 +1,93 @@
+"""The prompt builder against the checkpoint's own chat template and processor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from higgs_worker.prompt import (
+    SYSTEM_DIALOGUE,
+    SYSTEM_SINGLE,
+    AudioClip,
+    Prompt,
+    Turn,
+    as_conversation,
+    delay_pattern,
+    render,
+    tokenize,
+    undo_delay,
+)
+
+
+def clip(frames: int, seed: int = 0) -> AudioClip:
+    generator = torch.Generator().manual_seed(seed)
+    return AudioClip(torch.randint(0, 1024, (8, frames), generator=generator))
+
+
+PROMPTS = {
+    "smart voice": Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("user", "Hello there.")]),
+    "no scene": Prompt(SYSTEM_SINGLE, [], [Turn("user", "Hello.")]),
+    "cloning": Prompt(
+        SYSTEM_SINGLE,
+        ["Audio is recorded from a quiet room."],
+        [Turn("user", "Reference words."), Turn("assistant", audio=clip(5)), Turn("user", "New words.")],
+    ),
+    "dialogue voices": Prompt(
+        SYSTEM_DIALOGUE,
+        ["Audio is recorded from a quiet room.", "SPEAKER0:", clip(3), "SPEAKER1: masculine, deep"],
+        [Turn("user", "[SPEAKER0] Hi. [SPEAKER1] Hello.")],
+    ),
+    "dialogue descriptions": Prompt(
+        SYSTEM_DIALOGUE,
+        ["Audio is recorded from a quiet room.", "SPEAKER0: feminine", "SPEAKER1: masculine"],
+        [Turn("user", "[SPEAKER0] Hi.")],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_models):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_models[0]))
+
+
+@pytest.mark.parametrize("name", sorted(PROMPTS))
+def test_render_matches_the_checkpoint_chat_template(tokenizer, name):
+    prompt = PROMPTS[name]
+    expected = tokenizer.apply_chat_template(as_conversation(prompt), tokenize=False, add_generation_prompt=True)
+    text, clips = render(prompt, tokenizer.bos_token)
+    assert text == expected
+    assert len(clips) == text.count("<|AUDIO_OUT|>")
+
+
+def test_delay_pattern_matches_the_processor(tiny_models):
+    from transformers import HiggsAudioV2Processor
+
+    codes = clip(6).codes
+    ours = delay_pattern(codes, 1024, 1025)
+    theirs = HiggsAudioV2Processor.build_delay_pattern(
+        type("P", (), {"audio_stream_bos_id": 1024, "audio_stream_eos_id": 1025})(),
+        torch.cat([torch.full((1, 8, 1), 1024), codes[None], torch.full((1, 8, 1), 1025)], dim=2),
+    )
+    assert torch.equal(ours, theirs[0].transpose(0, 1))
+    assert ours.shape == (6 + 2 + 7, 8)
+
+
+def test_undo_delay_inverts_the_pattern():
+    codes = clip(9).codes
+    rows = delay_pattern(codes, 1024, 1025)[1:-1]  # what the model emits between bos and the end
+    assert torch.equal(undo_delay(rows[: 9 + 7]), codes)
+
+
+def test_tokenize_lines_up_placeholders_with_audio_rows(tokenizer):
+    prompt = PROMPTS["cloning"]
+    delay_token = "<|reserved_special_token_6|>"
+    batch = tokenize(prompt, tokenizer, 1024, 1025, delay_token)
+    ids = batch["input_ids"][0]
+    audio_id = tokenizer.convert_tokens_to_ids("<|AUDIO_OUT|>")
+    delay_id = tokenizer.convert_tokens_to_ids(delay_token)
+    placeholders = int(((ids == audio_id) | (ids == delay_id)).sum())
+    assert placeholders == batch["audio_input_ids"].shape[1] == 5 + 2 + 7
+    assert batch["audio_input_ids_mask"].all()
+    assert ids[-1] == tokenizer.convert_tokens_to_ids("<|audio_out_bos|>")
