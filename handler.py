@@ -1,22 +1,31 @@
 """RunPod serverless entry point for the Higgs Audio v2 worker.
 
-python -u handler.py                      # on RunPod (bootstrap.sh runs this)
-python handler.py --test_input '{"input": {"text": "Hello there."}}'
-python handler.py --rp_serve_api          # local /run, /runsync, /status, /stream
+    python -u handler.py                      # on RunPod (bootstrap.sh runs this)
+    python handler.py --test_input '{"input": {"text": "Hello there."}}'
+    python handler.py --rp_serve_api          # local /run, /runsync, /status, /stream
+
+The handler is an async generator so that ``/stream`` works: a job with
+``"stream": true`` yields audio pieces while it is generated, and every job yields its
+full output (or ``{"error": ...}``) last. With ``return_aggregate_stream`` the output of
+``/run`` + ``/status`` and ``/runsync`` is the list of yielded items; its last item is
+the result. ``--test_input`` (the SDK's local mode, which cannot run generators)
+returns that last item alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
 import threading
 
 # The runpod SDK logs whole job outputs at DEBUG, its default; outputs hold presigned
 # URLs and base64 audio. Set before the SDK is imported.
 os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
 
-from higgs_worker import logs
-from higgs_worker.jobs import Worker
+from higgs_worker import logs  # noqa: E402
+from higgs_worker.jobs import Worker  # noqa: E402
 
 _worker: Worker | None = None
 
@@ -40,15 +49,39 @@ def _progress_sender(job: dict):
     return send
 
 
-async def handler(job: dict) -> dict:
-    """Run the job in a thread so that a cancel or timeout from RunPod (which cancels
-    this task) stops generation at its next step."""
+async def handler(job: dict):
+    """Run the job in a thread; pass stream pieces on as they come; the result last.
+
+    A cancel or timeout from RunPod cancels this task: generation then stops at its
+    next step (the thread checks ``stop``)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
+
+    def emit(item: dict) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (False, item))
+
+    def work() -> None:
+        result = get_worker().run(job, stop.is_set, _progress_sender(job), emit)
+        loop.call_soon_threadsafe(queue.put_nowait, (True, result))
+
+    threading.Thread(target=work, name=f"job-{job.get('id')}", daemon=True).start()
     try:
-        return await asyncio.to_thread(get_worker().run, job, stop.is_set, _progress_sender(job))
-    except asyncio.CancelledError:
+        while True:
+            last, item = await queue.get()
+            yield item
+            if last:
+                return
+    finally:
         stop.set()
-        raise
+
+
+async def run_to_result(job: dict) -> dict:
+    """The last item of ``handler`` (the job's output), for the SDK's local test mode."""
+    result: dict = {}
+    async for item in handler(job):
+        result = item
+    return result
 
 
 def main() -> None:
@@ -57,8 +90,19 @@ def main() -> None:
     logs.setup()
     worker = get_worker()
     if worker.settings.preload_models:
-        worker.ensure_engine()
-    runpod.serverless.start({"handler": handler})
+        try:
+            worker.ensure_engine().warm_up()
+        except Exception as exc:  # the first job retries and reports the error to its caller
+            logging.getLogger("handler").error("preload failed: %s", exc)
+    local_test = not (
+        os.environ.get("RUNPOD_WEBHOOK_GET_JOB")
+        or os.environ.get("RUNPOD_REALTIME_PORT")
+        or "--rp_serve_api" in sys.argv
+    )
+    if local_test:  # --test_input or test_input.json: the SDK's local mode runs plain handlers only
+        runpod.serverless.start({"handler": run_to_result})
+    else:
+        runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})
 
 
 if __name__ == "__main__":

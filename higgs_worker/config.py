@@ -95,6 +95,7 @@ class Settings:
     max_new_tokens_cap: int
     url_timeout_seconds: float
     s3_attempts: int
+    decode_compile: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +127,7 @@ class Settings:
             max_new_tokens_cap=_int(env, "MAX_NEW_TOKENS", 25 * 60 * 10),
             url_timeout_seconds=float(_int(env, "REFERENCE_URL_TIMEOUT_SECONDS", 20)),
             s3_attempts=max(1, _int(env, "S3_ATTEMPTS", 4)),
+            decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
         )
 
 

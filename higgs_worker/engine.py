@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .prompt import AudioClip, Prompt, tokenize, undo_delay
+from .decode_loop import DecodeLoop, LoopSettings, Stopped
+from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize, undo_delay
+from .streaming import StreamingDecoder
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,13 @@ def pick_device(setting: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def loop_settings_for(device: str, compile_setting: str = "auto") -> LoopSettings:
+    """Static KV cache + compiled single-step forward on CUDA; the plain path elsewhere."""
+    on_cuda = device.startswith("cuda")
+    compile_on = on_cuda if compile_setting in ("", "auto") else compile_setting in ("1", "true", "yes", "on")
+    return LoopSettings(static_cache=on_cuda or compile_on, compile=compile_on)
+
+
 def pick_dtype(setting: str, device: str) -> torch.dtype:
     if setting and setting != "auto":
         return {
@@ -57,22 +66,18 @@ def pick_dtype(setting: str, device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-class _StopWhen:
-    """A stopping criterion that asks a callback after every step."""
-
-    def __init__(self, should_stop: Callable[[], bool]):
-        self.should_stop = should_stop
-        self.fired = False
-
-    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-        stop = bool(self.should_stop())
-        self.fired = self.fired or stop
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
-
-
 class Engine:
-    def __init__(self, model, audio_tokenizer, tokenizer, feature_extractor, device: str):
+    def __init__(
+        self,
+        model,
+        audio_tokenizer,
+        tokenizer,
+        feature_extractor,
+        device: str,
+        loop_settings: LoopSettings | None = None,
+    ):
         self.model = model
+        self.loop = DecodeLoop(model, loop_settings)
         self.audio_tokenizer = audio_tokenizer
         self.tokenizer = tokenizer
         self.feature_extractor = feature_extractor
@@ -88,7 +93,14 @@ class Engine:
         self.lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str, tokenizer_dir: str, device: str, dtype: torch.dtype) -> Engine:
+    def load(
+        cls,
+        model_dir: str,
+        tokenizer_dir: str,
+        device: str,
+        dtype: torch.dtype,
+        loop_settings: LoopSettings | None = None,
+    ) -> Engine:
         from transformers import (
             AutoTokenizer,
             DacFeatureExtractor,
@@ -111,7 +123,7 @@ class Engine:
             device,
             dtype,
         )
-        return cls(model, audio_tokenizer, tokenizer, features, device)
+        return cls(model, audio_tokenizer, tokenizer, features, device, loop_settings)
 
     # -- audio codes <-> waveforms -------------------------------------------------
 
@@ -157,24 +169,45 @@ class Engine:
             config.ras_win_max_num_repeat = sampling.ras_win_max_num_repeat
         return config
 
-    @torch.inference_mode()
+    def batch_for(self, prompt: Prompt) -> dict:
+        batch = tokenize(prompt, self.tokenizer, self.bos_id, self.eos_id, self.delay_token)
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def generate_rows(
+        self, prompt: Prompt, sampling: Sampling, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[torch.Tensor]:
+        """The engine's decode loop: yield each generated row (delay pattern) as it comes."""
+        try:
+            yield from self.loop.rows(self.batch_for(prompt), sampling, should_stop)
+        except Stopped:
+            raise Cancelled() from None
+
     def generate_codes(
         self, prompt: Prompt, sampling: Sampling, should_stop: Callable[[], bool] | None = None
     ) -> torch.Tensor:
         """Generate one audio segment for ``prompt``; return codes (num_codebooks, frames)."""
-        from transformers import StoppingCriteriaList
+        return self.codes_from_rows(torch.stack(list(self.generate_rows(prompt, sampling, should_stop))))
 
-        batch = tokenize(prompt, self.tokenizer, self.bos_id, self.eos_id, self.delay_token)
-        batch = {key: value.to(self.device) for key, value in batch.items()}
+    @torch.inference_mode()
+    def reference_generate_codes(self, prompt: Prompt, sampling: Sampling) -> torch.Tensor:
+        """The same through transformers' ``generate()`` (the reference path of the benchmark)."""
+        batch = self.batch_for(prompt)
         prompt_frames = batch["audio_input_ids"].shape[1] if "audio_input_ids" in batch else 0
-        stopper = _StopWhen(should_stop) if should_stop else None
-        criteria = StoppingCriteriaList([stopper]) if stopper else None
-        output = self.model.generate(
-            **batch, generation_config=self._generation_config(sampling), stopping_criteria=criteria
-        )
-        if stopper is not None and stopper.fired:
-            raise Cancelled()
+        output = self.model.generate(**batch, generation_config=self._generation_config(sampling))
         return self.codes_from_rows(output[0, prompt_frames:])
+
+    def warm_up(self, steps: int = 16) -> None:
+        """A short generation so that compilation happens before the first job."""
+        prompt = Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("user", "Warm up.")])
+        self.loop.warm_up(self.batch_for(prompt), Sampling(max_new_tokens=steps), steps=steps)
+
+    def streaming_decoder(self) -> StreamingDecoder:
+        return StreamingDecoder(
+            self.decode_codes, self.num_codebooks, self.samples_per_frame, self.bos_id, self.eos_id, self.code_limit
+        )
+
+    def no_codes(self) -> torch.Tensor:
+        return torch.zeros((self.num_codebooks, 0), dtype=torch.long)
 
     def codes_from_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Generated delayed rows (steps, num_codebooks) -> codes (num_codebooks, frames)."""

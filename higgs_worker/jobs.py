@@ -19,7 +19,7 @@ import numpy as np
 
 from . import audio as audio_codec
 from .config import Settings
-from .engine import Cancelled, Engine, pick_device, pick_dtype
+from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
 from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, OUT_OF_MEMORY, STORAGE, WorkerError
 from .model_store import LocalModel, check_format, ensure_local
 from .prompt import AudioClip
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 VOICE_CACHE_SIZE = 32
 
 ProgressFn = Callable[[int, int], None]
+EmitFn = Callable[[dict], None]
+STREAM_SAMPLE_RATE = 24000
 
 
 class Timer:
@@ -100,7 +102,13 @@ class Worker:
             device = pick_device(settings.device)
             with timer.measure("load_s"):
                 try:
-                    self.engine = Engine.load(model.path, tokenizer.path, device, pick_dtype(settings.dtype, device))
+                    self.engine = Engine.load(
+                        model.path,
+                        tokenizer.path,
+                        device,
+                        pick_dtype(settings.dtype, device),
+                        loop_settings_for(device, settings.decode_compile),
+                    )
                 except Exception as exc:
                     if _is_oom(exc):
                         _free_device_memory()
@@ -150,13 +158,16 @@ class Worker:
         job: dict[str, Any],
         should_stop: Callable[[], bool] | None = None,
         progress: ProgressFn | None = None,
+        emit: EmitFn | None = None,
     ) -> dict[str, Any]:
+        """Run one job. With ``stream: true`` and ``emit``, audio pieces are handed to
+        ``emit`` while they are generated; the return value is always the full output."""
         timer = Timer()
         job_id = str(job.get("id") or "job")
         try:
             request = parse_request(job.get("input"), self.settings)
             engine = self.ensure_engine(timer)
-            return self._synthesize_and_deliver(job_id, request, engine, timer, should_stop, progress)
+            return self._synthesize_and_deliver(job_id, request, engine, timer, should_stop, progress, emit)
         except WorkerError as exc:
             log.info("job %s failed: %s", job_id, exc.code)
             return exc.as_output()
@@ -177,16 +188,19 @@ class Worker:
             }
 
     def _synthesize_and_deliver(
-        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress
+        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
+        on_audio = _stream_emitter(emit) if (request.stream and emit is not None) else None
 
         def on_chunk(index: int, total: int, _audio: np.ndarray) -> None:
             if progress is not None and total > 1:
                 progress(index + 1, total)
 
         with timer.measure("generate_s"):
-            result = synthesize(engine, request, setup, self.settings.max_new_tokens_cap, should_stop, on_chunk)
+            result = synthesize(
+                engine, request, setup, self.settings.max_new_tokens_cap, should_stop, on_chunk, on_audio
+            )
         with timer.measure("encode_s"):
             waveform = audio_codec.resample(result.audio, result.sample_rate, request.sample_rate)
             data = audio_codec.encode(waveform, request.sample_rate, request.output_format.value)
@@ -237,6 +251,27 @@ class Worker:
                 out["audio_url"] = stored.url
             return out
         return {"audio_base64": base64.b64encode(data).decode("ascii")}
+
+
+def _stream_emitter(emit: EmitFn) -> Callable[[np.ndarray], None]:
+    """Stream items: 16-bit PCM pieces at the model's rate, each well under 1 MB."""
+    count = {"n": 0}
+    max_samples = 300_000  # 600 kB of PCM, 800 kB as base64
+
+    def on_audio(piece: np.ndarray) -> None:
+        for start in range(0, len(piece), max_samples):
+            pcm = audio_codec.to_pcm16(piece[start : start + max_samples])
+            emit(
+                {
+                    "chunk": count["n"],
+                    "format": "pcm_s16le",
+                    "sample_rate": STREAM_SAMPLE_RATE,
+                    "audio_base64": base64.b64encode(pcm).decode("ascii"),
+                }
+            )
+            count["n"] += 1
+
+    return on_audio
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -79,8 +79,10 @@ def synthesize(
     max_new_tokens_cap: int,
     should_stop: Callable[[], bool] | None = None,
     on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+    on_audio: Callable[[np.ndarray], None] | None = None,
 ) -> Synthesis:
-    """Generate every chunk in order; ``on_chunk(i, n, audio)`` after each one."""
+    """Generate every chunk in order; ``on_chunk(i, n, audio)`` after each one and, when
+    streaming, ``on_audio(piece)`` for each piece of audio as soon as it is decoded."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
     chunks = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
     history: list[Turn] = []
@@ -93,7 +95,16 @@ def synthesize(
                 scene=list(setup.scene),
                 turns=setup.examples + history[-2 * CONTEXT_CHUNKS :] + [Turn("user", text=chunk)],
             )
-            codes = engine.generate_codes(prompt, sampling_for(request, engine, chunk, max_new_tokens_cap), should_stop)
+            sampling = sampling_for(request, engine, chunk, max_new_tokens_cap)
+            streamer = engine.streaming_decoder() if on_audio is not None else None
+            rows = []
+            for row in engine.generate_rows(prompt, sampling, should_stop):
+                rows.append(row)
+                for piece in streamer.push(row) if streamer else ():
+                    on_audio(piece)
+            for piece in streamer.finish() if streamer else ():
+                on_audio(piece)
+            codes = engine.codes_from_rows(torch.stack(rows)) if rows else engine.no_codes()
             audio = engine.decode_codes(codes)
             pieces.append(audio)
             history += [Turn("user", text=chunk), Turn("assistant", audio=AudioClip(codes))]

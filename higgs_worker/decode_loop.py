@@ -1,0 +1,190 @@
+"""The engine's own decode loop for Higgs Audio v2, yielding audio rows as they come.
+
+Same sampling semantics as transformers' ``HiggsAudioV2ForConditionalGeneration.generate``
+(``generation_higgs_audio_v2.py``): the delay-pattern logits rules (forced stream-bos
+while codebooks start, the stream-eos cascade once one codebook ends), temperature /
+top-k / top-p per codebook with transformers' own warpers, multinomial sampling or
+argmax, and repetition-aware sampling (RAS) that re-draws a repeated code from the raw
+logits. With the same seed it draws the same random numbers in the same order, so its
+codes equal ``generate()``'s (tests/test_decode_loop.py).
+
+What it adds: one row per step is handed to the caller (streaming), the state of the
+delay rules lives on the device (no host round trip but the one row), and on CUDA a
+static KV cache (a few fixed sizes, reused across jobs) with the single-step forward
+compiled by ``torch.compile`` (CUDA graphs via mode="reduce-overhead").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger(__name__)
+
+STATIC_CACHE_BUCKETS = (1024, 2048, 4096, 8192)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    static_cache: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    compile_mode: str | None = "reduce-overhead"
+    fullgraph: bool = False
+
+
+class Stopped(Exception):
+    """Raised inside the loop when ``should_stop`` answered True."""
+
+
+class DecodeLoop:
+    def __init__(self, model, settings: LoopSettings | None = None):
+        self.model = model
+        self.settings = settings or LoopSettings()
+        config = model.config
+        self.num_codebooks = config.num_codebooks
+        self.codebook_size = config.codebook_size
+        self.bos_id = config.audio_stream_bos_id
+        self.eos_id = config.audio_stream_eos_id
+        self.audio_bos_token = config.audio_bos_token_id
+        self.delay_token = config.audio_delay_token_id
+        self._caches: dict[int, object] = {}
+        self._step = self._eager_step
+        if self.settings.compile:
+            self._step = torch.compile(
+                self._eager_step,
+                backend=self.settings.compile_backend,
+                mode=self.settings.compile_mode if self.settings.compile_backend == "inductor" else None,
+                fullgraph=self.settings.fullgraph,
+                dynamic=False,
+            )
+
+    # -- cache ------------------------------------------------------------------------
+
+    def _cache_for(self, needed: int):
+        from transformers import DynamicCache, StaticCache
+
+        if not self.settings.static_cache:
+            return DynamicCache(config=self.model.config)
+        size = next((b for b in STATIC_CACHE_BUCKETS if b >= needed), None)
+        if size is None:
+            log.info("prompt + generation needs %d positions; using a dynamic cache", needed)
+            return DynamicCache(config=self.model.config)
+        cache = self._caches.get(size)
+        if cache is None:
+            cache = StaticCache(config=self.model.config, max_cache_len=size)
+            self._caches[size] = cache
+        else:
+            cache.reset()
+        return cache
+
+    # -- the forward passes -------------------------------------------------------------
+
+    def _eager_step(self, audio_row: torch.Tensor, position_ids: torch.Tensor, cache) -> torch.Tensor:
+        out = self.model(audio_input_ids=audio_row, position_ids=position_ids, cache=cache, use_cache=True)
+        return out.logits[:, -1, :].float()
+
+    def _prefill(self, batch: dict, cache) -> torch.Tensor:
+        out = self.model(**batch, cache=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :].float()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _delay_state(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial bos/eos delays, read from the last ``num_codebooks`` prompt tokens."""
+        n = self.num_codebooks
+        device = input_ids.device
+        pattern = torch.arange(1, n + 1, device=device)
+        window = input_ids[0, -n:]
+        bos_at = (window == self.audio_bos_token).nonzero()
+        bos = pattern - (n - int(bos_at[0, 0])) if len(bos_at) else torch.zeros_like(pattern)
+        eos_at = (window == self.delay_token).nonzero()
+        eos = pattern - (n - int(eos_at[0, 0])) if len(eos_at) else pattern.clone()
+        return bos, eos
+
+    def _warpers(self, sampling):
+        from transformers.generation.logits_process import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        warpers = LogitsProcessorList()
+        if sampling.temperature > 0:
+            if sampling.temperature != 1.0:
+                warpers.append(TemperatureLogitsWarper(sampling.temperature))
+            if sampling.top_k > 0:
+                warpers.append(TopKLogitsWarper(top_k=sampling.top_k, min_tokens_to_keep=1))
+            if sampling.top_p < 1.0:
+                warpers.append(TopPLogitsWarper(top_p=sampling.top_p, min_tokens_to_keep=1))
+        return warpers
+
+    @torch.inference_mode()
+    def rows(self, batch: dict, sampling, should_stop: Callable[[], bool] | None = None) -> Iterator[torch.Tensor]:
+        """Yield each generated row (num_codebooks codes, on the CPU) until the stream
+        ends (all codebooks emit stream-eos; that row is yielded too) or
+        ``sampling.max_new_tokens`` steps. Raises ``Stopped`` when asked to stop."""
+        device = batch["input_ids"].device
+        n, size = self.num_codebooks, self.codebook_size
+        prompt_rows = batch["audio_input_ids"][0] if "audio_input_ids" in batch else None
+        prompt_len = batch["input_ids"].shape[1]
+        cache = self._cache_for(prompt_len + sampling.max_new_tokens + 1)
+
+        bos_delay, eos_delay = self._delay_state(batch["input_ids"])
+        last_is_delay = bool(batch["input_ids"][0, -1] == self.delay_token)
+        not_bos = torch.arange(size, device=device) != self.bos_id
+        not_eos = torch.arange(size, device=device) != self.eos_id
+        warpers = self._warpers(sampling)
+        greedy = sampling.temperature <= 0
+        ras = sampling.ras_win_len > 0 and sampling.ras_win_max_num_repeat > 0
+        # the last ras_win_len rows of prompt audio + generated audio (RAS looks back that far)
+        recent = list(prompt_rows[-sampling.ras_win_len :]) if (ras and prompt_rows is not None) else []
+
+        logits = self._prefill(batch, cache)
+        for step in range(sampling.max_new_tokens):
+            if should_stop is not None and should_stop():
+                raise Stopped()
+            raw = logits.reshape(n, size)
+            scores = raw
+            bos_rows = bos_delay >= 0
+            scores = scores.masked_fill(bos_rows[:, None] & not_bos, float("-inf"))
+            bos_delay = bos_delay - bos_rows.long()
+            if last_is_delay:
+                eos_delay = eos_delay - 1
+            eos_rows = eos_delay <= 0
+            scores = scores.masked_fill(eos_rows[:, None] & not_eos, float("-inf"))
+            scores = warpers(None, scores)
+            if greedy:
+                codes = scores.argmax(dim=-1)
+            else:
+                codes = torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+            if ras and recent:
+                window = torch.stack(recent)
+                repeats = ((window == codes) & (window != self.bos_id) & (window != self.eos_id)).sum(dim=0)
+                redraw = repeats >= sampling.ras_win_max_num_repeat
+                replacement = raw[redraw].softmax(dim=-1).multinomial(1, replacement=True).view(-1)
+                codes = codes.clone()
+                codes[redraw] = replacement
+            if ras:
+                recent = recent[-(sampling.ras_win_len - 1) :] + [codes] if sampling.ras_win_len > 1 else [codes]
+            row = codes.to("cpu")
+            ended = row == self.eos_id
+            yield row
+            if bool(ended.all()):
+                return
+            last_is_delay = bool(ended.any()) or last_is_delay
+            if step + 1 == sampling.max_new_tokens:
+                return
+            position = torch.full((1, 1), prompt_len + step, dtype=torch.long, device=device)
+            logits = self._step(codes.view(1, 1, n), position, cache)
+
+    def warm_up(self, batch: dict, sampling, steps: int = 12) -> None:
+        """Run a few steps so that compilation (if any) happens before the first job."""
+        from dataclasses import replace
+
+        for _ in self.rows(batch, replace(sampling, max_new_tokens=steps)):
+            pass
