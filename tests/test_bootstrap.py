@@ -1,0 +1,395 @@
+"""bootstrap.sh, really run with bash against a temporary "network volume".
+
+The requirements are a tiny wheel written by the test and installed with
+``--no-index --find-links``, so nothing here needs the network. The handler is a
+stand-in handler.py that reports its argv, interpreter and working directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOTSTRAP = ROOT / "bootstrap.sh"
+PKG = "higgs_bootstrap_probe"
+DIST = "higgs-bootstrap-probe"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is required")
+
+
+# --------------------------------------------------------------------------- helpers
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+
+def build_wheel(dest: Path, version: str) -> Path:
+    """Write a minimal, valid wheel with one module and one console script."""
+    dist_info = f"{PKG}-{version}.dist-info"
+    files = {
+        f"{PKG}/__init__.py": (f'VERSION = "{version}"\n\n\ndef main():\n    print("probe-ok", VERSION)\n').encode(),
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\nSummary: test package for bootstrap.sh\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test_bootstrap\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+        f"{dist_info}/entry_points.txt": (f"[console_scripts]\n{DIST} = {PKG}:main\n").encode(),
+    }
+    record = [_record_line(p, d) for p, d in files.items()] + [f"{dist_info}/RECORD,,"]
+    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / f"{PKG}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
+
+
+HANDLER = r"""
+import json, os, sys
+info = {"argv": sys.argv[1:], "executable": sys.executable, "prefix": sys.prefix,
+        "virtual_env": os.environ.get("VIRTUAL_ENV"), "cwd": os.getcwd()}
+try:
+    import higgs_bootstrap_probe
+    info["probe"] = higgs_bootstrap_probe.VERSION
+except ImportError:
+    info["probe"] = None
+print("HANDLER " + json.dumps(info), flush=True)
+"""
+
+
+class Env:
+    """A temporary app dir, volume and wheelhouse, and a way to run bootstrap.sh."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.app = tmp / "app"
+        self.app.mkdir()
+        (self.app / "handler.py").write_text(HANDLER)
+        self.req = self.app / "requirements-runtime.txt"
+        self.req.write_text(f"{DIST}==1.0\n")
+        self.volume = tmp / "runpod-volume"
+        self.volume.mkdir()
+        self.wheels = tmp / "wheels"
+        build_wheel(self.wheels, "1.0")
+        build_wheel(self.wheels, "2.0")
+        self.venvs = self.volume / "higgs-worker" / "venvs"
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PIP_", "BOOTSTRAP_", "PYTHON")) and k not in ("VIRTUAL_ENV", "TORCH_INDEX_URL")
+        }
+        env.update(
+            PIP_CONFIG_FILE=os.devnull,
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+            BOOTSTRAP_PYTHON=sys.executable,
+            BOOTSTRAP_APP_DIR=str(self.app),
+            BOOTSTRAP_VOLUME_DIR=str(self.volume),
+            BOOTSTRAP_LOCAL_DIR=str(self.tmp / "local-venvs"),
+            BOOTSTRAP_REQUIREMENTS=str(self.req),
+            BOOTSTRAP_PIP_ARGS=f"--no-index --find-links {self.wheels}",
+            BOOTSTRAP_LOCK_TIMEOUT="60",
+            BOOTSTRAP_MIN_FREE_GB="0",
+        )
+        env.update(extra)
+        return env
+
+    def run(self, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(BOOTSTRAP), *args],
+            env=self.environ(**extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self, *args: str, log: Path, **extra: str) -> subprocess.Popen:
+        fh = open(log, "w")  # noqa: SIM115 - closed by the caller via finish()
+        proc = subprocess.Popen(
+            ["bash", str(BOOTSTRAP), *args],
+            env=self.environ(**extra),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        proc._log_handle = fh  # type: ignore[attr-defined]
+        return proc
+
+    def published(self) -> list[Path]:
+        if not self.venvs.is_dir():
+            return []
+        return sorted(p for p in self.venvs.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def leftovers(self) -> list[Path]:
+        if not self.venvs.is_dir():
+            return []
+        return sorted(p for p in self.venvs.iterdir() if p.name.startswith(".tmp-"))
+
+
+def handler_report(output: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith("HANDLER ")]
+    assert len(lines) == 1, f"handler.py did not run exactly once:\n{output}"
+    return json.loads(lines[0][len("HANDLER ") :])
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 120) -> tuple[int, str]:
+    try:
+        rc = proc.wait(timeout=timeout)
+    finally:
+        proc._log_handle.close()  # type: ignore[attr-defined]
+    return rc, log.read_text()
+
+
+@pytest.fixture()
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+# --------------------------------------------------------------------------- tests
+def test_first_run_builds_and_records_second_run_reuses_without_installing(env: Env) -> None:
+    first = env.run("--rp_serve_api")
+    assert first.returncode == 0, first.stdout
+    assert "built and published" in first.stdout
+    for phase in ("phase venv:", "phase pip install:", "phase publish:", "bootstrap took"):
+        assert phase in first.stdout, f"missing timing '{phase}':\n{first.stdout}"
+
+    [venv] = env.published()
+    assert env.leftovers() == []
+    assert venv.name.startswith(f"py{sys.version_info[0]}.{sys.version_info[1]}-")
+    record = json.loads((venv / ".bootstrap.json").read_text())
+    assert record["key"] == venv.name
+    assert record["path"] == str(venv)
+    assert record["mode"] == "network volume"
+    assert record["requirements_sha256"] == hashlib.sha256(env.req.read_bytes()).hexdigest()
+    assert f"{DIST}==1.0" in record["packages"]
+
+    report = handler_report(first.stdout)
+    assert report["argv"] == ["--rp_serve_api"]
+    assert Path(report["prefix"]) == venv
+    assert report["virtual_env"] == str(venv)
+    assert report["probe"] == "1.0"
+    assert Path(report["cwd"]).resolve() == env.app.resolve()
+
+    # Built in a temporary folder and renamed: the console script must point at the
+    # final path, not at the temporary one.
+    script = venv / "bin" / DIST
+    assert ".tmp-" not in script.read_text().splitlines()[0]
+    probe = subprocess.run([str(script)], capture_output=True, text=True, timeout=30)
+    assert probe.stdout.strip() == "probe-ok 1.0", probe.stderr
+
+    # Second start: the wheelhouse is gone, so any install attempt would fail.
+    shutil.rmtree(env.wheels)
+    inode = venv.stat().st_ino
+    second = env.run("--rp_serve_api")
+    assert second.returncode == 0, second.stdout
+    assert "reused (no install)" in second.stdout
+    assert "phase pip install" not in second.stdout
+    assert "install lock" not in second.stdout
+    assert env.published() == [venv] and venv.stat().st_ino == inode
+    assert json.loads((venv / ".bootstrap.json").read_text()) == record
+    assert Path(handler_report(second.stdout)["prefix"]) == venv
+
+
+def test_arguments_reach_handler_unchanged(env: Env) -> None:
+    test_input = json.dumps({"input": {"text": 'He said "hi" & $HOME; `echo no`', "seed": 3}})
+    args = ["--test_input", test_input, "", "two words", "--rp_log_level", "INFO"]
+    result = env.run(*args)
+    assert result.returncode == 0, result.stdout
+    report = handler_report(result.stdout)
+    assert report["argv"] == args
+    assert report["probe"] == "1.0"
+    assert f"starting handler.py with {len(args)} argument(s)" in result.stdout
+
+
+def test_key_follows_requirements_and_torch_index(env: Env) -> None:
+    assert env.run().returncode == 0
+    [v1] = env.published()
+
+    env.req.write_text(f"{DIST}==2.0\n")
+    result = env.run()
+    assert result.returncode == 0, result.stdout
+    assert handler_report(result.stdout)["probe"] == "2.0"
+    v2 = [p for p in env.published() if p != v1]
+    assert len(v2) == 1 and (v1 / ".bootstrap.json").is_file()
+
+    # Another torch index is another environment; its credentials never reach the log
+    # or the record. (--no-index makes pip ignore the index itself.)
+    result = env.run(TORCH_INDEX_URL="https://user:s3cr3tpw@example.invalid/whl/cu126")
+    assert result.returncode == 0, result.stdout
+    assert len(env.published()) == 3
+    assert "s3cr3tpw" not in result.stdout
+    assert "https://***@example.invalid/whl/cu126" in result.stdout
+    records = [json.loads((p / ".bootstrap.json").read_text()) for p in env.published()]
+    assert all("s3cr3tpw" not in json.dumps(r) for r in records)
+
+
+def test_two_workers_at_once_build_once(env: Env) -> None:
+    env.venvs.mkdir(parents=True)
+    lock_path = env.venvs / ".install.lock"
+    logs = [env.tmp / "worker-a.log", env.tmp / "worker-b.log"]
+    with open(lock_path, "a") as holder:
+        # Hold the install lock ourselves so both workers are certain to contend.
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        procs = [env.start("--rp_serve_api", log=log) for log in logs]
+        wait_for(
+            lambda: all("waiting for the install lock" in log.read_text() for log in logs),
+            60,
+            "both workers to wait for the lock",
+        )
+        fcntl.flock(holder, fcntl.LOCK_UN)
+    results = [finish(p, log) for p, log in zip(procs, logs, strict=True)]
+    for rc, out in results:
+        assert rc == 0, out
+    outputs = [out for _, out in results]
+    assert sum("built and published" in out for out in outputs) == 1, outputs
+    assert sum("reused (built by another worker while this one waited)" in out for out in outputs) == 1
+    assert sum("phase pip install:" in out for out in outputs) == 1
+    [venv] = env.published()
+    assert env.leftovers() == []
+    assert {handler_report(out)["prefix"] for out in outputs} == {str(venv)}
+
+
+class _StallingIndex(http.server.ThreadingHTTPServer):
+    """A find-links page whose wheel download stalls halfway while ``stall`` is set."""
+
+    daemon_threads = True
+
+    def __init__(self, wheel: Path):
+        self.wheel = wheel.read_bytes()
+        self.wheel_name = wheel.name
+        self.stall = threading.Event()
+        self.stall.set()
+        self.download_started = threading.Event()
+        self.release = threading.Event()
+        super().__init__(("127.0.0.1", 0), _IndexHandler)
+
+
+class _IndexHandler(http.server.BaseHTTPRequestHandler):
+    server: _StallingIndex
+
+    def log_message(self, *args) -> None:  # keep pytest output quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        srv = self.server
+        if self.path.rstrip("/") in ("", "/links"):
+            body = f'<html><body><a href="/files/{srv.wheel_name}">{srv.wheel_name}</a></body></html>'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == f"/files/{srv.wheel_name}":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(srv.wheel)))
+            self.end_headers()
+            if srv.stall.is_set():
+                self.wfile.write(srv.wheel[: len(srv.wheel) // 2])
+                self.wfile.flush()
+                srv.download_started.set()
+                srv.release.wait(60)
+                return
+            self.wfile.write(srv.wheel)
+        else:
+            self.send_error(404)
+
+
+def test_killed_install_is_never_used_and_is_cleaned_up(env: Env) -> None:
+    server = _StallingIndex(env.wheels / f"{PKG}-1.0-py3-none-any.whl")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    pip_args = f"--no-index --find-links http://127.0.0.1:{server.server_port}/links --trusted-host 127.0.0.1"
+    try:
+        log = env.tmp / "killed.log"
+        proc = env.start("--rp_serve_api", log=log, BOOTSTRAP_PIP_ARGS=pip_args)
+        try:
+            assert server.download_started.wait(60), log.read_text()
+            assert env.leftovers(), "the install should be running in a temporary folder"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker dies mid-install
+            rc, out = finish(proc, log)
+        assert rc == -signal.SIGKILL, out
+        assert "HANDLER " not in out
+        assert env.published() == [], "a killed install must not be published"
+        [partial] = env.leftovers()
+        assert not (partial / ".bootstrap.json").exists()
+        server.release.set()
+
+        # The next worker (same key) must not use the partial install: it cleans it
+        # up and builds a complete one. A lock left behind would make it wait.
+        server.stall.clear()
+        result = env.run("--rp_serve_api", BOOTSTRAP_PIP_ARGS=pip_args, BOOTSTRAP_LOCK_TIMEOUT="20")
+        assert result.returncode == 0, result.stdout
+        assert f"removing leftover of an interrupted install: {partial}" in result.stdout
+        assert "built and published" in result.stdout
+        [venv] = env.published()
+        assert env.leftovers() == []
+        assert handler_report(result.stdout)["probe"] == "1.0"
+        assert Path(handler_report(result.stdout)["prefix"]) == venv
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_failed_install_fails_loudly_and_publishes_nothing(env: Env) -> None:
+    env.req.write_text("higgs-bootstrap-probe==9.9\n")  # not in the wheelhouse
+    result = env.run("--rp_serve_api")
+    assert result.returncode == 1
+    assert "[bootstrap] ERROR: pip install failed" in result.stdout
+    assert "Nothing was published" in result.stdout
+    assert "not available from the configured index" in result.stdout
+    assert "HANDLER " not in result.stdout
+    assert env.published() == [] and env.leftovers() == []
+
+
+def test_missing_requirements_or_python_fail_with_a_clear_message(env: Env) -> None:
+    result = env.run(BOOTSTRAP_REQUIREMENTS=str(env.tmp / "nope.txt"))
+    assert result.returncode == 1
+    assert "requirements file" in result.stdout and "BOOTSTRAP_REQUIREMENTS" in result.stdout
+
+    result = env.run(BOOTSTRAP_PYTHON="python-does-not-exist-3.11")
+    assert result.returncode == 1
+    assert "BOOTSTRAP_PYTHON" in result.stdout
+
+
+def test_without_a_volume_installs_on_the_container_disk(env: Env) -> None:
+    result = env.run("--rp_serve_api", BOOTSTRAP_VOLUME_DIR=str(env.tmp / "no-volume-here"))
+    assert result.returncode == 0, result.stdout
+    assert "no network volume at" in result.stdout
+    local = env.tmp / "local-venvs"
+    [venv] = [p for p in local.iterdir() if not p.name.startswith(".")]
+    assert json.loads((venv / ".bootstrap.json").read_text())["mode"] == "container disk"
+    assert Path(handler_report(result.stdout)["prefix"]) == venv
+    assert not (env.tmp / "no-volume-here").exists()

@@ -1,0 +1,502 @@
+"""The shipping files: endpoint config, Hub files, Dockerfile, .dockerignore,
+workflows and the guide, checked for the keys RunPod and GitHub need, for
+agreement with each other, and for secret-looking values."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_PATH = ROOT / "runpod-serverless-config.json"
+HUB_PATH = ROOT / ".runpod" / "hub.json"
+HUB_TESTS_PATH = ROOT / ".runpod" / "tests.json"
+DOCKERFILE = ROOT / "Dockerfile.runpod.ultra"
+GUIDE = ROOT / "docs" / "runpod-serverless-guide.md"
+BUILD_WF = ROOT / ".github" / "workflows" / "build-runpod-container.yml"
+TESTS_WF = ROOT / ".github" / "workflows" / "tests.yml"
+
+REQUIRED_POOLS = ["ADA_24", "AMPERE_48", "ADA_48_PRO", "AMPERE_80", "ADA_80_PRO", "HOPPER_141"]
+# Field names of RunPod's REST API v1 (rest.runpod.io/v1 openapi.json).
+TEMPLATE_FIELDS = {
+    "category",
+    "containerDiskInGb",
+    "containerRegistryAuthId",
+    "dockerEntrypoint",
+    "dockerStartCmd",
+    "env",
+    "imageName",
+    "isPublic",
+    "isServerless",
+    "name",
+    "ports",
+    "readme",
+    "volumeInGb",
+    "volumeMountPath",
+}
+ENDPOINT_FIELDS = {
+    "allowedCudaVersions",
+    "computeType",
+    "cpuFlavorIds",
+    "dataCenterIds",
+    "executionTimeoutMs",
+    "flashboot",
+    "gpuCount",
+    "gpuTypeIds",
+    "idleTimeout",
+    "minCudaVersion",
+    "name",
+    "networkVolumeId",
+    "networkVolumeIds",
+    "scalerType",
+    "scalerValue",
+    "templateId",
+    "vcpuCount",
+    "workersMax",
+    "workersMin",
+}
+CUDA_VERSIONS = ["11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.7", "12.8", "12.9", "13.0"]
+# Job input fields of the contract (shared DESIGN.md, "Job input").
+JOB_FIELDS = {
+    "text",
+    "transcript",
+    "input",
+    "voice",
+    "ref_audio",
+    "reference_audio",
+    "speakers",
+    "scene_description",
+    "scene_prompt",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_new_tokens",
+    "seed",
+    "ras_win_len",
+    "ras_win_max_num_repeat",
+    "chunk_method",
+    "chunk_max_words",
+    "output_format",
+    "response_format",
+    "sample_rate",
+    "delivery",
+    "output_name",
+    "stream",
+}
+# Worker environment of the contract, plus bootstrap's and the runpod SDK's own.
+WORKER_ENV = {
+    "MODEL_REPO",
+    "MODEL_REVISION",
+    "MODEL_PATH",
+    "TOKENIZER_REPO",
+    "TOKENIZER_REVISION",
+    "TOKENIZER_PATH",
+    "HF_TOKEN",
+    "HF_ENDPOINT",
+    "HF_HOME",
+    "PRELOAD_MODELS",
+    "VOICES_DIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "S3_BUCKET",
+    "S3_ENDPOINT_URL",
+    "S3_PREFIX",
+    "S3_PRESIGN_SECONDS",
+    "BUCKET_ENDPOINT_URL",
+    "BUCKET_ACCESS_KEY_ID",
+    "BUCKET_SECRET_ACCESS_KEY",
+    "MAX_TEXT_CHARS",
+    "INLINE_MAX_BYTES",
+    "MAX_REFERENCE_SECONDS",
+    "MAX_REFERENCE_BYTES",
+    "ALLOW_PRIVATE_URLS",
+    "DEVICE",
+    "DTYPE",
+    "RUNPOD_LOG_LEVEL",
+    "TORCH_INDEX_URL",
+    "RUNPOD_INIT_TIMEOUT",
+    "RUNPOD_MIN_CUDA_VERSION",
+}
+CONTRACT_DEFAULTS = {
+    "MODEL_REPO": "bosonai/higgs-audio-v2-generation-3B-base",
+    "MODEL_PATH": "/runpod-volume/bosonai/higgs-audio-v2-generation-3B-base",
+    "TOKENIZER_REPO": "bosonai/higgs-audio-v2-tokenizer",
+    "TOKENIZER_PATH": "/runpod-volume/bosonai/higgs-audio-v2-tokenizer",
+    "VOICES_DIR": "/runpod-volume/bosonai/voices",
+    "PRELOAD_MODELS": "false",
+    "S3_PREFIX": "higgs-audio/",
+}
+SECRET_PATTERNS = [
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
+    re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"),  # Hugging Face token
+    re.compile(r"(?<![A-Za-z0-9])rpa_[A-Za-z0-9]{20,}"),  # RunPod API key
+    re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub token
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"(?i)aws_secret_access_key\s*[=:]\s*['\"]?[A-Za-z0-9/+]{40}"),
+]
+SECRET_NAME = re.compile(r"(^|_)(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIALS?)(_|$)", re.I)
+SECRET_REF = re.compile(r"\{\{\s*RUNPOD_SECRET_\w+\s*\}\}")
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def cuda_of_torch_build() -> str:
+    """CUDA version of the torch wheel bootstrap installs (PyPI's default build)."""
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements-runtime.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    version = pins["torch"].split("+")[0]
+    # PyPI's default CUDA build per torch minor release (pytorch.org release matrix).
+    default_cuda = {"2.7": "12.6", "2.8": "12.8", "2.9": "12.8"}
+    minor = ".".join(version.split(".")[:2])
+    assert minor in default_cuda, f"torch {version}: add its PyPI CUDA build to this table"
+    return default_cuda[minor]
+
+
+# --------------------------------------------------------------------------- config
+def test_endpoint_config_has_what_runpod_needs() -> None:
+    cfg = load(CONFIG_PATH)
+    tpl, ep = cfg["template"], cfg["endpoint"]
+    assert {k for k in tpl if not k.startswith("$")} <= TEMPLATE_FIELDS
+    assert {k for k in ep if not k.startswith("$")} <= ENDPOINT_FIELDS
+    assert cfg["image"].startswith("ghcr.io/")
+    assert tpl["isServerless"] is True and tpl["volumeInGb"] == 0
+    assert 20 <= tpl["containerDiskInGb"] <= 100
+    assert ep["flashboot"] is True
+    assert ep["gpuCount"] == 1 and ep["computeType"] == "GPU"
+    assert 0 <= ep["workersMin"] <= ep["workersMax"]
+    assert ep["idleTimeout"] >= 5
+    # The first job may download ~12 GB of model before it generates anything.
+    assert ep["executionTimeoutMs"] >= 10 * 60 * 1000
+    assert cfg["networkVolume"]["mountPath"] == "/runpod-volume"
+    assert int(tpl["env"]["RUNPOD_INIT_TIMEOUT"]) >= 900  # first start installs the runtime
+    assert int(tpl["env"]["BOOTSTRAP_LOCK_TIMEOUT"]) < int(tpl["env"]["RUNPOD_INIT_TIMEOUT"]) * 2
+
+
+def test_gpu_pools_fit_the_model_and_match_the_gpu_types() -> None:
+    cfg = load(CONFIG_PATH)
+    pools = {k: v for k, v in cfg["gpuPools"].items() if not k.startswith("$")}
+    assert list(pools) == REQUIRED_POOLS
+    flattened = [gpu for types in pools.values() for gpu in types]
+    assert cfg["endpoint"]["gpuTypeIds"] == flattened
+    assert len(set(flattened)) == len(flattened)
+    # Nothing below 24 GB: the bf16 model alone is 11-12 GB.
+    assert not any(re.search(r"A4000|A4500|A5000\b|RTX 2000|RTX 4000|T4|3080|3070|L4\b", g) for g in flattened)
+
+
+def test_allowed_cuda_versions_match_the_torch_build() -> None:
+    cuda = cuda_of_torch_build()
+    newer = CUDA_VERSIONS[CUDA_VERSIONS.index(cuda) :]
+    cfg = load(CONFIG_PATH)
+    assert cfg["endpoint"]["allowedCudaVersions"] == newer
+    assert cfg["template"]["env"]["RUNPOD_MIN_CUDA_VERSION"] == cuda
+    assert load(HUB_PATH)["config"]["allowedCudaVersions"] == newer
+    assert load(HUB_TESTS_PATH)["config"]["allowedCudaVersions"] == newer
+    assert cfg["template"]["env"]["TORCH_INDEX_URL"] == ""  # PyPI's build, the one checked above
+
+
+def test_worker_env_follows_the_contract() -> None:
+    cfg = load(CONFIG_PATH)
+    env = cfg["template"]["env"]
+    bootstrap_vars = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
+    assert set(env) <= WORKER_ENV | bootstrap_vars
+    for key, value in CONTRACT_DEFAULTS.items():
+        assert env[key] == value, key
+    assert all(isinstance(v, str) for v in env.values()), "RunPod env values are strings"
+    secret_env = {k: v for k, v in cfg["secretEnv"].items() if not k.startswith("$")}
+    assert set(secret_env) <= WORKER_ENV
+    assert all(SECRET_REF.fullmatch(v) for v in secret_env.values())
+
+
+# --------------------------------------------------------------------------- Hub
+def test_hub_json_is_complete_and_agrees_with_the_config() -> None:
+    hub, cfg = load(HUB_PATH), load(CONFIG_PATH)
+    for key in ("title", "description", "type", "category", "config"):
+        assert hub[key], key
+    assert hub["type"] == "serverless" and hub["category"] == "audio"
+    conf = hub["config"]
+    assert conf["runsOn"] == "GPU" and conf["gpuCount"] == 1
+    assert conf["containerDiskInGb"] == cfg["template"]["containerDiskInGb"]
+    assert conf["gpuIds"].split(",") == REQUIRED_POOLS
+    for entry in conf["env"]:
+        assert set(entry) in ({"key", "value"}, {"key", "input"}), entry
+        assert entry["key"] in WORKER_ENV, entry["key"]
+        if "input" in entry:
+            assert {"name", "type", "description"} <= set(entry["input"])
+            assert entry["input"]["type"] in {"string", "number", "boolean", "huggingface"}
+            if entry["input"]["type"] == "huggingface":
+                assert entry["input"]["default"] == cfg["template"]["env"][entry["key"]]
+    for preset in conf.get("presets", []):
+        assert set(preset["defaults"]) <= {e["key"] for e in conf["env"]}
+
+
+def test_hub_tests_json_sends_valid_jobs() -> None:
+    hub_tests, cfg = load(HUB_TESTS_PATH), load(CONFIG_PATH)
+    assert hub_tests["tests"]
+    for case in hub_tests["tests"]:
+        assert case["name"] and isinstance(case["input"], dict)
+        assert set(case["input"]) <= JOB_FIELDS, set(case["input"]) - JOB_FIELDS
+        assert case["input"]["text"].strip()
+        assert isinstance(case["timeout"], int) and case["timeout"] >= 60_000
+    # The first Hub test runs on a fresh worker: runtime install + model download.
+    assert hub_tests["tests"][0]["timeout"] >= 15 * 60 * 1000
+    assert hub_tests["config"]["gpuTypeId"] in cfg["endpoint"]["gpuTypeIds"]
+    assert hub_tests["config"]["gpuCount"] == 1
+
+
+def test_hub_dockerfile_if_present_is_the_thin_one() -> None:
+    # The Hub builds .runpod/Dockerfile (or ./Dockerfile); it must be the thin image.
+    for candidate in (ROOT / ".runpod" / "Dockerfile", ROOT / "Dockerfile"):
+        if candidate.exists():
+            assert candidate.resolve().read_text() == DOCKERFILE.read_text()
+
+
+# --------------------------------------------------------------------------- secrets
+def shipping_files() -> list[Path]:
+    files = [
+        CONFIG_PATH,
+        HUB_PATH,
+        HUB_TESTS_PATH,
+        DOCKERFILE,
+        ROOT / ".dockerignore",
+        GUIDE,
+        ROOT / "bootstrap.sh",
+        ROOT / "deploy-runpod.sh",
+        ROOT / ".ci" / "shipping-checks.sh",
+    ]
+    files += sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    return files
+
+
+@pytest.mark.parametrize("path", shipping_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_secret_looking_values(path: Path) -> None:
+    text = path.read_text()
+    for pattern in SECRET_PATTERNS:
+        match = pattern.search(text)
+        assert match is None, f"{path.name}: secret-looking value {match.group(0)[:12]}..."
+
+
+def _env_pairs(obj):
+    """(name, value) for every env entry in RunPod JSON: maps and key/value lists."""
+    if isinstance(obj, dict):
+        if set(obj) >= {"key", "value"} and isinstance(obj["key"], str):
+            yield obj["key"], obj["value"]
+        for key, value in obj.items():
+            if key == "env" and isinstance(value, dict):
+                yield from value.items()
+            else:
+                yield from _env_pairs(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _env_pairs(item)
+
+
+@pytest.mark.parametrize("path", [CONFIG_PATH, HUB_PATH, HUB_TESTS_PATH], ids=lambda p: p.name)
+def test_secret_env_entries_hold_only_placeholders(path: Path) -> None:
+    data = load(path)
+    pairs = list(_env_pairs(data))
+    if path == CONFIG_PATH:
+        pairs += [(k, v) for k, v in data["secretEnv"].items() if not k.startswith("$")]
+    assert pairs
+    for name, value in pairs:
+        if SECRET_NAME.search(name):
+            assert value in ("", None) or SECRET_REF.fullmatch(str(value)), f"{name} holds a value"
+    if path == HUB_PATH:
+        for entry in data["config"]["env"]:
+            if SECRET_NAME.search(entry["key"]) and "input" in entry:
+                assert entry["input"]["default"] == ""
+
+
+# --------------------------------------------------------------------------- image
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, rest = line.partition(" ")
+            out.append((op.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_is_thin_and_starts_bootstrap() -> None:
+    ins = dockerfile_instructions()
+    froms = [rest for op, rest in ins if op == "FROM"]
+    assert len(froms) == 1 and re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", froms[0])
+    runs = " ".join(rest for op, rest in ins if op == "RUN").lower()
+    for heavy in ("torch", "transformers", "pip install", "apt-get install", "huggingface", "snapshot_download"):
+        assert heavy not in runs, heavy
+    entry = [rest for op, rest in ins if op == "ENTRYPOINT"]
+    assert len(entry) == 1 and json.loads(entry[0]) == ["/app/bootstrap.sh"]  # exec form
+    cmd = [rest for op, rest in ins if op == "CMD"]
+    assert cmd and isinstance(json.loads(cmd[-1]), list)
+    for op, rest in ins:
+        if op in ("ENV", "ARG"):
+            names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", rest) or [rest.split()[0]]
+            assert not any(SECRET_NAME.search(n) for n in names), rest
+
+
+def test_dockerignore_allows_exactly_what_the_dockerfile_copies() -> None:
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*", "allow-list .dockerignore: start by excluding everything"
+    allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    sources = []
+    for op, rest in dockerfile_instructions():
+        if op == "COPY":
+            parts = [p for p in rest.split() if not p.startswith("--")]
+            sources += [p.rstrip("/") for p in parts[:-1]]
+    assert set(sources) == allowed
+    for src in sources:
+        assert (ROOT / src).exists() or src in ("handler.py", "higgs_worker"), src
+    assert "bootstrap.sh" in sources and "requirements-runtime.txt" in sources
+
+
+def test_expected_image_size_is_within_budget() -> None:
+    # Base python:3.11-slim is ~125 MB uncompressed; the rest is the project code.
+    code = sum(p.stat().st_size for p in (ROOT / "higgs_worker").rglob("*.py"))
+    code += sum((ROOT / f).stat().st_size for f in ("bootstrap.sh", "requirements-runtime.txt"))
+    budget_mb = int(yaml.safe_load(BUILD_WF.read_text())["env"]["IMAGE_SIZE_BUDGET_MB"])
+    assert budget_mb <= 500
+    assert 125 + 2 * code / 1e6 < budget_mb  # code + its byte-compiled copy
+
+
+# --------------------------------------------------------------------------- workflows
+def _on(wf: dict) -> dict:
+    return wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
+
+
+def test_build_workflow_builds_checks_and_pushes() -> None:
+    wf = yaml.safe_load(BUILD_WF.read_text())
+    on = _on(wf)
+    assert on["push"]["branches"] == ["main"] and on["push"]["tags"]
+    assert "pull_request" in on
+    jobs = wf["jobs"]
+    assert jobs["tests"]["uses"] == "./.github/workflows/tests.yml"
+    image = jobs["image"]
+    assert image["needs"] == "tests"
+    assert image["permissions"]["packages"] == "write"
+    steps = image["steps"]
+    text = BUILD_WF.read_text()
+    assert "ghcr.io/${GITHUB_REPOSITORY,,}" in text
+    assert set(re.findall(r"secrets\.(\w+)", text)) == {"GITHUB_TOKEN"}
+    builds = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action")]
+    assert len(builds) == 2
+    for build in builds:
+        assert build["with"]["file"] == "Dockerfile.runpod.ultra"
+        assert build["with"]["cache-from"] == "type=gha"
+    assert builds[0]["with"]["cache-to"].startswith("type=gha")
+    assert builds[0]["with"]["push"] is False and builds[0]["with"]["load"] is True
+    push, login = builds[1], next(s for s in steps if str(s.get("uses", "")).startswith("docker/login-action"))
+    for step in (push, login):
+        assert step["if"] == "github.event_name != 'pull_request'"
+    assert push["with"]["push"] is True
+    assert login["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
+    names = [s.get("name", "") for s in steps]
+    assert names.index("Size budget") < names.index("Push")
+    size_step = steps[names.index("Size budget")]
+    assert "IMAGE_SIZE_BUDGET_MB" in size_step["run"] and "exit 1" in size_step["run"]
+    meta = next(s for s in steps if s.get("id") == "meta")["with"]["tags"]
+    for tag in ("value=latest,enable={{is_default_branch}}", "type=sha", "type=semver,pattern={{version}}"):
+        assert tag in meta
+
+
+def test_tests_workflow_runs_on_every_push() -> None:
+    wf = yaml.safe_load(TESTS_WF.read_text())
+    on = _on(wf)
+    assert "push" in on and on["push"] in (None, {}) and "workflow_call" in on
+    run = " ".join(s.get("run", "") for s in wf["jobs"]["tests"]["steps"])
+    assert "bash .ci/run" in run
+    assert "secrets." not in TESTS_WF.read_text()
+
+
+# --------------------------------------------------------------------------- docs
+def test_guide_documents_the_scripts_and_the_config() -> None:
+    guide = GUIDE.read_text()
+    for var in sorted(set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))):
+        assert var in guide, f"{var} (bootstrap.sh) is not documented in the guide"
+    deploy = (ROOT / "deploy-runpod.sh").read_text()
+    for var in sorted(set(re.findall(r"\bRUNPOD_[A-Z_]+\b", deploy)) - {"RUNPOD_SECRET_", "RUNPOD_ENV_"}):
+        assert var in guide, f"{var} (deploy-runpod.sh) is not documented in the guide"
+    for needle in [
+        "TORCH_INDEX_URL",
+        "RUNPOD_ENV_",
+        "/runpod-volume",
+        "--dry-run",
+        "PRELOAD_MODELS",
+        "/runsync",
+        "/run",
+        "/status/",
+        "/stream/",
+        "curl",
+        "import requests",
+        "licen",
+        "ghcr.io",
+        "allowedCudaVersions",
+        "rest.runpod.io/v1",
+    ]:
+        assert needle in guide, needle
+    for pool in REQUIRED_POOLS:
+        assert pool in guide
+    cfg = load(CONFIG_PATH)
+    assert f"{cfg['endpoint']['executionTimeoutMs']}" in guide.replace(",", "")
+    readme = ROOT / "README.md"
+    if readme.exists():  # the README's quick start must name only real bootstrap settings
+        known = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
+        assert set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", readme.read_text())) <= known
+
+
+# --------------------------------------------------------------------------- the lint script itself
+def _tool_dir() -> Path:
+    return Path(sysconfig.get_path("scripts"))
+
+
+@pytest.mark.skipif(
+    not all((_tool_dir() / t).exists() for t in ("shellcheck", "hadolint", "check-jsonschema")),
+    reason="lint tools not installed in this environment (bash .ci/shipping-checks.sh installs them)",
+)
+def test_shipping_checks_fail_on_a_finding(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "shipping-checks.sh", repo / ".ci")
+    shutil.copy(DOCKERFILE, repo)
+    shutil.copy(TESTS_WF, repo / ".github" / "workflows")
+    (repo / "ok.json").write_text("{}")
+    (repo / "good.sh").write_text('#!/usr/bin/env bash\necho "fine"\n')
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(repo / ".ci" / "shipping-checks.sh")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable},
+        )
+
+    clean = run()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "all checks passed" in clean.stdout
+
+    (repo / "bad").write_text("#!/bin/bash\nrm -rf $1/*\n")  # no extension: found by its shebang
+    (repo / "bad.json").write_text("{not json")
+    (repo / "Dockerfile").write_text("FROM python:latest\nRUN cd /tmp && pip install requests\n")
+    result = run()
+    assert result.returncode == 1, result.stdout
+    assert "FAIL: shellcheck" in result.stdout
+    assert "FAIL: hadolint" in result.stdout
+    assert "FAIL: invalid JSON: bad.json" in result.stdout
