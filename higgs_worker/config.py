@@ -96,6 +96,8 @@ class Settings:
     url_timeout_seconds: float
     s3_attempts: int
     decode_compile: str
+    download_attempts: int
+    download_backoff_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +130,8 @@ class Settings:
             url_timeout_seconds=float(_int(env, "REFERENCE_URL_TIMEOUT_SECONDS", 20)),
             s3_attempts=max(1, _int(env, "S3_ATTEMPTS", 4)),
             decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
+            download_attempts=max(1, _int(env, "MODEL_DOWNLOAD_ATTEMPTS", 4)),
+            download_backoff_seconds=float(env.get("MODEL_DOWNLOAD_BACKOFF_SECONDS") or 2.0),
         )
 
 

@@ -95,8 +95,9 @@ class Worker:
                 return self.engine
             settings = self.settings
             with timer.measure("download_s"):
-                model = ensure_local(settings.model, "MODEL", settings.hf_cache_dir)
-                tokenizer = ensure_local(settings.tokenizer, "TOKENIZER", settings.hf_cache_dir)
+                retry = {"attempts": settings.download_attempts, "backoff": settings.download_backoff_seconds}
+                model = ensure_local(settings.model, "MODEL", settings.hf_cache_dir, **retry)
+                tokenizer = ensure_local(settings.tokenizer, "TOKENIZER", settings.hf_cache_dir, **retry)
             check_format(model, "higgs_audio_v2", "MODEL")
             check_format(tokenizer, "higgs_audio_v2_tokenizer", "TOKENIZER")
             device = pick_device(settings.device)

@@ -125,7 +125,7 @@ def _write_marker(folder: Path, source: ModelSource, commit: str) -> None:
     os.replace(tmp, folder / MARKER)
 
 
-def _snapshot_download(source: ModelSource, folder: Path, attempts: int) -> str:
+def _snapshot_download(source: ModelSource, folder: Path, attempts: int, backoff: float) -> str:
     from huggingface_hub import HfApi, snapshot_download
 
     endpoint = os.environ.get("HF_ENDPOINT") or None
@@ -149,7 +149,7 @@ def _snapshot_download(source: ModelSource, folder: Path, attempts: int) -> str:
             last = exc
             if not _retryable(exc) or attempt == attempts:
                 break
-            wait = min(30.0, 2.0**attempt)
+            wait = min(30.0, backoff * 2 ** (attempt - 1))
             log.warning(
                 "download of %s failed (%s); retry %d/%d in %.0fs",
                 source.repo,
@@ -181,6 +181,7 @@ def ensure_local(
     variable: str,
     hf_cache_dir: str,
     attempts: int = 4,
+    backoff: float = 2.0,
     lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> LocalModel:
     """Return a complete local folder for ``source``; download it if needed.
@@ -209,7 +210,7 @@ def ensure_local(
             (folder / MARKER).unlink(missing_ok=True)
             started = time.perf_counter()
             log.info("downloading %s@%s to %s", source.repo, source.revision, folder)
-            commit = _snapshot_download(source, folder, attempts)
+            commit = _snapshot_download(source, folder, attempts, backoff)
             if not _weights_complete(folder):
                 raise WorkerError(
                     MODEL_UNAVAILABLE,

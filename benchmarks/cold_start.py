@@ -1,0 +1,114 @@
+"""Worker cold start and per-job overhead, on the tiny model and the CPU (figures, no asserts).
+
+    python benchmarks/cold_start.py [--jobs 8]
+
+A fresh Python process plays a new worker: import (torch, transformers, runpod SDK,
+the worker), download of both repos from a local hub server (huggingface_hub's real
+code, tests/support/hub_server.py), load, and the first job; then more jobs measure
+the time spent outside generation (validation, encode, delivery) as a share of each
+job, for inline (base64) and S3 (moto) delivery. Prints a table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import torch, transformers, runpod  # noqa: F401  the runtime a worker imports
+from higgs_worker.config import Settings
+from higgs_worker.jobs import Timer, Worker
+from higgs_worker.schema import parse_request
+t_import = time.perf_counter() - t0
+worker = Worker(Settings.from_env())
+timer = Timer(); worker.ensure_engine(timer); split = timer.summary()
+job = {"text": "Hello there, this is the first job of a new worker.", "seed": 1, "max_new_tokens": 120}
+t = time.perf_counter(); first = worker.run({"id": "first", "input": job}); t_first_job = time.perf_counter() - t
+rows = []
+for delivery in ("base64", "s3"):
+    for i in range(int(os.environ["BENCH_JOBS"])):
+        inp = {**job, "seed": i, "delivery": delivery, "output_format": "mp3"}
+        t = time.perf_counter(); parse_request(inp, worker.settings); validate = time.perf_counter() - t
+        out = worker.run({"id": f"j{i}", "input": inp})
+        assert "error" not in out, out
+        rows.append({"delivery": delivery, "validate_s": validate, **out["timings"]})
+print(json.dumps({"import_s": t_import, "download_s": split["download_s"], "load_s": split["load_s"],
+                  "first_job_s": t_first_job,
+                  "first_job_timings": first["timings"], "jobs": rows}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=8)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from moto.server import ThreadedMotoServer
+
+    from higgs_worker.tiny_model import build
+    from tests.support.hub_server import HubServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model_dir, tokenizer_dir = build(work / "built")
+        shutil.copytree(model_dir, work / "hub" / "bosonai" / "higgs-audio-v2-generation-3B-base")
+        shutil.copytree(tokenizer_dir, work / "hub" / "bosonai" / "higgs-audio-v2-tokenizer")
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        s3_url = f"http://127.0.0.1:{moto._server.server_port}"
+        creds = {"AWS_ACCESS_KEY_ID": "AKIABENCH", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        import boto3
+
+        boto3.client("s3", endpoint_url=s3_url, **{k.lower(): v for k, v in creds.items()
+                                                   if k != "AWS_DEFAULT_REGION"},
+                     region_name="us-east-1").create_bucket(Bucket="bench")
+        with HubServer(work / "hub") as hub:
+            env = hub.env(work / "hf-home", base={**os.environ, **creds})
+            env.update({"PYTHONPATH": str(ROOT), "BENCH_JOBS": str(args.jobs), "DEVICE": "cpu",
+                        "MODEL_PATH": str(work / "volume" / "model"), "TOKENIZER_PATH": str(work / "volume" / "tok"),
+                        "RUNPOD_HF_CACHE_DIR": str(work / "none"), "S3_BUCKET": "bench", "S3_ENDPOINT_URL": s3_url,
+                        "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=900)
+            wall = time.perf_counter() - start
+        moto.stop()
+    if proc.returncode != 0:
+        sys.exit(proc.stderr[-4000:])
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    first = data["first_job_timings"]
+    result = {
+        "process_wall_s": round(wall, 3),
+        "import_s": round(data["import_s"], 3),
+        "download_s": data["download_s"],
+        "load_s": data["load_s"],
+        "first_job_s": round(data["first_job_s"], 3),
+        "first_job_generate_s": first["generate_s"],
+    }
+    for delivery in ("base64", "s3"):
+        rows = [r for r in data["jobs"] if r["delivery"] == delivery]
+        shares = [(r["total_s"] - r["generate_s"]) / r["total_s"] for r in rows]
+        result[f"{delivery}_job_total_s_median"] = round(statistics.median(r["total_s"] for r in rows), 4)
+        result[f"{delivery}_generate_s_median"] = round(statistics.median(r["generate_s"] for r in rows), 4)
+        result[f"{delivery}_validate_ms_median"] = round(1000 * statistics.median(r["validate_s"] for r in rows), 3)
+        result[f"{delivery}_encode_ms_median"] = round(1000 * statistics.median(r["encode_s"] for r in rows), 3)
+        result[f"{delivery}_upload_ms_median"] = round(1000 * statistics.median(r["upload_s"] for r in rows), 3)
+        result[f"{delivery}_overhead_share_median"] = round(statistics.median(shares), 4)
+    for key, value in result.items():
+        print(f"{key:<36}{value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

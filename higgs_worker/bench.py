@@ -1,0 +1,251 @@
+"""Benchmarks that print figures: the worker's engine against the reference path.
+
+    python -m higgs_worker.bench                      # tiny model on the CPU (CI mode)
+    python -m higgs_worker.bench --full-size-random   # real architecture, random weights, GPU
+
+(The worker's cold start and per-job overhead: ``python benchmarks/cold_start.py``.)
+
+Synthesis (both paths in the same run, the same prompt, a fixed number of frames: the
+stream-eos id is moved out of reach so that neither path stops early):
+
+- reference: ``model.generate()`` then a one-piece decode, as transformers' docs show it;
+- engine: the worker's decode loop (static cache + compiled step on CUDA) with
+  streaming decode, first audio after ~10 frames.
+
+Each figure is printed for both and as the ratio engine/reference. JSON goes to stdout
+(last line) and a short table before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from .decode_loop import LoopSettings
+from .engine import Engine, Sampling, loop_settings_for
+from .prompt import SYSTEM_SINGLE, Prompt, Turn
+
+TEXT = "The sun rises in the east and sets in the west. This simple fact has been observed for ages."
+
+
+class PeakMemory:
+    """Peak device memory (CUDA) or peak resident memory growth (CPU) during a block."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            self.base = self._rss()
+            self.peak = self.base
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated()
+            self.peak_mb = self.peak / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = (self.peak - self.base) / 2**20
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.002)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_reference(engine: Engine, prompt: Prompt, sampling: Sampling) -> dict:
+    device = engine.device
+    torch.manual_seed(0)
+    with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        codes = engine.reference_generate_codes(prompt, sampling)
+        _sync(device)
+        generated = time.perf_counter()
+        audio = engine.decode_codes(codes)
+        _sync(device)
+        end = time.perf_counter()
+    seconds = len(audio) / engine.sample_rate
+    return {
+        "time_to_first_audio_s": end - start,  # nothing is heard before the one-piece decode
+        "total_s": end - start,
+        "audio_s": seconds,
+        "rtf": (end - start) / seconds if seconds else None,
+        "ms_per_step": 1000 * (generated - start) / sampling.max_new_tokens,
+        "peak_memory_mb": memory.peak_mb,
+    }
+
+
+def run_engine(engine: Engine, prompt: Prompt, sampling: Sampling) -> dict:
+    device = engine.device
+    torch.manual_seed(0)
+    first = None
+    samples = 0
+    with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        decoder = engine.streaming_decoder()
+        steps = 0
+        gen_time = 0.0
+        tick = time.perf_counter()
+        for row in engine.generate_rows(prompt, sampling):
+            steps += 1
+            gen_time += time.perf_counter() - tick
+            for piece in decoder.push(row):
+                samples += len(piece)
+                first = first or time.perf_counter()
+            tick = time.perf_counter()
+        for piece in decoder.finish():
+            samples += len(piece)
+            first = first or time.perf_counter()
+        _sync(device)
+        end = time.perf_counter()
+    seconds = samples / engine.sample_rate
+    return {
+        "time_to_first_audio_s": (first or end) - start,
+        "total_s": end - start,
+        "audio_s": seconds,
+        "rtf": (end - start) / seconds if seconds else None,
+        "ms_per_step": 1000 * gen_time / max(1, steps),
+        "peak_memory_mb": memory.peak_mb,
+    }
+
+
+def compare(engine: Engine, frames: int, warmup: bool = True) -> dict:
+    """Both paths on one prompt, ``frames`` frames each (no early stop)."""
+    prompt = Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("user", TEXT)])
+    sampling = Sampling(max_new_tokens=frames + engine.num_codebooks)
+    unreachable = engine.model.config.codebook_size + 100
+    engine.model.config.audio_stream_eos_id = unreachable
+    engine.loop.eos_id = unreachable
+    if warmup:  # compile / allocate once, outside the measured runs, for both paths
+        run_reference(engine, prompt, replace(sampling, max_new_tokens=12))
+        run_engine(engine, prompt, replace(sampling, max_new_tokens=24))
+    reference = run_reference(engine, prompt, sampling)
+    ours = run_engine(engine, prompt, sampling)
+    ratios = {key: (ours[key] / reference[key] if reference[key] else None) for key in reference}
+    return {"frames": frames, "device": engine.device, "reference": reference, "engine": ours, "ratio": ratios}
+
+
+def full_size_engine(device: str, layers: int | None = None) -> Engine:
+    """The real architecture (HiggsAudioV2Config defaults, 8 codebooks of 1024 + bos/eos)
+    and the real audio tokenizer sizes, with random weights, built on ``device`` in bf16."""
+    from transformers import (
+        DacFeatureExtractor,
+        HiggsAudioV2Config,
+        HiggsAudioV2ForConditionalGeneration,
+        HiggsAudioV2TokenizerConfig,
+        HiggsAudioV2TokenizerModel,
+    )
+
+    from .tiny_model import build_text_tokenizer
+
+    tokenizer = build_text_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    config = HiggsAudioV2Config(
+        codebook_size=1026,
+        audio_stream_bos_id=1024,
+        audio_stream_eos_id=1025,
+        audio_token_id=ids("<|AUDIO_OUT|>"),
+        audio_bos_token_id=ids("<|audio_out_bos|>"),
+        audio_delay_token_id=ids("<|reserved_special_token_6|>"),
+        pad_token_id=ids("<|end_of_text|>"),
+        bos_token_id=ids("<|begin_of_text|>"),
+        eos_token_id=ids("<|eot_id|>"),
+        **({"num_hidden_layers": layers} if layers else {}),
+    )
+    tok_config = full_size_tokenizer_config(HiggsAudioV2TokenizerConfig)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    with torch.device(device):
+        model = HiggsAudioV2ForConditionalGeneration(config).to(dtype).eval()
+        audio_tokenizer = HiggsAudioV2TokenizerModel(tok_config).eval()
+    features = DacFeatureExtractor(sampling_rate=24000, hop_length=960, feature_size=1)
+    return Engine(model, audio_tokenizer, tokenizer, features, device, loop_settings_for(device))
+
+
+def full_size_tokenizer_config(config_class):
+    return config_class(
+        sample_rate=24000,
+        target_bandwidths=[0.5, 1.0, 1.5, 2.0],
+        codebook_size=1024,
+        codebook_dim=64,
+        acoustic_model_config={
+            "encoder_hidden_size": 64,
+            "downsampling_ratios": [8, 5, 4, 2, 3],
+            "upsampling_ratios": [8, 5, 4, 2, 3],
+            "decoder_hidden_size": 1024,
+        },
+        semantic_model_config={},  # HuBERT-base defaults: 768 hidden, 12 layers
+    )
+
+
+def print_table(result: dict) -> None:
+    keys = ["time_to_first_audio_s", "total_s", "audio_s", "rtf", "ms_per_step", "peak_memory_mb"]
+    print(f"{'figure':<24}{'reference':>14}{'engine':>14}{'engine/ref':>12}   ({result['frames']} frames, "
+          f"{result['device']})")
+    for key in keys:
+        ref, ours, ratio = result["reference"][key], result["engine"][key], result["ratio"][key]
+        ratio_text = f"{ratio:.3f}" if ratio is not None else "-"
+        print(f"{key:<24}{ref:>14.4f}{ours:>14.4f}{ratio_text:>12}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Higgs worker benchmarks (figures, not assertions)")
+    parser.add_argument("--full-size-random", action="store_true", help="real architecture, random weights")
+    parser.add_argument("--frames", type=int, default=None, help="frames to generate (default 100 tiny, 500 full)")
+    parser.add_argument("--layers", type=int, default=None, help="override the layer count (full size)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", choices=["auto", "true", "false"], default="auto")
+    args = parser.parse_args(argv)
+
+    if args.full_size_random:
+        engine = full_size_engine(args.device, args.layers)
+        frames = args.frames or 500
+    else:
+        from .tiny_model import build
+
+        tmp = tempfile.mkdtemp(prefix="higgs-bench-")
+        model_dir, tokenizer_dir = build(tmp)
+        dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+        engine = Engine.load(str(model_dir), str(tokenizer_dir), args.device, dtype)
+        frames = args.frames or 100
+    if args.compile != "auto":
+        engine.loop.__init__(engine.model, LoopSettings(static_cache=args.compile == "true",
+                                                        compile=args.compile == "true"))
+    params = sum(p.numel() for p in engine.model.parameters())
+    result = compare(engine, frames)
+    result["parameters"] = params
+    result["decode_loop"] = {"static_cache": engine.loop.settings.static_cache, "compile": engine.loop.settings.compile}
+    print_table(result)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
