@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 

@@ -65,6 +65,7 @@ class S3Settings:
     endpoint_url: str | None
     presign_seconds: int
     region: str | None
+    timeout_seconds: float
     # Only set when RunPod's BUCKET_* aliases are used; AWS_* are read by boto3 itself.
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
@@ -127,7 +128,7 @@ class Settings:
             device=(env.get("DEVICE") or "auto").strip().lower(),
             dtype=(env.get("DTYPE") or "auto").strip().lower(),
             max_new_tokens_cap=_int(env, "MAX_NEW_TOKENS", 25 * 60 * 10),
-            url_timeout_seconds=float(_int(env, "REFERENCE_URL_TIMEOUT_SECONDS", 20)),
+            url_timeout_seconds=float(env.get("REFERENCE_URL_TIMEOUT_SECONDS") or 20),
             s3_attempts=max(1, _int(env, "S3_ATTEMPTS", 4)),
             decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
             download_attempts=max(1, _int(env, "MODEL_DOWNLOAD_ATTEMPTS", 4)),
@@ -148,6 +149,7 @@ def _s3_settings(env: Mapping[str, str]) -> S3Settings | None:
         prefix=prefix,
         endpoint_url=_first(env, "S3_ENDPOINT_URL", "BUCKET_ENDPOINT_URL"),
         presign_seconds=_int(env, "S3_PRESIGN_SECONDS", 3600),
+        timeout_seconds=float(env.get("S3_TIMEOUT_SECONDS") or 30),
         region=_first(env, "AWS_DEFAULT_REGION", "AWS_REGION", "S3_REGION"),
         access_key_id=None if env.get("AWS_ACCESS_KEY_ID") else _first(env, "BUCKET_ACCESS_KEY_ID"),
         secret_access_key=None if env.get("AWS_SECRET_ACCESS_KEY") else _first(env, "BUCKET_SECRET_ACCESS_KEY"),

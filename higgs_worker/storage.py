@@ -50,8 +50,8 @@ class S3Store:
             endpoint_url=settings.endpoint_url,
             config=Config(
                 signature_version="s3v4",
-                connect_timeout=5,
-                read_timeout=30,
+                connect_timeout=min(5.0, settings.timeout_seconds),
+                read_timeout=settings.timeout_seconds,
                 retries={"max_attempts": 2, "mode": "standard"},
             ),
         )
