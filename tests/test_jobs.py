@@ -236,16 +236,17 @@ def test_out_of_memory_is_reported_and_next_job_succeeds(make_worker, monkeypatc
     import torch
 
     worker = make_worker()
-    original = worker.engine.generate_codes
+    original = worker.engine.generate_rows
     calls = {"n": 0}
 
-    def oom_once(*args, **kwargs):
+    def oom_once(*args, **kwargs):  # the first job runs out of memory at its fourth decode step
         calls["n"] += 1
-        if calls["n"] == 1:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(*args, **kwargs)
+        for index, row in enumerate(original(*args, **kwargs)):
+            if calls["n"] == 1 and index == 3:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            yield row
 
-    monkeypatch.setattr(worker.engine, "generate_codes", oom_once)
+    monkeypatch.setattr(worker.engine, "generate_rows", oom_once)
     out = worker.run({"input": {"text": SHORT, "seed": 1}})
     assert out["error"].startswith("out_of_memory: ")
     assert "audio_base64" in worker.run({"input": {"text": SHORT, "seed": 1}})
