@@ -65,6 +65,10 @@ async def handler(job: dict):
         result = get_worker().run(job, stop.is_set, _progress_sender(job), emit)
         loop.call_soon_threadsafe(queue.put_nowait, (True, result))
 
+    # A stop from RunPod cancels this task, possibly while the SDK is posting a stream item
+    # and this generator is suspended at ``yield`` (its ``finally`` would then not run until
+    # the task is collected): stop generation as soon as the task is done, however it ends.
+    asyncio.current_task().add_done_callback(lambda _task: stop.set())
     threading.Thread(target=work, name=f"job-{job.get('id')}", daemon=True).start()
     try:
         while True:

@@ -164,22 +164,10 @@ def full_size_engine(device: str, layers: int | None = None) -> Engine:
         HiggsAudioV2TokenizerModel,
     )
 
-    from .tiny_model import build_text_tokenizer
+    from .tiny_model import build_text_tokenizer, special_ids
 
     tokenizer = build_text_tokenizer()
-    ids = tokenizer.convert_tokens_to_ids
-    config = HiggsAudioV2Config(
-        codebook_size=1026,
-        audio_stream_bos_id=1024,
-        audio_stream_eos_id=1025,
-        audio_token_id=ids("<|AUDIO_OUT|>"),
-        audio_bos_token_id=ids("<|audio_out_bos|>"),
-        audio_delay_token_id=ids("<|reserved_special_token_6|>"),
-        pad_token_id=ids("<|end_of_text|>"),
-        bos_token_id=ids("<|begin_of_text|>"),
-        eos_token_id=ids("<|eot_id|>"),
-        **({"num_hidden_layers": layers} if layers else {}),
-    )
+    config = HiggsAudioV2Config(**special_ids(tokenizer), **({"num_hidden_layers": layers} if layers else {}))
     tok_config = full_size_tokenizer_config(HiggsAudioV2TokenizerConfig)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     with torch.device(device):

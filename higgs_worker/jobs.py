@@ -192,9 +192,10 @@ class Worker:
         self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
-        on_audio = _stream_emitter(emit) if (request.stream and emit is not None) else None
+        streamed = {"n": 0, "bytes": 0}  # stream items sent, and their base64 bytes
+        on_audio = _stream_emitter(emit, streamed) if (request.stream and emit is not None) else None
 
-        def on_chunk(index: int, total: int, _audio: np.ndarray) -> None:
+        def on_chunk(index: int, total: int) -> None:  # "chunk i of n" as chunk i starts
             if progress is not None and total > 1:
                 progress(index + 1, total)
 
@@ -209,7 +210,7 @@ class Worker:
         duration = round(len(waveform) / request.sample_rate, 3)
         output: dict[str, Any] = {}
         with timer.measure("upload_s"):
-            output.update(self._deliver(job_id, request, data, codec.content_type))
+            output.update(self._deliver(job_id, request, data, codec.content_type, streamed["bytes"]))
         output.update(
             {
                 "format": request.output_format.value,
@@ -232,15 +233,21 @@ class Worker:
         )
         return output
 
-    def _deliver(self, job_id: str, request: SynthesisRequest, data: bytes, content_type: str) -> dict:
+    def _deliver(
+        self, job_id: str, request: SynthesisRequest, data: bytes, content_type: str, streamed_bytes: int = 0
+    ) -> dict:
+        """S3 or inline. The inline budget counts stream items already sent: RunPod's
+        aggregated result (/runsync, /status) repeats them before the final item."""
         store = self.store
-        inline_ok = (len(data) + 2) // 3 * 4 <= self.settings.inline_max_bytes  # base64 size
+        inline_size = (len(data) + 2) // 3 * 4 + streamed_bytes
+        inline_ok = inline_size <= self.settings.inline_max_bytes
         want_s3 = request.delivery is Delivery.s3 or (request.delivery is Delivery.auto and store is not None)
         if not want_s3 and not inline_ok:
             if store is None:
+                also = f" (with {streamed_bytes} bytes of streamed chunks)" if streamed_bytes else ""
                 raise WorkerError(
                     STORAGE,
-                    f"the audio is {len(data)} bytes, above the inline limit of "
+                    f"the audio is {len(data)} bytes{also}, above the inline limit of "
                     f"{self.settings.inline_max_bytes} bytes (INLINE_MAX_BYTES); set S3_BUCKET on the "
                     "endpoint or ask for a compressed output_format (mp3, opus, ogg)",
                 )
@@ -254,23 +261,19 @@ class Worker:
         return {"audio_base64": base64.b64encode(data).decode("ascii")}
 
 
-def _stream_emitter(emit: EmitFn) -> Callable[[np.ndarray], None]:
-    """Stream items: 16-bit PCM pieces at the model's rate, each well under 1 MB."""
-    count = {"n": 0}
+def _stream_emitter(emit: EmitFn, count: dict) -> Callable[[np.ndarray], None]:
+    """Stream items: 16-bit PCM pieces at the model's rate, each well under 1 MB.
+    ``count`` keeps the number of items sent and their base64 bytes."""
     max_samples = 300_000  # 600 kB of PCM, 800 kB as base64
 
     def on_audio(piece: np.ndarray) -> None:
         for start in range(0, len(piece), max_samples):
             pcm = audio_codec.to_pcm16(piece[start : start + max_samples])
-            emit(
-                {
-                    "chunk": count["n"],
-                    "format": "pcm_s16le",
-                    "sample_rate": STREAM_SAMPLE_RATE,
-                    "audio_base64": base64.b64encode(pcm).decode("ascii"),
-                }
-            )
+            encoded = base64.b64encode(pcm).decode("ascii")
+            emit({"chunk": count["n"], "format": "pcm_s16le", "sample_rate": STREAM_SAMPLE_RATE,
+                  "audio_base64": encoded})
             count["n"] += 1
+            count["bytes"] += len(encoded)
 
     return on_audio
 

@@ -195,41 +195,14 @@ class SynthesisRequest(_Strict):
         return f"{safe_id}.{ext}"
 
 
-KNOWN_FIELDS = sorted(
-    {
-        "text",
-        "transcript",
-        "input",
-        "voice",
-        "ref_audio",
-        "reference_audio",
-        "speakers",
-        "scene_description",
-        "scene_prompt",
-        "temperature",
-        "top_p",
-        "top_k",
-        "max_new_tokens",
-        "seed",
-        "ras_win_len",
-        "ras_win_max_num_repeat",
-        "chunk_method",
-        "chunk_max_words",
-        "output_format",
-        "response_format",
-        "sample_rate",
-        "delivery",
-        "output_name",
-        "stream",
-    }
-)
+def _names(name: str, field) -> tuple[str, ...]:
+    alias = field.validation_alias
+    return tuple(alias.choices) if isinstance(alias, AliasChoices) else (name,)
 
-_ALIAS_GROUPS = (
-    ("text", "transcript", "input"),
-    ("voice", "ref_audio"),
-    ("scene_description", "scene_prompt"),
-    ("output_format", "response_format"),
-)
+
+# Every accepted key of job["input"] (field names and their aliases), and the alias groups.
+_ALIAS_GROUPS = tuple(_names(n, f) for n, f in SynthesisRequest.model_fields.items())
+KNOWN_FIELDS = sorted(name for group in _ALIAS_GROUPS for name in group)
 
 
 def _describe(error: dict) -> str:

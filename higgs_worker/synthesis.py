@@ -78,11 +78,11 @@ def synthesize(
     setup: VoiceSetup,
     max_new_tokens_cap: int,
     should_stop: Callable[[], bool] | None = None,
-    on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
     on_audio: Callable[[np.ndarray], None] | None = None,
 ) -> Synthesis:
-    """Generate every chunk in order; ``on_chunk(i, n, audio)`` after each one and, when
-    streaming, ``on_audio(piece)`` for each piece of audio as soon as it is decoded."""
+    """Generate every chunk in order; ``on_chunk(i, n)`` as chunk i (0-based) starts and,
+    when streaming, ``on_audio(piece)`` for each piece of audio as soon as it is decoded."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
     chunks = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
     history: list[Turn] = []
@@ -90,6 +90,8 @@ def synthesize(
     with engine.lock:
         torch.manual_seed(seed)
         for index, chunk in enumerate(chunks):
+            if on_chunk is not None:
+                on_chunk(index, len(chunks))
             prompt = Prompt(
                 system=setup.system,
                 scene=list(setup.scene),
@@ -108,7 +110,5 @@ def synthesize(
             audio = engine.decode_codes(codes)
             pieces.append(audio)
             history += [Turn("user", text=chunk), Turn("assistant", audio=AudioClip(codes))]
-            if on_chunk is not None:
-                on_chunk(index, len(chunks), audio)
     audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     return Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(chunks), seed=seed)

@@ -108,12 +108,29 @@ def build_audio_tokenizer(seed: int = 0):
     return model
 
 
+def special_ids(tokenizer) -> dict:
+    """The config fields that tie a generation model to the text tokenizer and the codebooks
+    (8 codebooks of 1024 codes; ids 1024 and 1025 are the stream bos and eos)."""
+    ids = tokenizer.convert_tokens_to_ids
+    return {
+        "num_codebooks": NUM_CODEBOOKS,
+        "codebook_size": CODEBOOK_SIZE + 2,
+        "audio_stream_bos_id": CODEBOOK_SIZE,
+        "audio_stream_eos_id": CODEBOOK_SIZE + 1,
+        "audio_token_id": ids("<|AUDIO_OUT|>"),
+        "audio_bos_token_id": ids("<|audio_out_bos|>"),
+        "audio_delay_token_id": ids("<|reserved_special_token_6|>"),
+        "pad_token_id": ids("<|end_of_text|>"),
+        "bos_token_id": ids("<|begin_of_text|>"),
+        "eos_token_id": ids("<|eot_id|>"),
+    }
+
+
 def build_generation_model(tokenizer, seed: int = 0):
     import torch
     from transformers import GenerationConfig, HiggsAudioV2Config, HiggsAudioV2ForConditionalGeneration
 
     torch.manual_seed(seed)
-    ids = tokenizer.convert_tokens_to_ids
     config = HiggsAudioV2Config(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -123,16 +140,7 @@ def build_generation_model(tokenizer, seed: int = 0):
         num_key_value_heads=1,
         head_dim=16,
         max_position_embeddings=8192,
-        num_codebooks=NUM_CODEBOOKS,
-        codebook_size=CODEBOOK_SIZE + 2,
-        audio_stream_bos_id=CODEBOOK_SIZE,
-        audio_stream_eos_id=CODEBOOK_SIZE + 1,
-        audio_token_id=ids("<|AUDIO_OUT|>"),
-        audio_bos_token_id=ids("<|audio_out_bos|>"),
-        audio_delay_token_id=ids("<|reserved_special_token_6|>"),
-        pad_token_id=ids("<|end_of_text|>"),
-        bos_token_id=ids("<|begin_of_text|>"),
-        eos_token_id=ids("<|eot_id|>"),
+        **special_ids(tokenizer),
     )
     model = HiggsAudioV2ForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from higgs_worker.schema import KNOWN_FIELDS
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "runpod-serverless-config.json"
 HUB_PATH = ROOT / ".runpod" / "hub.json"
@@ -64,33 +66,8 @@ ENDPOINT_FIELDS = {
     "workersMin",
 }
 CUDA_VERSIONS = ["11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.7", "12.8", "12.9", "13.0"]
-# Job input fields of the contract (shared DESIGN.md, "Job input").
-JOB_FIELDS = {
-    "text",
-    "transcript",
-    "input",
-    "voice",
-    "ref_audio",
-    "reference_audio",
-    "speakers",
-    "scene_description",
-    "scene_prompt",
-    "temperature",
-    "top_p",
-    "top_k",
-    "max_new_tokens",
-    "seed",
-    "ras_win_len",
-    "ras_win_max_num_repeat",
-    "chunk_method",
-    "chunk_max_words",
-    "output_format",
-    "response_format",
-    "sample_rate",
-    "delivery",
-    "output_name",
-    "stream",
-}
+# Job input fields of the contract (shared DESIGN.md, "Job input"), as the worker accepts them.
+JOB_FIELDS = set(KNOWN_FIELDS)
 # Worker environment of the contract, plus bootstrap's and the runpod SDK's own.
 WORKER_ENV = {
     "MODEL_REPO",

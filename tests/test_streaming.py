@@ -69,3 +69,19 @@ def test_a_streamed_job_emits_audio_before_generation_ends(make_worker):
                              for _, i in emitted])
     final = np.frombuffer(base64.b64decode(out["audio_base64"]), "<i2")
     assert len(joined) == len(final) and np.abs(joined.astype(int) - final).max() <= 2
+
+
+def test_streamed_bytes_count_toward_the_inline_limit(make_worker, s3_env):
+    """The aggregated result repeats every stream item: a streamed job whose chunks plus
+    inline audio exceed INLINE_MAX_BYTES goes to S3, or fails clearly without S3."""
+    job = {"id": "streamed", "input": {"text": "Streaming is fun to test.", "stream": True, "seed": 2,
+                                       "max_new_tokens": 100, "output_format": "opus", "delivery": "base64"}}
+    items = []
+    full = make_worker().run(job, emit=items.append)
+    streamed = sum(len(i["audio_base64"]) for i in items)
+    assert len(full["audio_base64"]) > 10  # with the default limit everything fits inline
+    tight = {"INLINE_MAX_BYTES": str(streamed + 10)}  # room for the chunks, not for the audio again
+    out = make_worker(tight).run(job, emit=lambda item: None)
+    assert list(out) == ["error"] and out["error"].startswith("storage: ") and "streamed chunks" in out["error"]
+    moved = make_worker({**s3_env, **tight}).run(job, emit=lambda item: None)
+    assert moved["s3_uri"].endswith("/streamed.opus") and "audio_base64" not in moved
