@@ -1,97 +1,35 @@
 """Fetch and decode reference audio for zero-shot cloning: URL, base64 or S3 key.
 
-URLs are fetched with limits: http(s) only, no private/loopback/link-local/metadata
-addresses (checked for every redirect hop and for every address a name resolves to)
-unless ALLOW_PRIVATE_URLS, a total time limit, and a byte limit enforced while
-reading. All failures are ``WorkerError("reference_audio", ...)``.
+URLs are fetched by ``safe_http`` (public addresses only unless ALLOW_PRIVATE_URLS, a
+total time limit, a byte limit). All failures are ``WorkerError("reference_audio", ...)``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
-import socket
-import time
 from collections.abc import Callable
-from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 
 from .audio import MODEL_SAMPLE_RATE, AudioDecodeError, decode, resample
 from .errors import REFERENCE_AUDIO, WorkerError
+from .safe_http import FetchRefused, fetch
 from .schema import ReferenceAudio
 
-MAX_REDIRECTS = 3
+MIN_REFERENCE_SECONDS = 0.25  # shorter is no voice to clone (and what a lying header leaves)
 
 
 def _refuse(message: str) -> WorkerError:
     return WorkerError(REFERENCE_AUDIO, message)
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def check_url(url: str, allow_private: bool) -> None:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise _refuse("reference_audio.url must be an http:// or https:// URL with a host")
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        raise _refuse(f"cannot resolve the host of reference_audio.url ({parts.hostname})") from None
-    addresses = {info[4][0] for info in infos}
-    if not addresses or not all(_public(a) for a in addresses):
-        raise _refuse(
-            "reference_audio.url points to a private, loopback or link-local address; refused "
-            "(set ALLOW_PRIVATE_URLS=true on the endpoint to allow it)"
-        )
-
-
 def fetch_url(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    for _ in range(MAX_REDIRECTS + 1):
-        check_url(url, allow_private)
-        try:
-            response = requests.get(
-                url,
-                stream=True,
-                allow_redirects=False,
-                timeout=(min(10.0, timeout), timeout),
-                headers={"User-Agent": "higgs-runpod-worker"},
-            )
-        except requests.RequestException as exc:
-            raise _refuse(f"could not fetch reference_audio.url ({type(exc).__name__})") from None
-        with response:
-            if response.is_redirect:
-                location = response.headers.get("Location", "")
-                url = urljoin(url, location)
-                continue
-            if response.status_code != 200:
-                raise _refuse(f"reference_audio.url answered HTTP {response.status_code}")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise _refuse(f"reference audio is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)")
-            body = bytearray()
-            try:
-                for block in response.iter_content(64 * 1024):
-                    body += block
-                    if len(body) > max_bytes:
-                        raise _refuse(f"reference audio is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)")
-                    if time.monotonic() > deadline:
-                        raise _refuse(f"reference_audio.url took longer than {timeout:g} s; refused")
-            except requests.RequestException as exc:
-                raise _refuse(f"reference_audio.url broke off ({type(exc).__name__})") from None
-            return bytes(body)
-    raise _refuse(f"reference_audio.url redirected more than {MAX_REDIRECTS} times")
+    try:
+        return fetch(url, max_bytes, timeout, allow_private)
+    except FetchRefused as exc:
+        hint = " (MAX_REFERENCE_BYTES)" if "larger than" in str(exc) else ""
+        raise _refuse(f"reference_audio.url {exc}{hint}") from None
 
 
 def decode_base64(data: str, max_bytes: int) -> bytes:
@@ -127,8 +65,8 @@ def load_reference(
 
 def decode_reference(data: bytes, max_seconds: float) -> np.ndarray:
     try:
-        waveform, rate = decode(data, max_seconds=max_seconds)
+        waveform, rate = decode(data, max_seconds=max_seconds, min_seconds=MIN_REFERENCE_SECONDS)
     except AudioDecodeError as exc:
-        hint = " (MAX_REFERENCE_SECONDS)" if "long" in str(exc) else ""
+        hint = " (MAX_REFERENCE_SECONDS)" if "limit" in str(exc) else ""
         raise _refuse(f"reference audio: {exc}{hint}") from None
     return resample(waveform, rate, MODEL_SAMPLE_RATE)

@@ -28,7 +28,10 @@ DEFAULT_SCENE = "Audio is recorded from a quiet room."
 SPEAKER_KEY = re.compile(r"^SPEAKER\d{1,2}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_DESCRIPTION_CHARS = 2000
+MIN_TEMPERATURE = 0.01  # below it, logits / temperature overflow to inf and sampling breaks
 
+# Output sample rates: the standard ones (an odd rate would make the resampler's kernel huge).
+SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 # Sample rates each encoder accepts (libsndfile's MPEG and Opus encoders are strict).
 MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
@@ -65,7 +68,7 @@ def check_name(value: str, what: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a string")
     normalized = unicodedata.normalize("NFKC", value)
-    if normalized != value or not SAFE_NAME.match(value) or ".." in value:
+    if normalized != value or not SAFE_NAME.fullmatch(value) or ".." in value:
         raise ValueError(
             f"{what} must be a plain name of letters, digits, '.', '_' or '-' "
             "(at most 128 characters, no slashes, no '..')"
@@ -122,7 +125,7 @@ class SynthesisRequest(_Strict):
         max_length=MAX_DESCRIPTION_CHARS,
         validation_alias=AliasChoices("scene_description", "scene_prompt"),
     )
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)  # 0 = greedy, else at least MIN_TEMPERATURE
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     top_k: int = Field(default=50, ge=0, le=1024)
     max_new_tokens: int | None = Field(default=None, ge=1)
@@ -180,6 +183,10 @@ class SynthesisRequest(_Strict):
     def _consistent(self) -> SynthesisRequest:
         if self.voice and self.reference_audio:
             raise ValueError("give either voice or reference_audio, not both")
+        if 0.0 < self.temperature < MIN_TEMPERATURE:
+            raise ValueError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE}")
+        if self.sample_rate not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate must be one of {sorted(SAMPLE_RATES)}")
         if self.output_format is OutputFormat.opus and self.sample_rate not in OPUS_RATES:
             raise ValueError(f"opus needs sample_rate in {sorted(OPUS_RATES)}")
         if self.output_format is OutputFormat.mp3 and self.sample_rate not in MP3_RATES:

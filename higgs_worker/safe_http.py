@@ -1,0 +1,177 @@
+"""Fetch a URL from strangers' input: public addresses only, a total time limit, a byte limit.
+
+- The address is checked where it matters, on the connected socket's peer (every
+  connection, every redirect hop), so neither DNS rebinding nor URL-parser confusion
+  can reach a private, loopback, link-local or metadata address. The host is also
+  resolved and checked before connecting, so such URLs fail without any connection.
+- The time limit covers everything (connect, headers, body): when it passes, the
+  sockets are shut down, which ends any read in progress.
+- The body is read in blocks and refused as soon as it passes the byte limit.
+- No proxies from the environment (the peer must be the host itself), no userinfo,
+  no backslashes, http and https only, a few redirects at most.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from urllib.parse import urljoin, urlsplit
+
+MAX_REDIRECTS = 3
+
+
+class FetchRefused(Exception):
+    """The URL or what it answered is refused; the message says why."""
+
+
+class _PrivatePeer(Exception):  # not an OSError: urllib3 and requests let it through untouched
+    pass
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _split(url: str):
+    if any(ch in url for ch in "\\\r\n\t ") or not url.isascii():
+        raise FetchRefused("the URL has characters that are not allowed (backslash, spaces, non-ASCII)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise FetchRefused("the URL is not valid") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise FetchRefused("only http:// and https:// URLs with a host are allowed")
+    if "@" in parts.netloc:
+        raise FetchRefused("URLs with user information are not allowed")
+    return parts, port or (443 if parts.scheme.lower() == "https" else 80)
+
+
+def check_host(url: str) -> None:
+    """Resolve the URL's host and refuse it unless every address is public."""
+    parts, port = _split(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise FetchRefused(f"cannot resolve the host {parts.hostname}") from None
+    if not infos or not all(is_public(info[4][0]) for info in infos):
+        raise _PrivatePeer()
+
+
+class _Fetch:
+    """One fetch: its connections (to check and to cut) and its deadline."""
+
+    def __init__(self, allow_private: bool, timeout: float):
+        self.allow_private = allow_private
+        self.timeout = timeout
+        self.sockets: list[socket.socket] = []
+        self.expired = False
+        self.lock = threading.Lock()
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def adopt(self, sock: socket.socket) -> socket.socket:
+        if not self.allow_private and not is_public(sock.getpeername()[0]):
+            sock.close()
+            raise _PrivatePeer()
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                sock.shutdown(socket.SHUT_RDWR)
+        return sock
+
+    def session(self):
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.connection import HTTPConnection, HTTPSConnection
+        from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+        fetch = self
+
+        class CheckedHTTP(HTTPConnection):
+            def _new_conn(self):
+                return fetch.adopt(super()._new_conn())
+
+        class CheckedHTTPS(HTTPSConnection):
+            def _new_conn(self):
+                return fetch.adopt(super()._new_conn())
+
+        class Pool(HTTPConnectionPool):
+            ConnectionCls = CheckedHTTP
+
+        class PoolS(HTTPSConnectionPool):
+            ConnectionCls = CheckedHTTPS
+
+        adapter = HTTPAdapter(max_retries=0)
+        adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": PoolS}
+        session = requests.Session()
+        session.trust_env = False  # no proxies: the peer must be the host itself
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+
+def fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
+    """GET ``url`` and return its body; raise ``FetchRefused`` with a reason otherwise."""
+    import requests
+    import urllib3
+
+    attempt = _Fetch(allow_private, timeout)
+    timer = threading.Timer(timeout, attempt.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        with attempt.session() as session:
+            for _ in range(MAX_REDIRECTS + 1):
+                if not allow_private:
+                    check_host(url)
+                else:
+                    _split(url)
+                with session.get(
+                    url,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(timeout, timeout),
+                    headers={"User-Agent": "higgs-runpod-worker", "Accept-Encoding": "identity"},
+                ) as r:
+                    if r.is_redirect:
+                        url = urljoin(url, r.headers.get("Location", ""))
+                        continue
+                    if r.status_code != 200:
+                        raise FetchRefused(f"the URL answered HTTP {r.status_code}")
+                    declared = r.headers.get("Content-Length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
+                        raise FetchRefused(f"larger than {max_bytes} bytes")
+                    body = bytearray()
+                    for block in r.raw.stream(64 * 1024, decode_content=False):
+                        body += block
+                        if len(body) > max_bytes:
+                            raise FetchRefused(f"larger than {max_bytes} bytes")
+                    if attempt.expired:
+                        raise FetchRefused(f"took longer than {timeout:g} s")
+                    return bytes(body)
+            raise FetchRefused(f"redirected more than {MAX_REDIRECTS} times")
+    except _PrivatePeer:
+        raise FetchRefused(
+            "points to a private, loopback or link-local address; refused "
+            "(set ALLOW_PRIVATE_URLS=true on the endpoint to allow it)"
+        ) from None
+    except FetchRefused:
+        raise
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        if attempt.expired:
+            raise FetchRefused(f"took longer than {timeout:g} s") from None
+        raise FetchRefused(f"could not be fetched ({type(exc).__name__})") from None
+    finally:
+        timer.cancel()
