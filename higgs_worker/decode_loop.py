@@ -31,7 +31,7 @@ STATIC_CACHE_BUCKETS = (1024, 2048, 4096, 8192)
 class LoopSettings:
     static_cache: bool = False
     compile: bool = False
-    compile_backend: str = "inductor"
+    compile_backend: str | object = "inductor"  # a torch.compile backend name or callable
     compile_mode: str | None = "reduce-overhead"
     fullgraph: bool = False
 
@@ -86,6 +86,20 @@ class DecodeLoop:
     def _eager_step(self, audio_row: torch.Tensor, position_ids: torch.Tensor, cache) -> torch.Tensor:
         out = self.model(audio_input_ids=audio_row, position_ids=position_ids, cache=cache, use_cache=True)
         return out.logits[:, -1, :].float()
+
+    def _next_logits(self, audio_row: torch.Tensor, position_ids: torch.Tensor, cache) -> torch.Tensor:
+        """The compiled step, or the plain one if compiling fails here (a driver or
+        compiler problem must not fail every job): logged once, then plain for good."""
+        if self._step is self._eager_step:
+            return self._eager_step(audio_row, position_ids, cache)
+        try:
+            return self._step(audio_row, position_ids, cache)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            log.warning("compiled decode step failed (%s: %s); using the plain step", type(exc).__name__, exc)
+            self._step = self._eager_step
+            return self._eager_step(audio_row, position_ids, cache)
 
     def _prefill(self, batch: dict, cache) -> torch.Tensor:
         out = self.model(**batch, cache=cache, use_cache=True, logits_to_keep=1)
@@ -180,7 +194,7 @@ class DecodeLoop:
             if step + 1 == sampling.max_new_tokens:
                 return
             position = torch.full((1, 1), prompt_len + step, dtype=torch.long, device=device)
-            logits = self._step(codes.view(1, 1, n), position, cache)
+            logits = self._next_logits(codes.view(1, 1, n), position, cache)
 
     def warm_up(self, batch: dict, sampling, steps: int = 12) -> None:
         """Run a few steps so that compilation (if any) happens before the first job."""

@@ -57,6 +57,18 @@ def test_the_single_step_compiles_without_graph_breaks(engine):
         assert torch.equal(torch.stack(list(loop.rows(engine.batch_for(SMART), sampling))), expected)
 
 
+def test_a_failing_compiler_falls_back_to_the_plain_step(engine, caplog):
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler on this host")
+
+    sampling = Sampling(temperature=0, max_new_tokens=30)
+    expected = loop_rows(engine, SMART, sampling, seed=1, settings=LoopSettings(static_cache=True))
+    settings = LoopSettings(static_cache=True, compile=True, compile_backend=broken_backend)
+    got = loop_rows(engine, SMART, sampling, seed=1, settings=settings)
+    assert torch.equal(got, expected)
+    assert "using the plain step" in caplog.text
+
+
 def test_stop_is_checked_every_step(engine):
     asked = {"n": 0}
 
