@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import requests
 from higgs_worker.config import Settings
 from higgs_worker.jobs import Worker
 from higgs_worker.model_store import MARKER
-from tests.conftest import BUCKET, FAKE_AWS, ROOT, free_port
+from tests.conftest import BUCKET, FAKE_AWS, free_port
+from tests.support.api_server import rp_serve_api
 from tests.support.hub_server import HubServer
 from tests.support.s3_proxy import S3Proxy
 
@@ -155,28 +155,15 @@ def _rss_and_fds(pid: int) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_200_jobs_in_a_row_keep_memory_and_open_files_bounded(subprocess_env, moto_server):
-    port = free_port()
     env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server}
-    proc = subprocess.Popen(
-        [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(port), "--rp_api_host", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/runsync"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.3)
+    with rp_serve_api(env) as (base, proc):
         session = requests.Session()
 
         def job(i: int) -> None:
             delivery = "s3" if i % 2 else "base64"
             body = {"input": {"text": f"Job number {i}.", "seed": i, "max_new_tokens": 12, "delivery": delivery,
                               "output_format": ["wav", "mp3", "opus", "flac"][i % 4]}}
-            result = session.post(url, json=body, timeout=60).json()
+            result = session.post(f"{base}/runsync", json=body, timeout=60).json()
             assert result["status"] == "COMPLETED" and "error" not in result["output"][-1], result
 
         for i in range(20):  # warm-up: allocators, codec libraries, S3 connection pool
@@ -187,10 +174,7 @@ def test_200_jobs_in_a_row_keep_memory_and_open_files_bounded(subprocess_env, mo
             job(1000 + i)
         elapsed = time.monotonic() - start
         rss1, fds1 = _rss_and_fds(proc.pid)
-        print(f"200 jobs in {elapsed:.1f}s; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB "
-              f"({(rss1 - rss0) / 2**20:+.1f}); open files {fds0} -> {fds1}")
-        assert rss1 - rss0 < 64 * 2**20, "memory grew by more than 64 MiB over 200 jobs"
-        assert fds1 - fds0 <= 4, "open files grew over 200 jobs"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    print(f"200 jobs in {elapsed:.1f}s; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB "
+          f"({(rss1 - rss0) / 2**20:+.1f}); open files {fds0} -> {fds1}")
+    assert rss1 - rss0 < 64 * 2**20, "memory grew by more than 64 MiB over 200 jobs"
+    assert fds1 - fds0 <= 4, "open files grew over 200 jobs"

@@ -8,14 +8,14 @@ import io
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import requests
 import soundfile as sf
 
-from tests.conftest import BUCKET, FAKE_AWS, ROOT, free_port
+from tests.conftest import BUCKET, FAKE_AWS, ROOT
+from tests.support.api_server import rp_serve_api
 
 pytestmark = pytest.mark.slow
 
@@ -57,28 +57,9 @@ def test_test_input_bad_input_fails_with_invalid_input(subprocess_env):
 
 @pytest.fixture
 def api_server(subprocess_env, moto_server):
-    port = free_port()
     env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server}
-    proc = subprocess.Popen(
-        [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(port), "--rp_api_host", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            requests.get(f"{url}/docs", timeout=1)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None:
-                pytest.fail(proc.stdout.read())
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with rp_serve_api(env) as (url, _proc):
+        yield url
 
 
 def test_rp_serve_api_runsync_stores_audio_in_s3(api_server, s3_client):

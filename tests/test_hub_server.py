@@ -43,7 +43,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import subprocess
 import sys
@@ -63,7 +62,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.support.hub_server import HubServer, HubServerProcess, write_repo
+from tests.support.hub_server import HubServer, write_repo
 
 REPO = "acme/tiny-model"
 BIG_REPO = "acme/big-model"
@@ -542,17 +541,3 @@ def test_two_processes_past_the_head_both_download(hub: HubServer, tmp_path: Pat
     assert len(downloads) == 2 and all(d.complete for d in downloads)
 
 
-def test_server_as_a_separate_process(hub_root: Path, tmp_path: Path) -> None:
-    log_file = tmp_path / "requests.jsonl"
-    with HubServerProcess(hub_root, log_file=log_file) as server:
-        assert server.repo_sha(REPO) == HubServer(hub_root).repo_sha(REPO)
-        server.fail_next(1, 503, only="head")
-        path = hf_hub_download(REPO, "tokenizer.json", local_dir=tmp_path / "x", endpoint=server.url, token=False)
-        assert Path(path).read_bytes() == TINY_FILES["tokenizer.json"]
-        assert [(r.method, r.status) for r in server.log] == [("HEAD", 503), ("HEAD", 200), ("GET", 200)]
-        assert len(server.downloads("tokenizer.json")) == 1
-        pid = server.pid
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
-    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
-    assert [line["status"] for line in lines] == [503, 200, 200]

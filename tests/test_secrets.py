@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
 
 from higgs_worker.logs import scrub
-from tests.conftest import BUCKET, ROOT, free_port
+from tests.conftest import BUCKET
+from tests.support.api_server import rp_serve_api
 from tests.support.hub_server import HubServer
 from tests.support.s3_proxy import S3Proxy
 
@@ -40,7 +38,6 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
     hub_root = tmp_path / "hub"
     shutil.copytree(tiny_models[0], hub_root / "bosonai" / "higgs-audio-v2-generation-3B-base")
     shutil.copytree(tiny_models[1], hub_root / "bosonai" / "higgs-audio-v2-tokenizer")
-    port = free_port()
     with HubServer(hub_root) as hub, S3Proxy(moto_server) as s3:
         hub.set_auth("hf_some_other_token_the_worker_does_not_have")
         env = {**subprocess_env, **hub.env(tmp_path / "hf-home", token=HF_TOKEN, base=subprocess_env)}
@@ -52,22 +49,8 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
             "MODEL_DOWNLOAD_ATTEMPTS": "1",
         })
         log_path = tmp_path / "worker.log"
-        with open(log_path, "w") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_port", str(port),
-                 "--rp_api_host", "127.0.0.1"],
-                cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{port}"
         answers = []
-        try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    requests.get(f"{base}/docs", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.3)
+        with open(log_path, "w") as log_file, rp_serve_api(env, output=log_file) as (base, _proc):
 
             def runsync(job_input: dict) -> dict:
                 answer = requests.post(f"{base}/runsync", json={"input": job_input}, timeout=240).json()
@@ -88,9 +71,6 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
             s3.deny = True
             denied = runsync(short)["output"][-1]
             assert denied["error"].startswith("storage: ")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
     logs = log_path.read_text()
     assert "job" in logs.lower() and "Started" in logs  # the log was really captured
     everything = logs + "\n" + json.dumps(answers)

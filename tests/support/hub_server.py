@@ -28,49 +28,39 @@ It answers what huggingface_hub 2.4.0 asks for in ``snapshot_download``, ``hf_hu
   401 ``GatedRepo`` (``auth_mode="gated"``) or 401 ``RepoNotFound`` (``auth_mode="private"``); a
   wrong token -> 401 with the message "Invalid credentials in Authorization header" (no code).
 
-Fault injection, thread-safe, set on the server object (or over HTTP on a server run as a process):
-``require_token`` / ``set_auth``, ``fail_next``, ``drop_after_bytes``, ``delay_seconds`` /
-``release_delays``, ``clear_faults``. Every request (except the ``/_hub/`` control routes) is
-recorded as a :class:`RequestRecord` (method, path, Range header, status, bytes sent, ...).
+Fault injection, thread-safe, set on the server object: ``require_token`` / ``set_auth``,
+``fail_next``, ``drop_after_bytes``, ``delay_seconds`` / ``release_delays``, ``clear_faults``.
+Every request is recorded as a :class:`RequestRecord` (method, path, Range header, status,
+bytes sent, ...).
 
-Use in-process (a thread of the test process; worker subprocesses can use it too)::
+The server runs in a thread of the test process; worker subprocesses reach it too
+(``hub.env(...)`` gives them HF_ENDPOINT)::
 
     with HubServer(root) as hub:
         snapshot_download("org/name", local_dir=..., endpoint=hub.url, token=False)
         assert hub.downloads("model.safetensors")
 
-or as a separate process (``HubServerProcess(root)`` wraps this, with the same control methods)::
-
-    python -m tests.support.hub_server --root DIR --port 0 [--log-file FILE] [--require-token T]
-
-which prints ``HUB_SERVER_URL=http://127.0.0.1:PORT`` as its first line once it is listening. Only
-the standard library is used, so the file also runs as ``python tests/support/hub_server.py``.
+Only the standard library is used.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import http.server
 import json
 import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-__all__ = ["HubServer", "HubServerProcess", "RequestRecord", "client_env", "write_repo"]
+__all__ = ["HubServer", "RequestRecord", "client_env", "write_repo"]
 
 # Files that a Hub repo's default .gitattributes tracks with LFS (plus anything of 10 MiB or more,
 # which the Hub refuses to store in git).
@@ -147,7 +137,7 @@ def write_repo(root: str | os.PathLike, repo_id: str, files: Mapping[str, bytes 
 
 @dataclasses.dataclass
 class RequestRecord:
-    """One request the server answered (control routes under ``/_hub/`` are not recorded)."""
+    """One request the server answered."""
 
     method: str
     path: str  # URL path, percent-decoded, without the query
@@ -541,12 +531,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         raw_segments = split.path.split("/")[1:]
         path = unquote(split.path)
-        if path.startswith("/_hub/"):
-            try:
-                self._control(method, path, split.query)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
-            return
         self.request_id = self.state.next_request_id()
         rec = RequestRecord(
             method=method,
@@ -906,41 +890,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    # ---- control (for a server run as a separate process) ----------------------------------
-
-    def _control(self, method: str, path: str, query: str) -> None:
-        self.request_id = "control"
-        self.rec = RequestRecord(method, path, query, None, None, False, "control")
-        state = self.state
-        if path == "/_hub/health":
-            return self._send_json(200, {"ok": True})
-        if path == "/_hub/log" and method == "GET":
-            return self._send_json(200, [r.to_dict() for r in state.records()])
-        if path == "/_hub/repo_sha" and method == "GET":
-            repo_id = (parse_qs(query).get("repo_id") or [""])[0]
-            snap = state.snapshot(repo_id)
-            if snap is None:
-                return self._send_json(404, {"error": f"no repo {repo_id}"})
-            return self._send_json(200, {"sha": snap.commit})
-        if path == "/_hub/control" and method == "POST":
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                payload = json.loads(self.rfile.read(length) or b"{}")
-                op = payload["op"]
-                kwargs = payload.get("kwargs") or {}
-                if op not in _CONTROL_OPS:
-                    raise ValueError(f"unknown op {op!r}")
-                getattr(state, op)(**kwargs)
-            except (ValueError, KeyError, TypeError) as e:
-                return self._send_json(400, {"error": str(e)})
-            return self._send_json(200, {"ok": True})
-        return self._send_json(404, {"error": "unknown control route"})
-
-
-_CONTROL_OPS = frozenset(
-    {"fail_next", "drop_after_bytes", "delay_seconds", "release_delays", "clear_faults", "set_auth", "clear_log"}
-)
-
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     """First range of a ``bytes=`` Range header as inclusive (start, end); None if unsatisfiable."""
@@ -1186,217 +1135,3 @@ class HubServer:
 
     def clear_log(self) -> None:
         self._state.clear_log()
-
-
-class HubServerProcess:
-    """The local hub run as a separate process (the CLI below), with the same control methods.
-
-    Useful when the test process itself must not hold the server (e.g. it forks, or a test
-    kills and restarts the hub). Faults and the log go over HTTP to ``/_hub/...``.
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        *,
-        port: int = 0,
-        require_token: str | None = None,
-        auth_mode: str = "gated",
-        lfs_redirect: bool = True,
-        tree_page_size: int = 1000,
-        log_file: str | os.PathLike | None = None,
-        startup_timeout: float = 20.0,
-    ) -> None:
-        self.root = Path(root).resolve()
-        self._args = ["--root", str(self.root), "--port", str(port), "--auth-mode", auth_mode]
-        self._args += ["--tree-page-size", str(tree_page_size)]
-        if require_token:
-            self._args += ["--require-token", require_token]
-        if not lfs_redirect:
-            self._args.append("--no-lfs-redirect")
-        if log_file:
-            self._args += ["--log-file", str(log_file)]
-        self._startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[str] | None = None
-        self.url = ""
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def start(self) -> HubServerProcess:
-        if self._proc is not None:
-            return self
-        self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *self._args],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = _readline_with_timeout(self._proc, self._startup_timeout)
-        if not line.startswith("HUB_SERVER_URL="):
-            self.stop()
-            raise RuntimeError(f"hub server did not start: {line!r}")
-        self.url = line.strip().split("=", 1)[1]
-        return self
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    def __enter__(self) -> HubServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def env(
-        self, hf_home: str | os.PathLike, token: str | None = None, base: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
-        return client_env(self.url, hf_home, token=token, base=base)
-
-    def _call(self, method: str, route: str, payload: Any = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.url + route, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with self._opener.open(req, timeout=10) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"hub control {route} failed: {e.code} {e.read()!r}") from None
-
-    def _op(self, op: str, **kwargs: Any) -> None:
-        self._call("POST", "/_hub/control", {"op": op, "kwargs": kwargs})
-
-    def repo_sha(self, repo_id: str) -> str:
-        return self._call("GET", "/_hub/repo_sha?" + urlencode({"repo_id": repo_id}))["sha"]
-
-    def set_auth(self, token: str | None, mode: str = "gated", repos: Iterable[str] | None = None) -> None:
-        self._op("set_auth", token=token, mode=mode, repos=list(repos) if repos is not None else None)
-
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 503,
-        *,
-        only: Any = None,
-        filename: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        only = list(only) if only is not None and not isinstance(only, str) else only
-        self._op("fail_next", n=n, status=status, only=only, filename=filename, retry_after=retry_after)
-
-    def drop_after_bytes(
-        self, filename: str, nbytes: int, times: int = 1, *, mode: str = "close", repo_id: str | None = None
-    ) -> None:
-        self._op("drop_after_bytes", filename=filename, nbytes=nbytes, times=times, mode=mode, repo_id=repo_id)
-
-    def delay_seconds(
-        self,
-        filename: str,
-        seconds: float,
-        *,
-        times: int | None = None,
-        after_bytes: int = 0,
-        repo_id: str | None = None,
-        method: str = "GET",
-    ) -> None:
-        self._op(
-            "delay_seconds",
-            filename=filename,
-            seconds=seconds,
-            times=times,
-            after_bytes=after_bytes,
-            repo_id=repo_id,
-            method=method,
-        )
-
-    def release_delays(self, filename: str | None = None, method: str | None = None) -> None:
-        self._op("release_delays", filename=filename, method=method.upper() if method else None)
-
-    def clear_faults(self) -> None:
-        self._op("clear_faults")
-
-    @property
-    def log(self) -> list[RequestRecord]:
-        return [RequestRecord.from_dict(d) for d in self._call("GET", "/_hub/log")]
-
-    def requests(self, **filters: Any) -> list[RequestRecord]:
-        return _filter_records(self.log, **filters)
-
-    def downloads(self, filename: str, repo_id: str | None = None) -> list[RequestRecord]:
-        return _downloads(self.log, filename, repo_id)
-
-    def clear_log(self) -> None:
-        self._op("clear_log")
-
-
-def _readline_with_timeout(proc: subprocess.Popen[str], timeout: float) -> str:
-    result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not result:
-        proc.kill()
-        raise RuntimeError(f"hub server printed nothing within {timeout} s")
-    return result[0]
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve ROOT/{org}/{name} repos the way the Hugging Face Hub does.")
-    parser.add_argument("--root", required=True, help="folder holding {org}/{name} repo folders")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on the first line)")
-    parser.add_argument("--require-token", default=None, help="answer 401 unless 'Authorization: Bearer TOKEN'")
-    parser.add_argument("--auth-mode", choices=("gated", "private"), default="gated")
-    parser.add_argument("--no-lfs-redirect", action="store_true", help="serve LFS files from /resolve, no CDN hop")
-    parser.add_argument("--cdn-host", default="localhost")
-    parser.add_argument("--tree-page-size", type=int, default=1000)
-    parser.add_argument("--log-file", default=None, help="append each request as a JSON line")
-    args = parser.parse_args(argv)
-
-    server = HubServer(
-        args.root,
-        host=args.host,
-        port=args.port,
-        require_token=args.require_token,
-        auth_mode=args.auth_mode,
-        lfs_redirect=not args.no_lfs_redirect,
-        cdn_host=args.cdn_host,
-        tree_page_size=args.tree_page_size,
-        log_file=args.log_file,
-    ).start()
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    print(f"HUB_SERVER_URL={server.url}", flush=True)
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
