@@ -122,6 +122,30 @@ class _Fetch:
         return session
 
 
+def _get(attempt: _Fetch, url: str, max_bytes: int, timeout: float) -> tuple[bytes, str | None]:
+    """One hop on a fresh connection (a pooled one could be stale, and each peer is
+    checked anyway): (body, None), or (b"", Location) for a redirect."""
+    headers = {"User-Agent": "higgs-runpod-worker", "Accept-Encoding": "identity", "Connection": "close"}
+    with attempt.session() as session, session.get(
+        url, stream=True, allow_redirects=False, timeout=(timeout, timeout), headers=headers
+    ) as response:
+        if response.is_redirect:
+            return b"", response.headers.get("Location", "")
+        if response.status_code != 200:
+            raise FetchRefused(f"the URL answered HTTP {response.status_code}")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise FetchRefused(f"larger than {max_bytes} bytes")
+        body = bytearray()
+        for block in response.raw.stream(64 * 1024, decode_content=False):
+            body += block
+            if len(body) > max_bytes:
+                raise FetchRefused(f"larger than {max_bytes} bytes")
+        if attempt.expired:
+            raise FetchRefused(f"took longer than {timeout:g} s")
+        return bytes(body), None
+
+
 def fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
     """GET ``url`` and return its body; raise ``FetchRefused`` with a reason otherwise."""
     import requests
@@ -132,36 +156,16 @@ def fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) -> byte
     timer.daemon = True
     timer.start()
     try:
-        with attempt.session() as session:
-            for _ in range(MAX_REDIRECTS + 1):
-                if not allow_private:
-                    check_host(url)
-                else:
-                    _split(url)
-                with session.get(
-                    url,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(timeout, timeout),
-                    headers={"User-Agent": "higgs-runpod-worker", "Accept-Encoding": "identity"},
-                ) as r:
-                    if r.is_redirect:
-                        url = urljoin(url, r.headers.get("Location", ""))
-                        continue
-                    if r.status_code != 200:
-                        raise FetchRefused(f"the URL answered HTTP {r.status_code}")
-                    declared = r.headers.get("Content-Length", "")
-                    if declared.isdigit() and int(declared) > max_bytes:
-                        raise FetchRefused(f"larger than {max_bytes} bytes")
-                    body = bytearray()
-                    for block in r.raw.stream(64 * 1024, decode_content=False):
-                        body += block
-                        if len(body) > max_bytes:
-                            raise FetchRefused(f"larger than {max_bytes} bytes")
-                    if attempt.expired:
-                        raise FetchRefused(f"took longer than {timeout:g} s")
-                    return bytes(body)
-            raise FetchRefused(f"redirected more than {MAX_REDIRECTS} times")
+        for _ in range(MAX_REDIRECTS + 1):
+            if not allow_private:
+                check_host(url)
+            else:
+                _split(url)
+            body, location = _get(attempt, url, max_bytes, timeout)
+            if location is None:
+                return body
+            url = urljoin(url, location)
+        raise FetchRefused(f"redirected more than {MAX_REDIRECTS} times")
     except _PrivatePeer:
         raise FetchRefused(
             "points to a private, loopback or link-local address; refused "
