@@ -261,8 +261,9 @@ def near_valid_inputs(draw) -> dict:
     return job
 
 
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+FUZZ = settings(  # random locally (new examples each run), the same examples in CI (CI=true)
+    max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 
 
