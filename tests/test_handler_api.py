@@ -105,3 +105,12 @@ def test_rp_serve_api_stream_yields_pcm_chunks_then_the_result(api_server):
     final, rate = sf.read(io.BytesIO(base64.b64decode(result["audio_base64"])), dtype="int16")
     assert rate == 24000 and len(joined) == len(final)
     assert np.abs(joined.astype(int) - final.astype(int)).max() <= 2  # a few LSB of 16-bit audio
+
+
+def test_preload_loads_and_warms_up_before_the_first_job(subprocess_env, moto_server, s3_client):
+    env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server, "PRELOAD_MODELS": "true"}
+    proc = run_test_input(env, {"text": "Hello there.", "seed": 1, "max_new_tokens": 20, "output_name": "preloaded"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    timings = job_result(proc.stdout)["output"]["timings"]
+    assert timings["download_s"] == 0 and timings["load_s"] == 0  # paid at worker start, not by the job
+    assert proc.stdout.index("loaded model") < proc.stdout.index("Started.")
