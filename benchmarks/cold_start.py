@@ -68,7 +68,8 @@ def main() -> None:
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         s3_url = f"http://127.0.0.1:{moto._server.server_port}"
-        creds = {"AWS_ACCESS_KEY_ID": "AKIABENCH", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        creds = {"AWS_ACCESS_KEY_ID": "bench-access-key", "AWS_SECRET_ACCESS_KEY": "bench",
+                 "AWS_DEFAULT_REGION": "us-east-1"}
         import boto3
 
         boto3.client("s3", endpoint_url=s3_url, **{k.lower(): v for k, v in creds.items()

@@ -26,7 +26,7 @@ from higgs_worker.model_store import LocalModel
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "test-results"
 FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "AKIATESTKEY000000001",
+    "AWS_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1",
     "AWS_SECRET_ACCESS_KEY": "test-secret-key-do-not-leak-0123456789",
     "AWS_DEFAULT_REGION": "us-east-1",
 }

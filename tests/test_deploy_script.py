@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy-runpod.sh"
 CONFIG = json.loads((ROOT / "runpod-serverless-config.json").read_text())
 API_KEY = "rpa_TESTKEY0123456789abcdefTESTKEY"
-SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+SECRET = "fake-secret-value-EXAMPLE-0123456789"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bash") is None or shutil.which("curl") is None, reason="bash and curl are required"

@@ -201,7 +201,7 @@ def test_runpod_bucket_aliases_work(make_worker, moto_server, s3_client, monkeyp
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     env = {"BUCKET_ENDPOINT_URL": moto_server, "S3_BUCKET": BUCKET,
-           "BUCKET_ACCESS_KEY_ID": "AKIATESTKEY000000001", "BUCKET_SECRET_ACCESS_KEY": "x" * 20}
+           "BUCKET_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1", "BUCKET_SECRET_ACCESS_KEY": "x" * 20}
     out = make_worker(env).run({"id": "alias", "input": {"text": SHORT, "seed": 1}})
     assert out["s3_uri"] == f"s3://{BUCKET}/higgs-audio/alias.wav", out
 

@@ -26,7 +26,7 @@ from tests.support.hub_server import HubServer
 
 MODEL_REPO = "bosonai/higgs-audio-v2-generation-3B-base"
 TOKENIZER_REPO = "bosonai/higgs-audio-v2-tokenizer"
-TOKEN = "hf_test_token_that_must_never_leak_123"
+TOKEN = "fake-hub-token-that-must-never-leak-123"
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from tests.support.api_server import rp_serve_api
 from tests.support.hub_server import HubServer
 from tests.support.s3_proxy import S3Proxy
 
-ACCESS_KEY_ID = "AKIAZZSECRETIDTEST42"
-SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzSECRETzz"
-HF_TOKEN = "hf_zzSecretHubTokenzz1234567890"
+ACCESS_KEY_ID = "FAKE-KEY-ID-ZZ-42"
+SECRET_KEY = "fake-secret-key-zz-not-a-real-one-0123"
+HF_TOKEN = "fake-hub-token-zz-1234567890"
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
     shutil.copytree(tiny_models[0], hub_root / "bosonai" / "higgs-audio-v2-generation-3B-base")
     shutil.copytree(tiny_models[1], hub_root / "bosonai" / "higgs-audio-v2-tokenizer")
     with HubServer(hub_root) as hub, S3Proxy(moto_server) as s3:
-        hub.set_auth("hf_some_other_token_the_worker_does_not_have")
+        hub.set_auth("fake-other-hub-token-the-worker-lacks")
         env = {**subprocess_env, **hub.env(tmp_path / "hf-home", token=HF_TOKEN, base=subprocess_env)}
         env.pop("HF_HUB_OFFLINE", None)
         env.update({
