@@ -28,7 +28,7 @@ from dataclasses import replace
 
 import torch
 
-from .decode_loop import LoopSettings
+from .decode_loop import DecodeLoop, LoopSettings
 from .engine import Engine, Sampling, loop_settings_for
 from .prompt import SYSTEM_SINGLE, Prompt, Turn
 
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         engine = Engine.load(str(model_dir), str(tokenizer_dir), args.device, dtype)
         frames = args.frames or 100
     if args.compile != "auto":
-        engine.loop.__init__(engine.model, LoopSettings(static_cache=args.compile == "true",
-                                                        compile=args.compile == "true"))
+        forced = args.compile == "true"
+        engine.loop = DecodeLoop(engine.model, LoopSettings(static_cache=forced, compile=forced))
     params = sum(p.numel() for p in engine.model.parameters())
     result = compare(engine, frames)
     result["parameters"] = params

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .decode_loop import DecodeLoop, LoopSettings, Stopped
-from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize, undo_delay
+from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
 from .streaming import StreamingDecoder
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,18 @@ class Engine:
         self.code_limit = audio_tokenizer.config.codebook_size
         self.sample_rate = audio_tokenizer.config.sample_rate
         self.samples_per_frame = audio_tokenizer.config.hop_length
-        self.delay_token = tokenizer.convert_ids_to_tokens(config.audio_delay_token_id)
+        from transformers import HiggsAudioV2Processor
+
+        # The processor built from its parts (never from the checkpoint's processor_config,
+        # which names a hub repo): its delay-pattern helpers and audio placeholders.
+        self.processor = HiggsAudioV2Processor(
+            feature_extractor,
+            tokenizer,
+            audio_tokenizer,
+            audio_delay_token=tokenizer.convert_ids_to_tokens(config.audio_delay_token_id),
+            audio_stream_bos_id=self.bos_id,
+            audio_stream_eos_id=self.eos_id,
+        )
         self.lock = threading.Lock()
 
     @classmethod
@@ -140,7 +151,7 @@ class Engine:
         """Codes (num_codebooks, frames) -> mono float32 waveform."""
         if codes.shape[1] == 0:
             return np.zeros(0, dtype=np.float32)
-        codes = codes.clamp(0, self.code_limit - 1).to(self.device)
+        codes = codes.to(self.device)  # in range: undo_delay or the audio tokenizer made them
         audio = self.audio_tokenizer.decode(codes.unsqueeze(0)).audio_values
         return audio.reshape(-1).float().cpu().numpy()
 
@@ -170,7 +181,7 @@ class Engine:
         return config
 
     def batch_for(self, prompt: Prompt) -> dict:
-        batch = tokenize(prompt, self.tokenizer, self.bos_id, self.eos_id, self.delay_token)
+        batch = tokenize(prompt, self.processor)
         return {key: value.to(self.device) for key, value in batch.items()}
 
     def generate_rows(
@@ -181,12 +192,6 @@ class Engine:
             yield from self.loop.rows(self.batch_for(prompt), sampling, should_stop)
         except Stopped:
             raise Cancelled() from None
-
-    def generate_codes(
-        self, prompt: Prompt, sampling: Sampling, should_stop: Callable[[], bool] | None = None
-    ) -> torch.Tensor:
-        """Generate one audio segment for ``prompt``; return codes (num_codebooks, frames)."""
-        return self.codes_from_rows(torch.stack(list(self.generate_rows(prompt, sampling, should_stop))))
 
     @torch.inference_mode()
     def reference_generate_codes(self, prompt: Prompt, sampling: Sampling) -> torch.Tensor:
@@ -203,7 +208,7 @@ class Engine:
 
     def streaming_decoder(self) -> StreamingDecoder:
         return StreamingDecoder(
-            self.decode_codes, self.num_codebooks, self.samples_per_frame, self.bos_id, self.eos_id, self.code_limit
+            self.decode_codes, self.undo_delay, self.num_codebooks, self.samples_per_frame, self.bos_id, self.eos_id
         )
 
     def no_codes(self) -> torch.Tensor:
@@ -217,7 +222,12 @@ class Engine:
         ended = (rows == self.eos_id).all(dim=1).nonzero()
         if len(ended):
             rows = rows[: int(ended[0, 0])]
-        return undo_delay(rows).clamp(0, self.code_limit - 1)
+        return self.undo_delay(rows)
+
+    def undo_delay(self, rows: torch.Tensor) -> torch.Tensor:
+        """Delayed rows (steps, num_codebooks) -> codes (num_codebooks, frames), in the audio
+        tokenizer's code range (stream bos/eos left in the last rows are clamped)."""
+        return self.processor.revert_delay_pattern(rows).transpose(0, 1).clamp(0, self.code_limit - 1)
 
     def max_tokens_for(self, text: str, cap: int) -> int:
         """Bound generation steps from the text: ~14 characters per second of speech,

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -46,17 +47,13 @@ class Timer:
     def add(self, name: str, seconds: float) -> None:
         self.marks[name] = self.marks.get(name, 0.0) + seconds
 
+    @contextmanager
     def measure(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.add(name, time.perf_counter() - self.t)
-
-        return _Span()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
 
     def summary(self) -> dict[str, float]:
         out = {

@@ -103,7 +103,7 @@ def _download_error(source: ModelSource, variable: str, exc: BaseException) -> W
         reason = "that repository does not exist (or is private: set HF_TOKEN)"
     elif isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
         reason = "the volume is full; free space or use a larger network volume"
-    elif isinstance(exc, (PermissionError,)) or (isinstance(exc, OSError) and getattr(exc, "errno", None) in (13, 30)):
+    elif isinstance(exc, OSError) and getattr(exc, "errno", None) in (13, 30):  # EACCES, EROFS
         reason = f"cannot write to {source.path} (read-only or no permission)"
     else:
         reason = f"download failed ({type(exc).__name__}); the hub may be unreachable, try again"

@@ -98,44 +98,28 @@ def render(prompt: Prompt, bos_token: str) -> tuple[str, list[AudioClip]]:
     return "".join(parts), clips
 
 
-def delay_pattern(codes: torch.Tensor, bos_id: int, eos_id: int) -> torch.Tensor:
-    """(num_codebooks, frames) -> (frames + 2 + num_codebooks - 1, num_codebooks).
-
-    Adds the stream bos/eos frames and shifts codebook k right by k steps, as the
-    model reads and writes audio.
-    """
-    num_codebooks, frames = codes.shape
+def patterned_rows(codes: torch.Tensor, processor) -> torch.Tensor:
+    """Codes (num_codebooks, frames) -> the rows the model reads: stream bos and eos added
+    and the delay pattern applied by the processor, (frames + 2 + num_codebooks - 1, num_codebooks)."""
+    n = codes.shape[0]
     framed = torch.cat(
-        [codes.new_full((num_codebooks, 1), bos_id), codes, codes.new_full((num_codebooks, 1), eos_id)], dim=1
+        [codes.new_full((n, 1), processor.audio_stream_bos_id), codes,
+         codes.new_full((n, 1), processor.audio_stream_eos_id)], dim=1
     )
-    length = frames + 2 + num_codebooks - 1
-    out = codes.new_full((num_codebooks, length), eos_id)
-    for k in range(num_codebooks):
-        out[k, :k] = bos_id
-        out[k, k : k + frames + 2] = framed[k]
-    return out.transpose(0, 1)
+    return processor.build_delay_pattern(framed.unsqueeze(0))[0].transpose(0, 1)
 
 
-def undo_delay(rows: torch.Tensor) -> torch.Tensor:
-    """(steps, num_codebooks) delayed rows -> (num_codebooks, steps - num_codebooks + 1) codes."""
-    steps, num_codebooks = rows.shape
-    frames = steps - num_codebooks + 1
-    if frames <= 0:
-        return rows.new_zeros((num_codebooks, 0))
-    return torch.stack([rows[k : k + frames, k] for k in range(num_codebooks)], dim=0)
-
-
-def tokenize(prompt: Prompt, tokenizer, bos_id: int, eos_id: int, delay_token: str) -> dict:
-    """input_ids, attention_mask and audio_input_ids(+mask) for ``model.generate``."""
+def tokenize(prompt: Prompt, processor) -> dict:
+    """input_ids, attention_mask and audio_input_ids(+mask) for the model, each audio
+    placeholder expanded to as many positions as its clip has rows (as the processor does)."""
+    tokenizer = processor.tokenizer
     text, clips = render(prompt, tokenizer.bos_token)
     if clips:
-        patterned = [delay_pattern(clip.codes, bos_id, eos_id) for clip in clips]
-        num_codebooks = patterned[0].shape[1]
+        patterned = [patterned_rows(clip.codes.cpu(), processor) for clip in clips]
         pieces = text.split(AUDIO_OUT)
         expanded = [pieces[0]]
         for rows, piece in zip(patterned, pieces[1:], strict=True):
-            expanded.append(AUDIO_OUT * (rows.shape[0] - (num_codebooks - 1)) + delay_token * (num_codebooks - 1))
-            expanded.append(piece)
+            expanded += [processor.get_audio_tokens(rows.shape[0]), piece]
         text = "".join(expanded)
     encoded = tokenizer(text, add_special_tokens=False, return_tensors="pt")
     batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}

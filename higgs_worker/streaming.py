@@ -17,43 +17,42 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from .prompt import undo_delay
-
 
 class StreamingDecoder:
     def __init__(
         self,
         decode: Callable[[torch.Tensor], np.ndarray],
+        undo_delay: Callable[[torch.Tensor], torch.Tensor],
         num_codebooks: int,
         samples_per_frame: int,
         bos_id: int,
         eos_id: int,
-        code_limit: int,
         first_frames: int = 10,
         later_frames: int = 40,
         left_context: int = 12,
         hold: int = 3,
         fade_frames: int = 1,
     ):
-        self.decode = decode
+        self.decode, self.undo_delay = decode, undo_delay
         self.n = num_codebooks
         self.spf = samples_per_frame
-        self.bos_id, self.eos_id, self.code_limit = bos_id, eos_id, code_limit
+        self.bos_id, self.eos_id = bos_id, eos_id
         self.first_frames, self.later_frames = first_frames, later_frames
         self.left_context, self.hold, self.fade = left_context, hold, fade_frames * samples_per_frame
-        self.rows: list[torch.Tensor] = []
+        self.rows: list[torch.Tensor] = []  # generated rows after the opening all-bos row
         self.ended = False
         self.emitted_frames = 0  # frames whose audio has been handed out
         self.tail: np.ndarray | None = None  # previous window's audio for the held frames
 
+    def complete_frames(self) -> int:
+        """Frame f is complete once row f + num_codebooks - 1 has arrived."""
+        return max(0, len(self.rows) - (self.n - 1))
+
     def frames(self) -> torch.Tensor:
         """All complete frames so far: codes (num_codebooks, frames)."""
-        rows = self.rows
-        if rows and bool((rows[0] == self.bos_id).all()):
-            rows = rows[1:]
-        if not rows:
+        if not self.rows:
             return torch.zeros((self.n, 0), dtype=torch.long)
-        return undo_delay(torch.stack(rows)).clamp(0, self.code_limit - 1)
+        return self.undo_delay(torch.stack(self.rows))
 
     def push(self, row: torch.Tensor) -> Iterator[np.ndarray]:
         """Add one generated row; yield audio pieces that are ready."""
@@ -62,17 +61,17 @@ class StreamingDecoder:
         if bool((row == self.eos_id).all()):
             self.ended = True
             return
+        if not self.rows and bool((row == self.bos_id).all()):
+            return  # the row that opens the stream carries no audio
         self.rows.append(row)
-        codes = self.frames()
         target = self.first_frames if self.emitted_frames == 0 else self.later_frames
-        if codes.shape[1] - self.hold - self.emitted_frames >= target:
-            yield self._window(codes, final=False)
+        if self.complete_frames() - self.hold - self.emitted_frames >= target:
+            yield self._window(self.frames(), final=False)
 
     def finish(self) -> Iterator[np.ndarray]:
         """The stream ended: decode what is left (no frames held back)."""
-        codes = self.frames()
-        if codes.shape[1] > self.emitted_frames or self.tail is not None:
-            yield self._window(codes, final=True)
+        if self.complete_frames() > self.emitted_frames:
+            yield self._window(self.frames(), final=True)
 
     def _window(self, codes: torch.Tensor, final: bool) -> np.ndarray:
         total = codes.shape[1]

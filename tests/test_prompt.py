@@ -12,10 +12,9 @@ from higgs_worker.prompt import (
     Prompt,
     Turn,
     as_conversation,
-    delay_pattern,
+    patterned_rows,
     render,
     tokenize,
-    undo_delay,
 )
 
 
@@ -61,29 +60,25 @@ def test_render_matches_the_checkpoint_chat_template(tokenizer, name):
     assert len(clips) == text.count("<|AUDIO_OUT|>")
 
 
-def test_delay_pattern_matches_the_processor(tiny_models):
-    from transformers import HiggsAudioV2Processor
-
+def test_patterned_rows_follow_the_delay_pattern(engine):
     codes = clip(6).codes
-    ours = delay_pattern(codes, 1024, 1025)
-    theirs = HiggsAudioV2Processor.build_delay_pattern(
-        type("P", (), {"audio_stream_bos_id": 1024, "audio_stream_eos_id": 1025})(),
-        torch.cat([torch.full((1, 8, 1), 1024), codes[None], torch.full((1, 8, 1), 1025)], dim=2),
-    )
-    assert torch.equal(ours, theirs[0].transpose(0, 1))
-    assert ours.shape == (6 + 2 + 7, 8)
+    rows = patterned_rows(codes, engine.processor)
+    assert rows.shape == (6 + 2 + 7, 8)
+    for k in range(8):  # codebook k: k + 1 stream-bos, its 6 codes, then stream-eos to the end
+        assert rows[: k + 1, k].eq(1024).all() and torch.equal(rows[k + 1 : k + 7, k], codes[k])
+        assert rows[k + 7 :, k].eq(1025).all()
 
 
-def test_undo_delay_inverts_the_pattern():
+def test_undo_delay_inverts_the_pattern(engine):
     codes = clip(9).codes
-    rows = delay_pattern(codes, 1024, 1025)[1:-1]  # what the model emits between bos and the end
-    assert torch.equal(undo_delay(rows[: 9 + 7]), codes)
+    rows = patterned_rows(codes, engine.processor)[1:-1]  # what the model emits between bos and the end
+    assert torch.equal(engine.undo_delay(rows[: 9 + 7]), codes)
 
 
-def test_tokenize_lines_up_placeholders_with_audio_rows(tokenizer):
+def test_tokenize_lines_up_placeholders_with_audio_rows(tokenizer, engine):
     prompt = PROMPTS["cloning"]
     delay_token = "<|reserved_special_token_6|>"
-    batch = tokenize(prompt, tokenizer, 1024, 1025, delay_token)
+    batch = tokenize(prompt, engine.processor)
     ids = batch["input_ids"][0]
     audio_id = tokenizer.convert_tokens_to_ids("<|AUDIO_OUT|>")
     delay_id = tokenizer.convert_tokens_to_ids(delay_token)

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import torch
 
-from higgs_worker.prompt import delay_pattern
+from higgs_worker.prompt import patterned_rows
 
 
 def stream_all(engine, codes, **kwargs):
@@ -15,7 +15,7 @@ def stream_all(engine, codes, **kwargs):
     for key, value in kwargs.items():
         setattr(decoder, key, value)
     pieces = []
-    for row in delay_pattern(codes, engine.bos_id, engine.eos_id):
+    for row in patterned_rows(codes, engine.processor):
         pieces += list(decoder.push(row))
     pieces += list(decoder.finish())
     return pieces
