@@ -227,6 +227,8 @@ class Engine:
     def undo_delay(self, rows: torch.Tensor) -> torch.Tensor:
         """Delayed rows (steps, num_codebooks) -> codes (num_codebooks, frames), in the audio
         tokenizer's code range (stream bos/eos left in the last rows are clamped)."""
+        if rows.shape[0] < self.num_codebooks:  # no complete frame (the processor would fail on it)
+            return self.no_codes()
         return self.processor.revert_delay_pattern(rows).transpose(0, 1).clamp(0, self.code_limit - 1)
 
     def max_tokens_for(self, text: str, cap: int) -> int:

@@ -73,6 +73,8 @@ def test_undo_delay_inverts_the_pattern(engine):
     codes = clip(9).codes
     rows = patterned_rows(codes, engine.processor)[1:-1]  # what the model emits between bos and the end
     assert torch.equal(engine.undo_delay(rows[: 9 + 7]), codes)
+    for short in range(8):  # fewer rows than codebooks: no complete frame yet
+        assert engine.undo_delay(rows[:short]).shape == (8, 0)
 
 
 def test_tokenize_lines_up_placeholders_with_audio_rows(tokenizer, engine):
