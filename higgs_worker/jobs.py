@@ -36,6 +36,7 @@ VOICE_CACHE_SIZE = 32
 
 ProgressFn = Callable[[int, int], None]
 EmitFn = Callable[[dict], None]
+AudioFn = Callable[[np.ndarray], None]
 STREAM_SAMPLE_RATE = 24000
 
 
@@ -157,15 +158,20 @@ class Worker:
         should_stop: Callable[[], bool] | None = None,
         progress: ProgressFn | None = None,
         emit: EmitFn | None = None,
+        on_audio: AudioFn | None = None,
     ) -> dict[str, Any]:
-        """Run one job. With ``stream: true`` and ``emit``, audio pieces are handed to
-        ``emit`` while they are generated; the return value is always the full output."""
+        """Run one job. With ``stream: true`` and ``emit``, stream items (PCM pieces as
+        base64) are handed to ``emit`` while they are generated; ``on_audio`` (any door that
+        streams itself, e.g. HTTP) gets the same pieces as float32 arrays at the model's rate,
+        whatever the job's ``stream`` field. The return value is always the full output."""
         timer = Timer()
         job_id = str(job.get("id") or "job")
         try:
             request = parse_request(job.get("input"), self.settings)
             engine = self.ensure_engine(timer)
-            return self._synthesize_and_deliver(job_id, request, engine, timer, should_stop, progress, emit)
+            return self._synthesize_and_deliver(
+                job_id, request, engine, timer, should_stop, progress, emit, on_audio
+            )
         except WorkerError as exc:
             log.info("job %s failed: %s", job_id, exc.code)
             return exc.as_output()
@@ -186,11 +192,19 @@ class Worker:
             }
 
     def _synthesize_and_deliver(
-        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit
+        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, listener
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
         streamed = {"n": 0, "bytes": 0}  # stream items sent, and their base64 bytes
-        on_audio = _stream_emitter(emit, streamed) if (request.stream and emit is not None) else None
+        listeners = [listener] if listener is not None else []
+        if request.stream and emit is not None:
+            listeners.append(_stream_emitter(emit, streamed))
+        on_audio = None
+        if listeners:
+
+            def on_audio(piece: np.ndarray) -> None:
+                for listen in listeners:
+                    listen(piece)
 
         def on_chunk(index: int, total: int) -> None:  # "chunk i of n" as chunk i starts
             if progress is not None and total > 1:

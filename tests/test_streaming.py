@@ -7,6 +7,7 @@ import base64
 import numpy as np
 import torch
 
+from higgs_worker import audio as audio_codec
 from higgs_worker.prompt import patterned_rows
 
 
@@ -85,3 +86,20 @@ def test_streamed_bytes_count_toward_the_inline_limit(make_worker, s3_env):
     assert list(out) == ["error"] and out["error"].startswith("storage: ") and "streamed chunks" in out["error"]
     moved = make_worker({**s3_env, **tight}).run(job, emit=lambda item: None)
     assert moved["s3_uri"].endswith("/streamed.opus") and "audio_base64" not in moved
+
+
+def test_on_audio_gets_the_pieces_of_a_job_that_does_not_stream_to_runpod(make_worker):
+    """A door that streams itself (HTTP) listens with ``on_audio``: it gets float pieces
+    that join to the final audio, and no RunPod stream item is produced."""
+    pieces, items = [], []
+    out = make_worker().run(
+        {"input": {"text": "Streaming is fun to test.", "seed": 2, "max_new_tokens": 100,
+                   "delivery": "base64", "output_format": "pcm"}},
+        emit=items.append,
+        on_audio=pieces.append,
+    )
+    assert "error" not in out, out
+    assert items == [] and len(pieces) > 1
+    joined = audio_codec.to_pcm16(np.concatenate(pieces))
+    final = np.frombuffer(base64.b64decode(out["audio_base64"]), "<i2")
+    assert len(joined) // 2 == len(final)
