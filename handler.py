@@ -25,6 +25,7 @@ import threading
 os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
 
 from higgs_worker import logs  # noqa: E402
+from higgs_worker.config import SettingsError  # noqa: E402
 from higgs_worker.jobs import Worker  # noqa: E402
 
 _worker: Worker | None = None
@@ -92,7 +93,11 @@ def main() -> None:
     import runpod
 
     logs.setup()
-    worker = get_worker()
+    try:
+        worker = get_worker()  # every environment variable is parsed and checked here, once
+    except SettingsError as exc:
+        logging.getLogger("handler").error("%s; the worker cannot start", exc)
+        sys.exit(2)
     if worker.settings.preload_models:
         try:
             worker.ensure_engine().warm_up()

@@ -1,61 +1,239 @@
-"""Worker settings, read once from the environment (never from job input).
+"""Worker settings: every environment variable, parsed and checked once at start.
 
-The table of variables lives in README.md / DESIGN.md; this module is its code.
-Secrets (AWS keys, HF token) are read by boto3 and huggingface_hub themselves or
-kept in ``S3Settings`` fields that are excluded from ``repr``.
+``Environment`` is the documented list (one pydantic-settings field a variable, named
+by its variable; docs/worker-reference.md is generated from it). ``Settings`` is what
+the rest of the worker reads: the same values grouped (model, tokenizer, S3). A bad
+value raises ``SettingsError`` naming the variable and what it accepts; nothing else in
+the worker parses the environment. Job input never changes a setting.
+
+Secrets (AWS keys, HF token) are read by boto3 and huggingface_hub themselves; the
+ones read here (RunPod's BUCKET_* aliases, API_KEY) are ``SecretStr`` and kept out of
+``repr``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 VOLUME = "/runpod-volume"
 
 DEFAULT_MODEL_REPO = "bosonai/higgs-audio-v2-generation-3B-base"
 DEFAULT_TOKENIZER_REPO = "bosonai/higgs-audio-v2-tokenizer"
+DEFAULT_COMPILE_CACHE_DIR = f"{VOLUME}/bosonai/compile-cache"
+
+# Variables whose empty value means something ("no prefix", "no cache"); any other
+# variable set to "" counts as unset.
+EMPTY_IS_A_VALUE = frozenset({"S3_PREFIX", "COMPILE_CACHE_DIR"})
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class SettingsError(ValueError):
+    """A bad environment variable: the message names it and what it accepts."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+def _env(name: str, *aliases: str) -> Any:
+    return AliasChoices(name, *aliases) if aliases else name
 
 
-def _size(env: Mapping[str, str], name: str, default: int) -> int:
-    """Bytes, accepting plain integers or a KB/MB/GB suffix (powers of 1000)."""
-    raw = env.get(name, "").strip().upper().replace(" ", "")
-    if not raw:
-        return default
-    for suffix, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
-        if raw.endswith(suffix):
-            raw, scale = raw[: -len(suffix)], factor
-            break
-    else:
-        scale = 1
-    try:
-        return int(float(raw) * scale)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be a size like 10MB") from exc
+class Environment(BaseSettings):
+    """The worker's environment variables (README and docs/worker-reference.md list them)."""
 
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", populate_by_name=False, protected_namespaces=(), frozen=True
+    )
 
-def _first(env: Mapping[str, str], *names: str) -> str | None:
-    for name in names:
-        value = env.get(name, "").strip()
-        if value:
+    # -- models ---------------------------------------------------------------------
+    MODEL_REPO: str = Field(DEFAULT_MODEL_REPO, min_length=1, description="hub repo of the generation model")
+    MODEL_REVISION: str = Field(
+        "main", min_length=1, description="branch, tag or commit; pin a commit for reproducible workers"
+    )
+    MODEL_PATH: str | None = Field(None, description="where the model lives (default `/runpod-volume/<MODEL_REPO>`)")
+    TOKENIZER_REPO: str = Field(DEFAULT_TOKENIZER_REPO, min_length=1, description="hub repo of the audio tokenizer")
+    TOKENIZER_REVISION: str = Field("main", min_length=1, description="branch, tag or commit of the audio tokenizer")
+    TOKENIZER_PATH: str | None = Field(None, description="where it lives (default `/runpod-volume/<TOKENIZER_REPO>`)")
+    RUNPOD_HF_CACHE_DIR: str = Field(
+        f"{VOLUME}/huggingface-cache/hub", description="RunPod's cached-model layout, used when the model is there"
+    )
+    PRELOAD_MODELS: bool = Field(False, description="true: download and load at worker start, not on the first job")
+    MODEL_DOWNLOAD_ATTEMPTS: int = Field(4, ge=1, le=20, description="hub download attempts before `model_unavailable`")
+    MODEL_DOWNLOAD_BACKOFF_SECONDS: float = Field(
+        2.0, ge=0, le=600, description="first wait between attempts (doubles)"
+    )
+    DEVICE: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="`auto` (cuda when there is a GPU), `cpu`, `cuda` or `cuda:N`",
+    )
+    DTYPE: Literal["auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32"] = Field(
+        "auto", description="`auto` = bfloat16 on CUDA, float32 on the CPU"
+    )
+    DECODE_COMPILE: Literal["auto", "true", "false"] = Field(
+        "auto", description="compiled decode step (CUDA graphs); `auto` = on with CUDA"
+    )
+    COMPILE_CACHE_DIR: str = Field(
+        DEFAULT_COMPILE_CACHE_DIR, description="compiled kernels shared by workers on the volume; empty turns it off"
+    )
+
+    # -- serving --------------------------------------------------------------------
+    WORKER_MODE: Literal["queue", "http"] = Field(
+        "queue",
+        description="`queue`: RunPod queue endpoint (/run, /runsync, /stream); "
+        "`http`: HTTP API (OpenAI-compatible) for load-balancing endpoints",
+    )
+    MAX_CONCURRENCY: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="jobs one worker runs at once, sharing decode steps (default 16 on CUDA, 1 on the CPU)",
+    )
+    KV_CACHE_MEMORY_FRACTION: float = Field(
+        0.85, gt=0, le=1, description="share of the GPU memory left after loading that the batch's KV cache may take"
+    )
+    STREAM_JOBS: bool = Field(
+        False,
+        description="true: queue jobs may stream (`stream: true`); `/runsync` output is then "
+        "the list of streamed items, result last",
+    )
+    PORT: int = Field(8000, ge=1, le=65535, description="HTTP mode: listening port")
+    PORT_HEALTH: int | None = Field(
+        None, ge=1, le=65535, description="HTTP mode: port of `/ping` for RunPod's load balancer (default PORT)"
+    )
+    API_KEY: SecretStr | None = Field(
+        None, description="HTTP mode: require `Authorization: Bearer <API_KEY>` (for running outside RunPod)"
+    )
+
+    # -- input limits ---------------------------------------------------------------
+    MAX_TEXT_CHARS: int = Field(20000, ge=1, le=1_000_000, description="longer text is refused")
+    MAX_NEW_TOKENS: int = Field(
+        15000, ge=1, le=100_000, description="hard cap on generation steps per chunk (25 steps = 1 s)"
+    )
+    INLINE_MAX_BYTES: ByteSize = Field(
+        ByteSize(10 * 10**6), description="larger inline results go to S3, or fail with `storage:` (e.g. `10MB`)"
+    )
+    MAX_REFERENCE_SECONDS: float = Field(60, gt=0, le=600, description="longest reference audio")
+    MAX_REFERENCE_BYTES: ByteSize = Field(
+        ByteSize(25 * 10**6), description="largest reference audio file (e.g. `25MB`)"
+    )
+    REFERENCE_URL_TIMEOUT_SECONDS: float = Field(20, gt=0, le=600, description="total time to fetch a reference URL")
+    ALLOW_PRIVATE_URLS: bool = Field(
+        False, description="allow reference URLs to private, loopback or link-local addresses"
+    )
+    VOICES_DIR: str = Field(
+        f"{VOLUME}/bosonai/voices", description="voice library: `NAME.wav` (.flac/.mp3/.ogg) + `NAME.txt` transcript"
+    )
+
+    # -- results in S3 --------------------------------------------------------------
+    S3_BUCKET: str | None = Field(
+        None, validation_alias=_env("S3_BUCKET", "BUCKET_NAME"), description="bucket for results (unset: inline base64)"
+    )
+    S3_ENDPOINT_URL: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        validation_alias=_env("S3_ENDPOINT_URL", "BUCKET_ENDPOINT_URL"),
+        description="R2, MinIO, B2 or any S3-compatible store (default AWS)",
+    )
+    S3_PREFIX: str = Field("higgs-audio/", description="key prefix for results")
+    S3_PRESIGN_SECONDS: int = Field(
+        3600, ge=0, le=604800, description="lifetime of the returned https URL; 0 = only the s3:// URI"
+    )
+    S3_ATTEMPTS: int = Field(
+        4, ge=1, le=20, description="upload attempts (botocore's standard retries) before `storage:`"
+    )
+    S3_TIMEOUT_SECONDS: float = Field(
+        30, gt=0, le=600, description="read timeout of one S3 request (connect: at most 5 s)"
+    )
+    S3_REGION: str | None = Field(
+        None,
+        validation_alias=_env("AWS_DEFAULT_REGION", "AWS_REGION", "S3_REGION"),
+        description="region (AWS_DEFAULT_REGION, AWS_REGION or S3_REGION)",
+    )
+    BUCKET_ACCESS_KEY_ID: SecretStr | None = Field(
+        None, description="RunPod's bucket key id, used when AWS_ACCESS_KEY_ID is unset"
+    )
+    BUCKET_SECRET_ACCESS_KEY: SecretStr | None = Field(
+        None, description="RunPod's bucket secret, used when AWS_SECRET_ACCESS_KEY is unset"
+    )
+    AWS_ACCESS_KEY_ID: SecretStr | None = Field(
+        None, description="S3 credentials, read by boto3 (with AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)"
+    )
+    AWS_SECRET_ACCESS_KEY: SecretStr | None = Field(None, description="read by boto3")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (v == "" and k not in EMPTY_IS_A_VALUE)}
+        return values
+
+    @field_validator("DEVICE", "DTYPE", "WORKER_MODE", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("DECODE_COMPILE", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, value: Any) -> Any:
+        if not isinstance(value, str):
             return value
-    return None
+        value = value.strip().lower()
+        return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(value, value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return (init_settings, _MappingSource(settings_cls, _SOURCE.get()))
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' own environment source, reading a given mapping (tests, tools)
+    instead of ``os.environ`` when one is given."""
+
+    def __init__(self, settings_cls, mapping: Mapping[str, str] | None):
+        self._mapping = mapping
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        if self._mapping is None:
+            return super()._load_env_vars()
+        return {key: value for key, value in self._mapping.items() if isinstance(value, str)}
+
+
+_SOURCE: ContextVar[Mapping[str, str] | None] = ContextVar("settings_source", default=None)
+
+
+def _describe(error: dict) -> str:
+    name = next((str(part) for part in error.get("loc", ()) if str(part).isupper()), "?")
+    given = error.get("input")
+    message = error.get("msg", "invalid value").removeprefix("Value error, ")
+    ctx = error.get("ctx") or {}
+    if error.get("type") == "bool_parsing":
+        message = "must be true or false (or 1/0, yes/no, on/off)"
+    elif str(error.get("type", "")).startswith("byte_size"):
+        message = "must be a byte size like 10MB (B, KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024)"
+    elif "expected" in ctx:
+        message = f"must be one of {ctx['expected']}"
+    elif "pattern" in ctx:
+        message = f"must match {ctx['pattern']}"
+    shown = "***" if "KEY" in name else repr(given)
+    return f"{name}={shown}: {message}"
+
+
+def read_environment(env: Mapping[str, str] | None = None) -> Environment:
+    """Parse and check every variable; raise ``SettingsError`` naming each bad one."""
+    token = _SOURCE.set(env)
+    try:
+        return Environment()
+    except ValidationError as exc:
+        problems = "; ".join(_describe(err) for err in exc.errors())
+        raise SettingsError(f"bad setting: {problems}") from None
+    finally:
+        _SOURCE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -99,58 +277,69 @@ class Settings:
     decode_compile: str
     download_attempts: int
     download_backoff_seconds: float
+    worker_mode: str = "queue"
+    max_concurrency: int | None = None
+    kv_cache_memory_fraction: float = 0.85
+    stream_jobs: bool = False
+    port: int = 8000
+    port_health: int | None = None
+    api_key: SecretStr | None = field(default=None, repr=False)
+    compile_cache_dir: str = DEFAULT_COMPILE_CACHE_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        model_repo = env.get("MODEL_REPO") or DEFAULT_MODEL_REPO
-        tokenizer_repo = env.get("TOKENIZER_REPO") or DEFAULT_TOKENIZER_REPO
+        """From ``os.environ`` (or the given mapping); ``SettingsError`` on a bad value."""
+        e = read_environment(env)
         return cls(
-            model=ModelSource(
-                repo=model_repo,
-                revision=env.get("MODEL_REVISION") or "main",
-                path=env.get("MODEL_PATH") or f"{VOLUME}/{model_repo}",
-            ),
+            model=ModelSource(e.MODEL_REPO, e.MODEL_REVISION, e.MODEL_PATH or f"{VOLUME}/{e.MODEL_REPO}"),
             tokenizer=ModelSource(
-                repo=tokenizer_repo,
-                revision=env.get("TOKENIZER_REVISION") or "main",
-                path=env.get("TOKENIZER_PATH") or f"{VOLUME}/{tokenizer_repo}",
+                e.TOKENIZER_REPO, e.TOKENIZER_REVISION, e.TOKENIZER_PATH or f"{VOLUME}/{e.TOKENIZER_REPO}"
             ),
-            preload_models=_bool(env.get("PRELOAD_MODELS"), False),
-            voices_dir=env.get("VOICES_DIR") or f"{VOLUME}/bosonai/voices",
-            hf_cache_dir=env.get("RUNPOD_HF_CACHE_DIR") or f"{VOLUME}/huggingface-cache/hub",
-            s3=_s3_settings(env),
-            max_text_chars=_int(env, "MAX_TEXT_CHARS", 20000),
-            inline_max_bytes=_size(env, "INLINE_MAX_BYTES", 10 * 10**6),
-            max_reference_seconds=float(_int(env, "MAX_REFERENCE_SECONDS", 60)),
-            max_reference_bytes=_size(env, "MAX_REFERENCE_BYTES", 25 * 10**6),
-            allow_private_urls=_bool(env.get("ALLOW_PRIVATE_URLS"), False),
-            device=(env.get("DEVICE") or "auto").strip().lower(),
-            dtype=(env.get("DTYPE") or "auto").strip().lower(),
-            max_new_tokens_cap=_int(env, "MAX_NEW_TOKENS", 25 * 60 * 10),
-            url_timeout_seconds=float(env.get("REFERENCE_URL_TIMEOUT_SECONDS") or 20),
-            s3_attempts=max(1, _int(env, "S3_ATTEMPTS", 4)),
-            decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
-            download_attempts=max(1, _int(env, "MODEL_DOWNLOAD_ATTEMPTS", 4)),
-            download_backoff_seconds=float(env.get("MODEL_DOWNLOAD_BACKOFF_SECONDS") or 2.0),
+            preload_models=e.PRELOAD_MODELS,
+            voices_dir=e.VOICES_DIR,
+            hf_cache_dir=e.RUNPOD_HF_CACHE_DIR,
+            s3=_s3_settings(e),
+            max_text_chars=e.MAX_TEXT_CHARS,
+            inline_max_bytes=int(e.INLINE_MAX_BYTES),
+            max_reference_seconds=e.MAX_REFERENCE_SECONDS,
+            max_reference_bytes=int(e.MAX_REFERENCE_BYTES),
+            allow_private_urls=e.ALLOW_PRIVATE_URLS,
+            device=e.DEVICE,
+            dtype=e.DTYPE,
+            max_new_tokens_cap=e.MAX_NEW_TOKENS,
+            url_timeout_seconds=e.REFERENCE_URL_TIMEOUT_SECONDS,
+            s3_attempts=e.S3_ATTEMPTS,
+            decode_compile=e.DECODE_COMPILE,
+            download_attempts=e.MODEL_DOWNLOAD_ATTEMPTS,
+            download_backoff_seconds=e.MODEL_DOWNLOAD_BACKOFF_SECONDS,
+            worker_mode=e.WORKER_MODE,
+            max_concurrency=e.MAX_CONCURRENCY,
+            kv_cache_memory_fraction=e.KV_CACHE_MEMORY_FRACTION,
+            stream_jobs=e.STREAM_JOBS,
+            port=e.PORT,
+            port_health=e.PORT_HEALTH,
+            api_key=e.API_KEY,
+            compile_cache_dir=e.COMPILE_CACHE_DIR,
         )
 
 
-def _s3_settings(env: Mapping[str, str]) -> S3Settings | None:
-    bucket = _first(env, "S3_BUCKET", "BUCKET_NAME")
-    if not bucket:
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _s3_settings(e: Environment) -> S3Settings | None:
+    if not e.S3_BUCKET:
         return None
-    prefix = env.get("S3_PREFIX", "higgs-audio/")
+    prefix = e.S3_PREFIX
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    prefix = prefix.lstrip("/")
     return S3Settings(
-        bucket=bucket,
-        prefix=prefix,
-        endpoint_url=_first(env, "S3_ENDPOINT_URL", "BUCKET_ENDPOINT_URL"),
-        presign_seconds=_int(env, "S3_PRESIGN_SECONDS", 3600),
-        timeout_seconds=float(env.get("S3_TIMEOUT_SECONDS") or 30),
-        region=_first(env, "AWS_DEFAULT_REGION", "AWS_REGION", "S3_REGION"),
-        access_key_id=None if env.get("AWS_ACCESS_KEY_ID") else _first(env, "BUCKET_ACCESS_KEY_ID"),
-        secret_access_key=None if env.get("AWS_SECRET_ACCESS_KEY") else _first(env, "BUCKET_SECRET_ACCESS_KEY"),
+        bucket=e.S3_BUCKET,
+        prefix=prefix.lstrip("/"),
+        endpoint_url=e.S3_ENDPOINT_URL,
+        presign_seconds=e.S3_PRESIGN_SECONDS,
+        timeout_seconds=e.S3_TIMEOUT_SECONDS,
+        region=e.S3_REGION,
+        access_key_id=None if e.AWS_ACCESS_KEY_ID else _secret(e.BUCKET_ACCESS_KEY_ID),
+        secret_access_key=None if e.AWS_SECRET_ACCESS_KEY else _secret(e.BUCKET_SECRET_ACCESS_KEY),
     )
