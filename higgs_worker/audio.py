@@ -16,16 +16,15 @@ class Codec:
     format: str | None  # soundfile container; None = raw PCM
     subtype: str | None
     content_type: str
-    extension: str
 
 
 CODECS: dict[str, Codec] = {
-    "wav": Codec("WAV", "PCM_16", "audio/wav", "wav"),
-    "mp3": Codec("MP3", "MPEG_LAYER_III", "audio/mpeg", "mp3"),
-    "flac": Codec("FLAC", "PCM_16", "audio/flac", "flac"),
-    "ogg": Codec("OGG", "VORBIS", "audio/ogg", "ogg"),
-    "opus": Codec("OGG", "OPUS", "audio/opus", "opus"),
-    "pcm": Codec(None, None, "audio/pcm", "pcm"),
+    "wav": Codec("WAV", "PCM_16", "audio/wav"),
+    "mp3": Codec("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    "flac": Codec("FLAC", "PCM_16", "audio/flac"),
+    "ogg": Codec("OGG", "VORBIS", "audio/ogg"),
+    "opus": Codec("OGG", "OPUS", "audio/opus"),
+    "pcm": Codec(None, None, "audio/pcm"),
 }
 
 

@@ -13,7 +13,17 @@ GENERATION_FAILED = "generation_failed"
 OUT_OF_MEMORY = "out_of_memory"
 STORAGE = "storage"
 
-CODES = frozenset({INVALID_INPUT, MODEL_UNAVAILABLE, REFERENCE_AUDIO, GENERATION_FAILED, OUT_OF_MEMORY, STORAGE})
+# What each code means for the caller (docs/worker-reference.md is generated from this).
+MEANINGS = {
+    INVALID_INPUT: "the job input was refused (unknown field, bad value, over a limit); fix the input",
+    MODEL_UNAVAILABLE: "the model could not be downloaded or loaded (hub, token, volume, legacy repo format); "
+    "the message names the variable to check",
+    REFERENCE_AUDIO: "reference audio or a voice could not be fetched or decoded, or is out of bounds",
+    GENERATION_FAILED: "generation stopped (cancelled, timed out) or failed unexpectedly; the worker keeps serving",
+    OUT_OF_MEMORY: "the GPU ran out of memory; shorter text, smaller chunks or a larger GPU",
+    STORAGE: "the result could not be stored in S3, or is too large to return inline without S3",
+}
+CODES = frozenset(MEANINGS)
 
 
 class WorkerError(Exception):

@@ -32,8 +32,7 @@ MIN_TEMPERATURE = 0.01  # below it, logits / temperature overflow to inf and sam
 
 # Output sample rates: the standard ones (an odd rate would make the resampler's kernel huge).
 SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-# Sample rates each encoder accepts (libsndfile's MPEG and Opus encoders are strict).
-MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+# libsndfile's Opus encoder takes only these (its MPEG encoder takes every rate above).
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 
 
@@ -116,31 +115,79 @@ class SpeakerVoice(_Strict):
 
 
 class SynthesisRequest(_Strict):
-    text: str = Field(validation_alias=AliasChoices("text", "transcript", "input"))
-    voice: str | None = Field(default=None, validation_alias=AliasChoices("voice", "ref_audio"))
-    reference_audio: ReferenceAudio | None = None
-    speakers: dict[str, SpeakerVoice] | None = None
+    text: str = Field(
+        validation_alias=AliasChoices("text", "transcript", "input"),
+        description="the words to speak, 1..MAX_TEXT_CHARS characters; "
+        "`[SPEAKER0]` / `[SPEAKER1]` tags make a dialogue",
+    )
+    voice: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("voice", "ref_audio"),
+        description="a name in the voice library (VOICES_DIR); null lets the model pick a voice (smart voice)",
+    )
+    reference_audio: ReferenceAudio | None = Field(
+        default=None,
+        description="zero-shot cloning: exactly one of `url`, `base64`, `s3_key` (in S3_BUCKET), "
+        "plus optional `transcript`; 0.25 s..MAX_REFERENCE_SECONDS of wav/flac/ogg/mp3",
+    )
+    speakers: dict[str, SpeakerVoice] | None = Field(
+        default=None,
+        description="per-speaker voices for dialogues: `{\"SPEAKER0\": {\"voice\": \"belinda\"}, "
+        "\"SPEAKER1\": {\"description\": \"masculine, deep\"}}`; each takes `voice`, `reference_audio` "
+        "and/or `description`",
+    )
     scene_description: str = Field(
         default=DEFAULT_SCENE,
         max_length=MAX_DESCRIPTION_CHARS,
         validation_alias=AliasChoices("scene_description", "scene_prompt"),
+        description="the acoustic scene; `\"\"` for none",
     )
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)  # 0 = greedy, else at least MIN_TEMPERATURE
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    top_k: int = Field(default=50, ge=0, le=1024)
-    max_new_tokens: int | None = Field(default=None, ge=1)
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    ras_win_len: int = Field(default=7, ge=0, le=256)
-    ras_win_max_num_repeat: int = Field(default=2, ge=0, le=256)
-    chunk_method: ChunkMethod = ChunkMethod.auto
-    chunk_max_words: int = Field(default=100, ge=1, le=1000)
+    temperature: float = Field(
+        default=1.0, ge=0.0, le=2.0, description=f"0 = greedy, else {MIN_TEMPERATURE}..2"
+    )
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="nucleus sampling")
+    top_k: int = Field(default=50, ge=0, le=1024, description="0 = off")
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="generation steps per chunk (25 = 1 s); null = bounded from the text length; "
+        "at most MAX_NEW_TOKENS",
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**32 - 1,
+        description="null = a fresh seed, returned in the output; same seed + input + worker = same audio",
+    )
+    ras_win_len: int = Field(default=7, ge=0, le=256, description="repetition-aware sampling window; 0 = off")
+    ras_win_max_num_repeat: int = Field(default=2, ge=0, le=256, description="repeats allowed in that window")
+    chunk_method: ChunkMethod = Field(
+        default=ChunkMethod.auto,
+        description="how long text is split: `auto` (speaker turns, then sentences up to chunk_max_words), "
+        "`none`, `word`, `speaker`; the voice is kept across chunks",
+    )
+    chunk_max_words: int = Field(default=100, ge=1, le=1000, description="words per chunk at most")
     output_format: OutputFormat = Field(
-        default=OutputFormat.wav, validation_alias=AliasChoices("output_format", "response_format")
+        default=OutputFormat.wav,
+        validation_alias=AliasChoices("output_format", "response_format"),
+        description="wav, mp3, flac, ogg (vorbis), opus, pcm (raw 16-bit little-endian mono)",
     )
-    sample_rate: int = Field(default=24000, ge=8000, le=48000)
-    delivery: Delivery = Delivery.auto
-    output_name: str | None = None
-    stream: bool = False
+    sample_rate: int = Field(
+        default=24000,
+        ge=8000,
+        le=48000,
+        description="one of 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000 "
+        "(opus: 8/12/16/24/48 kHz); resampled when not 24000",
+    )
+    delivery: Delivery = Field(
+        default=Delivery.auto, description="`auto` = S3 when S3_BUCKET is set, else inline base64; `s3`; `base64`"
+    )
+    output_name: str | None = Field(
+        default=None, description="a plain file name under S3_PREFIX (default `<job id>.<ext>`); no slashes, no `..`"
+    )
+    stream: bool = Field(
+        default=False, description="stream audio pieces to `/stream` while generating (endpoints with STREAM_JOBS=true)"
+    )
 
     @field_validator("text")
     @classmethod
@@ -189,12 +236,10 @@ class SynthesisRequest(_Strict):
             raise ValueError(f"sample_rate must be one of {sorted(SAMPLE_RATES)}")
         if self.output_format is OutputFormat.opus and self.sample_rate not in OPUS_RATES:
             raise ValueError(f"opus needs sample_rate in {sorted(OPUS_RATES)}")
-        if self.output_format is OutputFormat.mp3 and self.sample_rate not in MP3_RATES:
-            raise ValueError(f"mp3 needs sample_rate in {sorted(MP3_RATES)}")
         return self
 
     def file_name(self, job_id: str) -> str:
-        ext = self.output_format.value if self.output_format is not OutputFormat.pcm else "pcm"
+        ext = self.output_format.value
         if self.output_name:
             name = self.output_name
             return name if name.lower().endswith(f".{ext}") else f"{name}.{ext}"

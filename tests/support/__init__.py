@@ -1,6 +1,6 @@
 """Test support: real local stand-ins for external services (the Hugging Face Hub, ...)."""
 
-__all__ = ["HubServer", "HubServerProcess", "RequestRecord", "client_env", "write_repo"]
+__all__ = ["HubServer", "RequestRecord", "client_env", "write_repo"]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,46 @@
+"""The job output contract: what a successful job returns, and a failed one.
+
+``jobs`` builds these dicts; tests validate real outputs against ``JobOutput`` and
+docs/worker-reference.md is generated from it, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelInfo(_Closed):
+    repo: str = Field(description="MODEL_REPO")
+    revision: str = Field(description="the commit actually loaded (`local` for a hand-filled folder)")
+
+
+class Timings(_Closed):
+    download_s: float = Field(description="model download (first job on an empty volume only)")
+    load_s: float = Field(description="model load (first job of a worker only, unless preloaded)")
+    generate_s: float = Field(description="generation, all chunks")
+    encode_s: float = Field(description="resampling and encoding")
+    upload_s: float = Field(description="S3 upload and presigning (or inline packing)")
+    total_s: float = Field(description="the whole job inside the worker")
+
+
+class JobOutput(_Closed):
+    audio_url: str | None = Field(None, description="presigned https URL (S3 delivery, S3_PRESIGN_SECONDS > 0)")
+    s3_uri: str | None = Field(None, description="`s3://bucket/key` of the result (S3 delivery)")
+    audio_base64: str | None = Field(None, description="the encoded audio (inline delivery)")
+    format: str = Field(description="the output_format")
+    content_type: str = Field(description="its MIME type, e.g. `audio/mpeg`")
+    sample_rate: int = Field(description="samples per second of the result")
+    duration_s: float = Field(description="length of the audio")
+    num_chunks: int = Field(description="how many pieces the text was generated in")
+    seed: int = Field(description="the seed used (give it back to reproduce the audio on the same worker)")
+    model: ModelInfo = Field(description="the model that made the audio")
+    timings: Timings = Field(description="seconds spent in each phase")
+    rtf: float | None = Field(description="real-time factor: generate_s / duration_s")
+
+
+class JobError(_Closed):
+    error: str = Field(description="`<code>: <message a user can act on>`; RunPod marks the job FAILED")
