@@ -79,6 +79,10 @@ class Environment(BaseSettings):
         DEFAULT_COMPILE_CACHE_DIR, description="compiled kernels shared by workers on the volume; empty turns it off"
     )
 
+    RUNPOD_LOG_LEVEL: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR"] = Field(
+        "INFO", description="the runpod SDK's and the worker's log level; never DEBUG in production (whole outputs)"
+    )
+
     # -- serving --------------------------------------------------------------------
     WORKER_MODE: Literal["queue", "http"] = Field(
         "queue",
@@ -174,6 +178,11 @@ class Environment(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("RUNPOD_LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("DECODE_COMPILE", mode="before")
     @classmethod

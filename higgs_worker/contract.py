@@ -1,15 +1,19 @@
-"""docs/worker-reference.md, generated from the pydantic models that enforce the contract.
+"""docs/worker-reference.md (and README's two tables), generated from the pydantic models
+that enforce the contract.
 
     python -m higgs_worker.contract --write    # regenerate after changing a model
-    python -m higgs_worker.contract --check    # exit 1 if the file is out of date
+    python -m higgs_worker.contract --check    # exit 1 if a generated text is out of date
 
 tests/test_contract_doc.py runs the check, so the reference cannot drift from the code.
+README's job-input and environment tables sit between ``<!-- generated:NAME -->`` and
+``<!-- /generated:NAME -->`` markers and are rewritten with the same tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import enum
+import re
 import sys
 import types
 import typing
@@ -24,7 +28,9 @@ from .errors import MEANINGS
 from .output import JobError, JobOutput
 from .schema import KNOWN_FIELDS, SynthesisRequest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "worker-reference.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "worker-reference.md"
+README = ROOT / "README.md"
 
 INTRO = """\
 # Worker reference
@@ -194,20 +200,33 @@ def render() -> str:
     return "\n".join(parts) + "\n"
 
 
+def with_generated_tables(readme: str) -> str:
+    """README with its generated regions rewritten (regions it lacks are left out)."""
+    tables = {"input": _input_table(), "environment": _env_table()}
+    for name, rows in tables.items():
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.DOTALL)
+        readme = pattern.sub(lambda m, rows=rows: m.group(1) + "\n".join(rows) + "\n" + m.group(2), readme)
+    return readme
+
+
+def expected_files() -> dict[Path, str]:
+    return {DOC: render(), README: with_generated_tables(README.read_text())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write", action="store_true", help=f"write {DOC.name}")
-    group.add_argument("--check", action="store_true", help="exit 1 when the file is out of date")
+    group.add_argument("--write", action="store_true", help=f"write {DOC.name} and README's tables")
+    group.add_argument("--check", action="store_true", help="exit 1 when a generated text is out of date")
     args = parser.parse_args(argv)
-    text = render()
+    stale = [path for path, text in expected_files().items() if not path.exists() or path.read_text() != text]
     if args.write:
-        DOC.write_text(text)
+        for path, text in expected_files().items():
+            path.write_text(text)
         return 0
-    if DOC.exists() and DOC.read_text() == text:
-        return 0
-    print(f"{DOC} is out of date: run python -m higgs_worker.contract --write", file=sys.stderr)
-    return 1
+    for path in stale:
+        print(f"{path} is out of date: run python -m higgs_worker.contract --write", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

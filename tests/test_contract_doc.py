@@ -11,8 +11,11 @@ from higgs_worker.output import JobError, JobOutput
 from higgs_worker.schema import SynthesisRequest
 
 
-def test_the_reference_doc_is_up_to_date():
-    assert contract.DOC.read_text() == contract.render(), "run: python -m higgs_worker.contract --write"
+def test_the_reference_doc_and_readme_tables_are_up_to_date():
+    for path, text in contract.expected_files().items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m higgs_worker.contract --write"
+    readme = contract.README.read_text()
+    assert "<!-- generated:input -->\n| field |" in readme and "<!-- generated:environment -->\n| variable |" in readme
 
 
 def test_the_reference_names_every_input_field_and_variable():
