@@ -143,7 +143,7 @@ def compare(engine: Engine, frames: int, warmup: bool = True) -> dict:
     sampling = Sampling(max_new_tokens=frames + engine.num_codebooks)
     unreachable = engine.model.config.codebook_size + 100
     engine.model.config.audio_stream_eos_id = unreachable
-    engine.loop.eos_id = unreachable
+    engine.loop.rules = replace(engine.loop.rules, eos_id=unreachable)
     if warmup:  # compile / allocate once, outside the measured runs, for both paths
         run_reference(engine, prompt, replace(sampling, max_new_tokens=12))
         run_engine(engine, prompt, replace(sampling, max_new_tokens=24))
