@@ -110,6 +110,8 @@ class SequenceState:
         self.recent = list(prompt_rows[-sampling.ras_win_len :]) if (self.ras and prompt_rows is not None) else []
         self.steps = 0  # rows accepted so far
         self.shape = (n, size)
+        # sequences with equal keys can share one warper call in ``sample_many``
+        self.warp_key = (self.greedy, sampling.temperature, sampling.top_k, sampling.top_p)
 
     def _delay_state(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Initial bos/eos delays, read from the last ``num_codebooks`` prompt tokens."""
@@ -160,6 +162,80 @@ class SequenceState:
             return True
         self.last_is_delay = bool(ended.any()) or self.last_is_delay
         return self.steps >= self.sampling.max_new_tokens
+
+
+def sample_many(states: list[SequenceState], logits: torch.Tensor) -> torch.Tensor:
+    """``SequenceState.sample`` for many sequences at once: logits (B, num_codebooks *
+    codebook_size) -> codes (B, num_codebooks). The same numbers as one ``sample`` per
+    sequence (every operation is row-wise; warpers are shared by sequences with the same
+    parameters; each random draw is made with the sequence's own generator, in the same
+    order). States change only once everything is computed, so on an error a caller can
+    fall back to ``sample`` one by one."""
+    first = states[0]
+    rules = first.rules
+    n, size = first.shape
+    count = len(states)
+    device = logits.device
+    raw = logits.reshape(count, n, size)
+    bos_delay = torch.stack([state.bos_delay for state in states])
+    bos_rows = bos_delay >= 0
+    bos_delay = bos_delay - bos_rows.long()
+    last_is_delay = torch.tensor([state.last_is_delay for state in states], device=device)
+    eos_delay = torch.stack([state.eos_delay for state in states]) - last_is_delay[:, None].long()
+    eos_rows = eos_delay <= 0
+    # both delay-pattern masks in one pass (the same values as one after the other)
+    blocked = (bos_rows[:, :, None] & first.not_bos) | (eos_rows[:, :, None] & first.not_eos)
+    scores = raw.masked_fill(blocked, float("-inf"))
+
+    codes = torch.empty((count, n), dtype=torch.long, device=device)
+    groups: dict[tuple, list[int]] = {}
+    for index, state in enumerate(states):
+        groups.setdefault(state.warp_key, []).append(index)
+    for members in groups.values():
+        lead = states[members[0]]
+        picked = torch.tensor(members, device=device) if len(members) < count else None
+        group = scores if picked is None else scores[picked]
+        warped = lead.warpers(None, group.reshape(-1, size))
+        if lead.greedy:
+            chosen = warped.argmax(dim=-1).view(len(members), n)
+        else:
+            probs = warped.softmax(dim=-1).view(len(members), n, size)
+            chosen = torch.stack([
+                torch.multinomial(probs[j], num_samples=1, generator=states[i].generator).squeeze(1)
+                for j, i in enumerate(members)
+            ])
+        if picked is None:
+            codes = chosen
+        else:
+            codes[picked] = chosen
+
+    recents = {}
+    ras_members: dict[tuple, list[int]] = {}
+    for index, state in enumerate(states):
+        if state.ras and state.recent:
+            ras_members.setdefault((len(state.recent), state.sampling.ras_win_max_num_repeat), []).append(index)
+    if ras_members:
+        codes = codes.clone()
+        for (_, max_repeat), members in ras_members.items():
+            windows = torch.stack([torch.stack(states[i].recent) for i in members])  # (G, window, n)
+            mine = codes[torch.tensor(members, device=device)]
+            repeats = ((windows == mine[:, None]) & (windows != rules.bos_id) & (windows != rules.eos_id)).sum(dim=1)
+            redraw = repeats >= max_repeat
+            for j in redraw.any(dim=1).nonzero().view(-1).tolist():  # only those with a repeat draw
+                i = members[j]
+                probs = raw[i][redraw[j]].softmax(dim=-1)
+                again = probs.multinomial(1, replacement=True, generator=states[i].generator)
+                codes[i, redraw[j]] = again.view(-1)
+    for index, state in enumerate(states):
+        if state.ras:
+            keep = state.recent[-(state.sampling.ras_win_len - 1) :] if state.sampling.ras_win_len > 1 else []
+            recents[index] = keep + [codes[index]]
+
+    for index, state in enumerate(states):  # commit: nothing above changed a state
+        state.bos_delay, state.eos_delay = bos_delay[index], eos_delay[index]
+        if index in recents:
+            state.recent = recents[index]
+    return codes
 
 
 class DecodeLoop:
