@@ -99,6 +99,8 @@ class Settings:
     decode_compile: str
     download_attempts: int
     download_backoff_seconds: float
+    max_concurrency: int | None = None  # None: auto (16 on CUDA, 1 on the CPU)
+    kv_cache_memory_fraction: float = 0.85
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +135,8 @@ class Settings:
             decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
             download_attempts=max(1, _int(env, "MODEL_DOWNLOAD_ATTEMPTS", 4)),
             download_backoff_seconds=float(env.get("MODEL_DOWNLOAD_BACKOFF_SECONDS") or 2.0),
+            max_concurrency=_int(env, "MAX_CONCURRENCY", 0) or None,
+            kv_cache_memory_fraction=float(env.get("KV_CACHE_MEMORY_FRACTION") or 0.85),
         )
 
 
