@@ -81,6 +81,15 @@ async def handler(job: dict):
         stop.set()
 
 
+def concurrency_modifier(current: int) -> int:
+    """How many jobs this worker takes at once (the SDK asks between jobs): MAX_CONCURRENCY,
+    or auto: 16 on CUDA, 1 on the CPU. Jobs share every decode step (higgs_worker.scheduler)."""
+    from higgs_worker.engine import concurrency_for, pick_device
+
+    settings = get_worker().settings
+    return concurrency_for(settings.max_concurrency, pick_device(settings.device))
+
+
 async def run_to_result(job: dict) -> dict:
     """The last item of ``handler`` (the job's output), for the SDK's local test mode."""
     result: dict = {}
@@ -109,9 +118,11 @@ def main() -> None:
         or "--rp_serve_api" in sys.argv
     )
     if local_test:  # --test_input or test_input.json: the SDK's local mode runs plain handlers only
-        runpod.serverless.start({"handler": run_to_result})
+        runpod.serverless.start({"handler": run_to_result, "concurrency_modifier": concurrency_modifier})
     else:
-        runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})
+        runpod.serverless.start(
+            {"handler": handler, "return_aggregate_stream": True, "concurrency_modifier": concurrency_modifier}
+        )
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def compare(engine: Engine, frames: int, warmup: bool = True) -> dict:
     sampling = Sampling(max_new_tokens=frames + engine.num_codebooks)
     unreachable = engine.model.config.codebook_size + 100
     engine.model.config.audio_stream_eos_id = unreachable
-    engine.loop.eos_id = unreachable
+    engine.loop.rules = replace(engine.loop.rules, eos_id=unreachable)
     if warmup:  # compile / allocate once, outside the measured runs, for both paths
         run_reference(engine, prompt, replace(sampling, max_new_tokens=12))
         run_engine(engine, prompt, replace(sampling, max_new_tokens=24))
@@ -153,7 +153,109 @@ def compare(engine: Engine, frames: int, warmup: bool = True) -> dict:
     return {"frames": frames, "device": engine.device, "reference": reference, "engine": ours, "ratio": ratios}
 
 
-def full_size_engine(device: str, layers: int | None = None) -> Engine:
+# -- many jobs at once (continuous batching) ------------------------------------------------
+
+
+def timed_job(engine: Engine, prompt: Prompt, sampling: Sampling, seed: int) -> dict:
+    """One job as the worker runs it (scheduler rows + streaming decode in this thread)."""
+    start = time.perf_counter()
+    first = None
+    samples = 0
+    decoder = engine.streaming_decoder()
+    for row in engine.generate_rows(prompt, sampling, generator=engine.generator(seed)):
+        for piece in decoder.push(row):
+            samples += len(piece)
+            first = first or time.perf_counter()
+    for piece in decoder.finish():
+        samples += len(piece)
+        first = first or time.perf_counter()
+    end = time.perf_counter()
+    seconds = samples / engine.sample_rate
+    return {"start": start, "first_audio_s": (first or end) - start, "total_s": end - start, "audio_s": seconds}
+
+
+def concurrent_jobs(engine: Engine, prompts: list[Prompt], sampling: Sampling, late_after_rows: int) -> dict:
+    """All jobs but the last start together; the last (the newcomer) arrives once the
+    scheduler has run ``late_after_rows`` batched steps. Figures for the whole group."""
+    results: dict[int, dict] = {}
+
+    def work(index: int) -> None:
+        results[index] = timed_job(engine, prompts[index], sampling, seed=index)
+
+    steps_at_start = next(engine.scheduler.steps)
+    with PeakMemory(engine.device) as memory:
+        start = time.perf_counter()
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts) - 1)]
+        for thread in threads:
+            thread.start()
+        if threads:  # the newcomer comes while the others run
+            while next(engine.scheduler.steps) - steps_at_start < late_after_rows and any(
+                t.is_alive() for t in threads
+            ):
+                time.sleep(0.002)
+        late = threading.Thread(target=work, args=(len(prompts) - 1,))
+        late.start()
+        for thread in [*threads, late]:
+            thread.join()
+        wall = time.perf_counter() - start
+    return _figures(results, wall, memory.peak_mb, len(prompts) - 1)
+
+
+def sequential_jobs(engine: Engine, prompts: list[Prompt], sampling: Sampling) -> dict:
+    """The same jobs one after another, in the same process."""
+    results: dict[int, dict] = {}
+    with PeakMemory(engine.device) as memory:
+        start = time.perf_counter()
+        for index, prompt in enumerate(prompts):
+            results[index] = timed_job(engine, prompt, sampling, seed=index)
+        wall = time.perf_counter() - start
+    return _figures(results, wall, memory.peak_mb, len(prompts) - 1)
+
+
+def _figures(results: dict[int, dict], wall: float, peak_mb: float, newcomer: int) -> dict:
+    audio = sum(r["audio_s"] for r in results.values())
+    rtfs = [r["total_s"] / r["audio_s"] for r in results.values() if r["audio_s"]]
+    return {
+        "audio_s_per_s": audio / wall,
+        "job_rtf": sum(rtfs) / len(rtfs) if rtfs else None,
+        "newcomer_first_audio_s": results[newcomer]["first_audio_s"],
+        "peak_memory_mb": peak_mb,
+        "wall_s": wall,
+        "audio_s": audio,
+    }
+
+
+def concurrency_table(engine: Engine, levels: list[int], frames: int) -> dict:
+    """For each level c: c jobs of ``frames`` frames at once vs the same c jobs in a row."""
+    unreachable = engine.model.config.codebook_size + 100  # every job runs exactly its frames
+    engine.loop.rules = replace(engine.loop.rules, eos_id=unreachable)
+    sampling = Sampling(max_new_tokens=frames + engine.num_codebooks)
+    texts = [f"{TEXT} Job number {i}." for i in range(max(levels))]
+    prompts = [Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("user", t)]) for t in texts]
+    sequential_jobs(engine, prompts[:2], replace(sampling, max_new_tokens=24))  # warm-up
+    table = {}
+    for level in levels:
+        alone = sequential_jobs(engine, prompts[:level], sampling)
+        together = concurrent_jobs(engine, prompts[:level], sampling, late_after_rows=frames // 4)
+        ratio = {k: (together[k] / alone[k] if alone[k] else None) for k in alone}
+        table[level] = {"sequential": alone, "concurrent": together, "ratio": ratio}
+    return {"frames": frames, "device": engine.device, "slots": engine.scheduler.capacity,
+            "slot_len": engine.scheduler.slots.length, "levels": table}
+
+
+def print_concurrency_table(result: dict) -> None:
+    keys = ["audio_s_per_s", "job_rtf", "newcomer_first_audio_s", "peak_memory_mb"]
+    print(f"{result['frames']} frames per job, {result['device']}, {result['slots']} KV slots x "
+          f"{result['slot_len']} positions; sequential = the same jobs one after another")
+    print(f"{'jobs':>5} {'figure':<24}{'sequential':>12}{'concurrent':>12}{'conc/seq':>10}")
+    for level, row in result["levels"].items():
+        for key in keys:
+            seq, conc, ratio = row["sequential"][key], row["concurrent"][key], row["ratio"][key]
+            ratio_text = f"{ratio:.2f}" if ratio is not None else "-"
+            print(f"{level:>5} {key:<24}{seq:>12.3f}{conc:>12.3f}{ratio_text:>10}")
+
+
+def full_size_engine(device: str, layers: int | None = None, max_concurrency: int | None = None) -> Engine:
     """The real architecture (HiggsAudioV2Config defaults, 8 codebooks of 1024 + bos/eos)
     and the real audio tokenizer sizes, with random weights, built on ``device`` in bf16."""
     from transformers import (
@@ -174,7 +276,7 @@ def full_size_engine(device: str, layers: int | None = None) -> Engine:
         model = HiggsAudioV2ForConditionalGeneration(config).to(dtype).eval()
         audio_tokenizer = HiggsAudioV2TokenizerModel(tok_config).eval()
     features = DacFeatureExtractor(sampling_rate=24000, hop_length=960, feature_size=1)
-    return Engine(model, audio_tokenizer, tokenizer, features, device, loop_settings_for(device))
+    return Engine(model, audio_tokenizer, tokenizer, features, device, loop_settings_for(device), max_concurrency)
 
 
 def full_size_tokenizer_config(config_class):
@@ -210,10 +312,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=None, help="override the layer count (full size)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", choices=["auto", "true", "false"], default="auto")
+    parser.add_argument("--concurrency", default=None,
+                        help="e.g. 1,4,8,16: jobs at once vs the same jobs one after another")
     args = parser.parse_args(argv)
+    levels = [int(level) for level in args.concurrency.split(",")] if args.concurrency else None
+    slots = max(levels) if levels else None
 
     if args.full_size_random:
-        engine = full_size_engine(args.device, args.layers)
+        engine = full_size_engine(args.device, args.layers, slots)
         frames = args.frames or 500
     else:
         from .tiny_model import build
@@ -221,8 +327,15 @@ def main(argv: list[str] | None = None) -> None:
         tmp = tempfile.mkdtemp(prefix="higgs-bench-")
         model_dir, tokenizer_dir = build(tmp)
         dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
-        engine = Engine.load(str(model_dir), str(tokenizer_dir), args.device, dtype)
+        engine = Engine.load(str(model_dir), str(tokenizer_dir), args.device, dtype, max_concurrency=slots)
         frames = args.frames or 100
+    if levels:
+        if engine.loop.settings.compile:
+            engine.warm_up()
+        result = concurrency_table(engine, levels, frames)
+        print_concurrency_table(result)
+        print(json.dumps(result))
+        return
     if args.compile != "auto":
         forced = args.compile == "true"
         engine.loop = DecodeLoop(engine.model, LoopSettings(static_cache=forced, compile=forced))

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import slot_cache
 from .decode_loop import DecodeLoop, LoopSettings, Stopped
 from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
+from .scheduler import Scheduler
 from .streaming import StreamingDecoder
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,13 @@ def loop_settings_for(device: str, compile_setting: str = "auto") -> LoopSetting
     return LoopSettings(static_cache=on_cuda or compile_on, compile=compile_on)
 
 
+def concurrency_for(setting: int | None, device: str) -> int:
+    """MAX_CONCURRENCY, or auto: 16 jobs at once on CUDA, 1 on the CPU."""
+    if setting:
+        return max(1, int(setting))
+    return 16 if device.startswith("cuda") else 1
+
+
 def pick_dtype(setting: str, device: str) -> torch.dtype:
     if setting and setting != "auto":
         return {
@@ -75,6 +84,8 @@ class Engine:
         feature_extractor,
         device: str,
         loop_settings: LoopSettings | None = None,
+        max_concurrency: int | None = None,
+        kv_cache_memory_fraction: float = 0.85,
     ):
         self.model = model
         self.loop = DecodeLoop(model, loop_settings)
@@ -101,7 +112,29 @@ class Engine:
             audio_stream_bos_id=self.bos_id,
             audio_stream_eos_id=self.eos_id,
         )
-        self.lock = threading.Lock()
+        self.concurrency = concurrency_for(max_concurrency, device)
+        self.kv_cache_memory_fraction = kv_cache_memory_fraction
+        self._scheduler: Scheduler | None = None
+        self._scheduler_lock = threading.Lock()
+        self._tokenize_lock = threading.Lock()  # a fast tokenizer is not safe to call from many threads
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The one thread that drives the model for every job (created on first use; its
+        KV slots are sized then, from the memory left after loading)."""
+        with self._scheduler_lock:
+            if self._scheduler is None:
+                dtype = next(self.model.parameters()).dtype
+                slots, length = slot_cache.plan(
+                    self.model.config, dtype, self.device, self.concurrency, self.kv_cache_memory_fraction
+                )
+                per_token = slot_cache.bytes_per_token(self.model.config, dtype)
+                log.info(
+                    "KV cache: %d slots x %d positions (%.2f GB); longer sequences take the solo lane",
+                    slots, length, slots * length * per_token / 1e9,
+                )
+                self._scheduler = Scheduler(self.loop, slots, length, compile_step=self.loop.settings.compile)
+            return self._scheduler
 
     @classmethod
     def load(
@@ -111,6 +144,8 @@ class Engine:
         device: str,
         dtype: torch.dtype,
         loop_settings: LoopSettings | None = None,
+        max_concurrency: int | None = None,
+        kv_cache_memory_fraction: float = 0.85,
     ) -> Engine:
         from transformers import (
             AutoTokenizer,
@@ -134,7 +169,10 @@ class Engine:
             device,
             dtype,
         )
-        return cls(model, audio_tokenizer, tokenizer, features, device, loop_settings)
+        return cls(
+            model, audio_tokenizer, tokenizer, features, device, loop_settings, max_concurrency,
+            kv_cache_memory_fraction,
+        )
 
     # -- audio codes <-> waveforms -------------------------------------------------
 
@@ -181,17 +219,30 @@ class Engine:
         return config
 
     def batch_for(self, prompt: Prompt) -> dict:
-        batch = tokenize(prompt, self.processor)
+        with self._tokenize_lock:
+            batch = tokenize(prompt, self.processor)
         return {key: value.to(self.device) for key, value in batch.items()}
 
     def generate_rows(
-        self, prompt: Prompt, sampling: Sampling, should_stop: Callable[[], bool] | None = None
+        self,
+        prompt: Prompt,
+        sampling: Sampling,
+        should_stop: Callable[[], bool] | None = None,
+        generator: torch.Generator | None = None,
     ) -> Iterator[torch.Tensor]:
-        """The engine's decode loop: yield each generated row (delay pattern) as it comes."""
+        """Yield each generated row (delay pattern) as it comes, from the scheduler that
+        batches every job's decode steps. Random draws come from ``generator`` (a fresh
+        one seeded 0 when None), so the rows depend on it alone."""
+        if generator is None:
+            generator = self.generator(0)
         try:
-            yield from self.loop.rows(self.batch_for(prompt), sampling, should_stop)
+            yield from self.scheduler.generate(self.batch_for(prompt), sampling, generator, should_stop)
         except Stopped:
             raise Cancelled() from None
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A job's own random generator on the model's device."""
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     @torch.inference_mode()
     def reference_generate_codes(self, prompt: Prompt, sampling: Sampling) -> torch.Tensor:
@@ -202,9 +253,12 @@ class Engine:
         return self.codes_from_rows(output[0, prompt_frames:])
 
     def warm_up(self, steps: int = 16) -> None:
-        """A short generation so that compilation happens before the first job."""
+        """Compile / capture the batched decode step at every batch-size bucket it will use,
+        then a short generation through the scheduler (prefill, slot load, sampling)."""
+        self.scheduler.warm_up()
         prompt = Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("user", "Warm up.")])
-        self.loop.warm_up(self.batch_for(prompt), Sampling(max_new_tokens=steps), steps=steps)
+        for _ in self.generate_rows(prompt, Sampling(max_new_tokens=steps)):
+            pass
 
     def streaming_decoder(self) -> StreamingDecoder:
         return StreamingDecoder(

@@ -38,3 +38,39 @@ class WorkerError(Exception):
 
     def as_output(self) -> dict:
         return {"error": f"{self.code}: {self.message}"}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError, or a CUDA out-of-memory RuntimeError."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return "out of memory" in str(exc).lower() and "cuda" in str(exc).lower()
+
+
+def free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def out_of_memory(loading: bool = False) -> WorkerError:
+    """The contract error for running out of GPU memory (after freeing what can be freed)."""
+    free_device_memory()
+    if loading:
+        return WorkerError(
+            OUT_OF_MEMORY, "the model does not fit in this GPU's memory; choose a GPU with 24 GB or more"
+        )
+    return WorkerError(
+        OUT_OF_MEMORY,
+        "the GPU ran out of memory; use shorter text, a smaller chunk_max_words, lower MAX_CONCURRENCY, "
+        "or a GPU with more memory",
+    )

@@ -8,7 +8,6 @@ stays healthy after any failed job.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -21,13 +20,14 @@ import numpy as np
 from . import audio as audio_codec
 from .config import Settings
 from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
-from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, OUT_OF_MEMORY, STORAGE, WorkerError
+from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, WorkerError, is_out_of_memory, out_of_memory
 from .model_store import LocalModel, check_format, ensure_local
 from .prompt import AudioClip
 from .reference_audio import decode_reference, load_reference
-from .schema import Delivery, ReferenceAudio, SynthesisRequest, parse_request
-from .storage import S3Store
-from .synthesis import build_voice_setup, synthesize
+from .schema import ReferenceAudio, SynthesisRequest, parse_request
+from .storage import S3Store, deliver
+from .streaming import StreamItems
+from .synthesis import AudioPiece, ChunkStarted, Synthesis, build_voice_setup, synthesize
 from .voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ VOICE_CACHE_SIZE = 32
 ProgressFn = Callable[[int, int], None]
 EmitFn = Callable[[dict], None]
 AudioFn = Callable[[np.ndarray], None]
-STREAM_SAMPLE_RATE = 24000
 
 
 class Timer:
@@ -107,14 +106,12 @@ class Worker:
                         device,
                         pick_dtype(settings.dtype, device),
                         loop_settings_for(device, settings.decode_compile),
+                        settings.max_concurrency,
+                        settings.kv_cache_memory_fraction,
                     )
                 except Exception as exc:
-                    if _is_oom(exc):
-                        _free_device_memory()
-                        raise WorkerError(
-                            OUT_OF_MEMORY,
-                            "the model does not fit in this GPU's memory; choose a GPU with 24 GB or more",
-                        ) from None
+                    if is_out_of_memory(exc):
+                        raise out_of_memory(loading=True) from None
                     log.exception("model load failed")
                     raise WorkerError(
                         MODEL_UNAVAILABLE,
@@ -179,41 +176,37 @@ class Worker:
             log.info("job %s was stopped", job_id)
             return {"error": f"{GENERATION_FAILED}: the job was cancelled or timed out; generation stopped"}
         except Exception as exc:
-            if _is_oom(exc):
-                _free_device_memory()
+            if is_out_of_memory(exc):
                 log.warning("job %s ran out of GPU memory", job_id)
-                return WorkerError(
-                    OUT_OF_MEMORY,
-                    "the GPU ran out of memory; use shorter text, a smaller chunk_max_words, or a GPU with more memory",
-                ).as_output()
+                return out_of_memory().as_output()
             log.exception("job %s failed unexpectedly", job_id)
             return {
                 "error": f"{GENERATION_FAILED}: unexpected {type(exc).__name__}; the worker is still serving, try again"
             }
 
     def _synthesize_and_deliver(
-        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, listener
+        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, on_audio
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
-        streamed = {"n": 0, "bytes": 0}  # stream items sent, and their base64 bytes
-        listeners = [listener] if listener is not None else []
-        if request.stream and emit is not None:
-            listeners.append(_stream_emitter(emit, streamed))
-        on_audio = None
-        if listeners:
-
-            def on_audio(piece: np.ndarray) -> None:
-                for listen in listeners:
-                    listen(piece)
-
-        def on_chunk(index: int, total: int) -> None:  # "chunk i of n" as chunk i starts
-            if progress is not None and total > 1:
-                progress(index + 1, total)
-
+        items = StreamItems()
+        send_items = request.stream and emit is not None
+        result: Synthesis | None = None
         with timer.measure("generate_s"):
-            result = synthesize(
-                engine, request, setup, self.settings.max_new_tokens_cap, should_stop, on_chunk, on_audio
-            )
+            for event in synthesize(
+                engine, request, setup, self.settings.max_new_tokens_cap, should_stop,
+                stream=send_items or on_audio is not None,
+            ):
+                if isinstance(event, ChunkStarted):  # "chunk i of n" as chunk i starts
+                    if progress is not None and event.total > 1:
+                        progress(event.index + 1, event.total)
+                elif isinstance(event, AudioPiece):
+                    if on_audio is not None:
+                        on_audio(event.audio)
+                    if send_items:
+                        for item in items.items(event.audio):
+                            emit(item)
+                else:
+                    result = event
         with timer.measure("encode_s"):
             waveform = audio_codec.resample(result.audio, result.sample_rate, request.sample_rate)
             data = audio_codec.encode(waveform, request.sample_rate, request.output_format.value)
@@ -221,7 +214,12 @@ class Worker:
         duration = round(len(waveform) / request.sample_rate, 3)
         output: dict[str, Any] = {}
         with timer.measure("upload_s"):
-            output.update(self._deliver(job_id, request, data, codec.content_type, streamed["bytes"]))
+            output.update(
+                deliver(
+                    self.store, request.delivery.value, request.file_name(job_id), data, codec.content_type,
+                    self.settings.inline_max_bytes, items.bytes,
+                )
+            )
         output.update(
             {
                 "format": request.output_format.value,
@@ -243,68 +241,3 @@ class Worker:
             "s3" if "s3_uri" in output else "inline",
         )
         return output
-
-    def _deliver(
-        self, job_id: str, request: SynthesisRequest, data: bytes, content_type: str, streamed_bytes: int = 0
-    ) -> dict:
-        """S3 or inline. The inline budget counts stream items already sent: RunPod's
-        aggregated result (/runsync, /status) repeats them before the final item."""
-        store = self.store
-        inline_size = (len(data) + 2) // 3 * 4 + streamed_bytes
-        inline_ok = inline_size <= self.settings.inline_max_bytes
-        want_s3 = request.delivery is Delivery.s3 or (request.delivery is Delivery.auto and store is not None)
-        if not want_s3 and not inline_ok:
-            if store is None:
-                also = f" (with {streamed_bytes} bytes of streamed chunks)" if streamed_bytes else ""
-                raise WorkerError(
-                    STORAGE,
-                    f"the audio is {len(data)} bytes{also}, above the inline limit of "
-                    f"{self.settings.inline_max_bytes} bytes (INLINE_MAX_BYTES); set S3_BUCKET on the "
-                    "endpoint or ask for a compressed output_format (mp3, opus, ogg)",
-                )
-            want_s3 = True
-        if want_s3:
-            stored = store.upload(request.file_name(job_id), data, content_type)
-            out = {"s3_uri": stored.s3_uri}
-            if stored.url:
-                out["audio_url"] = stored.url
-            return out
-        return {"audio_base64": base64.b64encode(data).decode("ascii")}
-
-
-def _stream_emitter(emit: EmitFn, count: dict) -> Callable[[np.ndarray], None]:
-    """Stream items: 16-bit PCM pieces at the model's rate, each well under 1 MB.
-    ``count`` keeps the number of items sent and their base64 bytes."""
-    max_samples = 300_000  # 600 kB of PCM, 800 kB as base64
-
-    def on_audio(piece: np.ndarray) -> None:
-        for start in range(0, len(piece), max_samples):
-            pcm = audio_codec.to_pcm16(piece[start : start + max_samples])
-            encoded = base64.b64encode(pcm).decode("ascii")
-            emit({"chunk": count["n"], "format": "pcm_s16le", "sample_rate": STREAM_SAMPLE_RATE,
-                  "audio_base64": encoded})
-            count["n"] += 1
-            count["bytes"] += len(encoded)
-
-    return on_audio
-
-
-def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return "out of memory" in str(exc).lower() and "cuda" in str(exc).lower()
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

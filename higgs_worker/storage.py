@@ -118,3 +118,39 @@ class S3Store:
                 REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
             )
         return data
+
+
+def deliver(
+    store: S3Store | None,
+    delivery: str,
+    file_name: str,
+    data: bytes,
+    content_type: str,
+    inline_max_bytes: int,
+    streamed_bytes: int = 0,
+) -> dict:
+    """S3 or inline (``delivery``: "auto", "s3" or "base64"). The inline budget counts stream
+    items already sent: RunPod's aggregated result (/runsync, /status) repeats them before
+    the final item."""
+    import base64
+
+    inline_size = (len(data) + 2) // 3 * 4 + streamed_bytes
+    inline_ok = inline_size <= inline_max_bytes
+    want_s3 = delivery == "s3" or (delivery == "auto" and store is not None)
+    if not want_s3 and not inline_ok:
+        if store is None:
+            also = f" (with {streamed_bytes} bytes of streamed chunks)" if streamed_bytes else ""
+            raise WorkerError(
+                STORAGE,
+                f"the audio is {len(data)} bytes{also}, above the inline limit of {inline_max_bytes} bytes "
+                "(INLINE_MAX_BYTES); set S3_BUCKET on the endpoint or ask for a compressed output_format "
+                "(mp3, opus, ogg)",
+            )
+        want_s3 = True
+    if want_s3:
+        stored = store.upload(file_name, data, content_type)
+        out = {"s3_uri": stored.s3_uri}
+        if stored.url:
+            out["audio_url"] = stored.url
+        return out
+    return {"audio_base64": base64.b64encode(data).decode("ascii")}

@@ -7,7 +7,7 @@ The voice is kept across chunks by keeping the reference example(s) and the last
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,11 +32,43 @@ class VoiceSetup:
 
 
 @dataclass
+class ChunkStarted:
+    """Chunk ``index`` (0-based) of ``total`` starts generating."""
+
+    index: int
+    total: int
+
+
+@dataclass
+class AudioPiece:
+    """A piece of streamed audio (float32 at the model's rate) of chunk ``chunk``."""
+
+    chunk: int
+    audio: np.ndarray
+
+
+@dataclass
+class ChunkAudio:
+    """One chunk's text and its audio (and codes), for per-chunk results."""
+
+    index: int
+    text: str
+    audio: np.ndarray
+    codes: torch.Tensor
+
+
+@dataclass
 class Synthesis:
+    """The whole result: the last item ``synthesize`` yields."""
+
     audio: np.ndarray
     sample_rate: int
     num_chunks: int
     seed: int
+    chunks: list[ChunkAudio] = field(default_factory=list)
+
+
+SynthesisEvent = ChunkStarted | AudioPiece | Synthesis
 
 
 def build_voice_setup(request: SynthesisRequest, resolve: ClipResolver) -> VoiceSetup:
@@ -78,37 +110,35 @@ def synthesize(
     setup: VoiceSetup,
     max_new_tokens_cap: int,
     should_stop: Callable[[], bool] | None = None,
-    on_chunk: Callable[[int, int], None] | None = None,
-    on_audio: Callable[[np.ndarray], None] | None = None,
-) -> Synthesis:
-    """Generate every chunk in order; ``on_chunk(i, n)`` as chunk i (0-based) starts and,
-    when streaming, ``on_audio(piece)`` for each piece of audio as soon as it is decoded."""
+    stream: bool = False,
+) -> Iterator[SynthesisEvent]:
+    """Generate every chunk in order. Yields ``ChunkStarted`` as each chunk starts, with
+    ``stream`` an ``AudioPiece`` for each piece of audio as soon as it is decoded, and the
+    ``Synthesis`` last. The job's generator (seeded once) is carried across its chunks, so
+    its audio depends on its seed alone, whatever other jobs share the decode steps."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
-    chunks = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
+    generator = engine.generator(seed)
+    texts = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
     history: list[Turn] = []
-    pieces: list[np.ndarray] = []
-    with engine.lock:
-        torch.manual_seed(seed)
-        for index, chunk in enumerate(chunks):
-            if on_chunk is not None:
-                on_chunk(index, len(chunks))
-            prompt = Prompt(
-                system=setup.system,
-                scene=list(setup.scene),
-                turns=setup.examples + history[-2 * CONTEXT_CHUNKS :] + [Turn("user", text=chunk)],
-            )
-            sampling = sampling_for(request, engine, chunk, max_new_tokens_cap)
-            streamer = engine.streaming_decoder() if on_audio is not None else None
-            rows = []
-            for row in engine.generate_rows(prompt, sampling, should_stop):
-                rows.append(row)
-                for piece in streamer.push(row) if streamer else ():
-                    on_audio(piece)
-            for piece in streamer.finish() if streamer else ():
-                on_audio(piece)
-            codes = engine.codes_from_rows(torch.stack(rows)) if rows else engine.no_codes()
-            audio = engine.decode_codes(codes)
-            pieces.append(audio)
-            history += [Turn("user", text=chunk), Turn("assistant", audio=AudioClip(codes))]
-    audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    return Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(chunks), seed=seed)
+    chunks: list[ChunkAudio] = []
+    for index, text in enumerate(texts):
+        yield ChunkStarted(index, len(texts))
+        prompt = Prompt(
+            system=setup.system,
+            scene=list(setup.scene),
+            turns=setup.examples + history[-2 * CONTEXT_CHUNKS :] + [Turn("user", text=text)],
+        )
+        sampling = sampling_for(request, engine, text, max_new_tokens_cap)
+        streamer = engine.streaming_decoder() if stream else None
+        rows = []
+        for row in engine.generate_rows(prompt, sampling, should_stop, generator):
+            rows.append(row)
+            for piece in streamer.push(row) if streamer else ():
+                yield AudioPiece(index, piece)
+        for piece in streamer.finish() if streamer else ():
+            yield AudioPiece(index, piece)
+        codes = engine.codes_from_rows(torch.stack(rows)) if rows else engine.no_codes()
+        chunks.append(ChunkAudio(index, text, engine.decode_codes(codes), codes))
+        history += [Turn("user", text=text), Turn("assistant", audio=AudioClip(codes))]
+    audio = np.concatenate([chunk.audio for chunk in chunks]) if chunks else np.zeros(0, dtype=np.float32)
+    yield Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(texts), seed=seed, chunks=chunks)

@@ -88,3 +88,15 @@ def test_the_stream_ends_with_an_all_eos_row_or_the_step_limit(engine):
     ended = bool((rows[-1] == engine.eos_id).all())
     assert ended or len(rows) == 400
     assert bool((rows[0] == engine.bos_id).all())  # the first row opens the stream in every codebook
+
+
+@pytest.mark.parametrize("prompt", [SMART, CLONE], ids=["smart-voice", "cloning"])
+def test_a_sequence_generator_draws_what_the_seeded_default_generator_draws(engine, prompt):
+    """Each sequence owns a torch.Generator: seeded with s, it gives generate()'s codes after
+    torch.manual_seed(s), whatever the default generator has drawn meanwhile."""
+    sampling = Sampling(max_new_tokens=80)
+    expected = reference_rows(engine, prompt, sampling, seed=9)
+    torch.manual_seed(123)  # the default generator is elsewhere: it must not matter
+    generator = torch.Generator().manual_seed(9)
+    got = torch.stack(list(DecodeLoop(engine.model).rows(engine.batch_for(prompt), sampling, generator=generator)))
+    assert torch.equal(got, expected)

@@ -44,17 +44,17 @@ def test_first_piece_is_small_and_later_ones_larger(engine):
     assert sum(sizes) == 120
 
 
-def test_a_streamed_job_emits_audio_before_generation_ends(make_worker):
+def test_a_streamed_job_emits_audio_before_generation_ends(make_worker, monkeypatch):
     worker = make_worker()
     rows_seen = {"n": 0}
-    original = worker.engine.loop.rows
+    original = worker.engine.generate_rows
 
     def counting_rows(*args, **kwargs):
         for row in original(*args, **kwargs):
             rows_seen["n"] += 1
             yield row
 
-    worker.engine.loop.rows = counting_rows
+    monkeypatch.setattr(worker.engine, "generate_rows", counting_rows)
     emitted = []
     out = worker.run(
         {"input": {"text": "Streaming is fun to test.", "stream": True, "seed": 2, "max_new_tokens": 100,

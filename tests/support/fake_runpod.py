@@ -8,6 +8,8 @@ the runpod SDK's production loop makes (``runpod/serverless/worker.py``, ``rp_sc
 
     GET  /v2/EP/job-take/WORKER?gpu=fake&job_in_progress=0|1   a queued job as JSON {"id", "input"}
          (long-poll: held up to ``hold_seconds`` for one to be queued, then 204 "no job")
+    GET  /v2/EP/job-take-batch/WORKER?gpu=fake&batch_size=N&job_in_progress=0|1   up to N queued jobs
+         as a JSON list (the SDK asks this way when its concurrency_modifier allows N > 1 jobs)
     GET  /v2/EP/job-stop/WORKER?gpu=fake                        the stop channel (derived by the SDK
          from the job-take URL): {"jobsToStop": [ids]} once ``stop(id)`` was called, else 204
     POST /v2/EP/job-done/WORKER/JOB?gpu=fake&isStream=...       the result ({"output": ...} or
@@ -140,17 +142,18 @@ class FakeRunPod:
             self.events.append(event)
             self._cond.notify_all()
 
-    def _take(self, query: dict) -> dict | None:
+    def _take(self, query: dict, limit: int = 1) -> list[dict]:
         deadline = time.monotonic() + self.hold_seconds
         with self._cond:
             while not self._queue and not self._closing and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
-            if not self._queue or self._closing:
-                return None
-            job = self._queue.popleft()
-            self.events.append(Event(time.monotonic(), "take", job["id"], job, query))
+            jobs = []
+            while self._queue and not self._closing and len(jobs) < limit:
+                job = self._queue.popleft()
+                self.events.append(Event(time.monotonic(), "take", job["id"], job, query))
+                jobs.append(job)
             self._cond.notify_all()
-            return job
+            return jobs
 
     def _stop_signals(self, query: dict) -> list[str]:
         deadline = time.monotonic() + self.hold_seconds
@@ -208,12 +211,15 @@ def _make_handler(fake: FakeRunPod) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self):
-            if (route := self._route(("job-take", "job-stop", "ping"))) is None:
+            if (route := self._route(("job-take", "job-take-batch", "job-stop", "ping"))) is None:
                 return
             action, _, query = route
             if action == "job-take":
-                job = fake._take(query)
-                return self._reply(200, job) if job else self._reply(204)
+                jobs = fake._take(query)
+                return self._reply(200, jobs[0]) if jobs else self._reply(204)
+            if action == "job-take-batch":
+                jobs = fake._take(query, max(1, int(query.get("batch_size", "1"))))
+                return self._reply(200, jobs) if jobs else self._reply(204)
             if action == "job-stop":
                 ids = fake._stop_signals(query)
                 return self._reply(200, {"jobsToStop": ids}) if ids else self._reply(204)

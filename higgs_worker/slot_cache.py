@@ -1,0 +1,122 @@
+"""A KV cache for many sequences at once: one fixed row ("slot") per sequence.
+
+Per layer, keys and values of shape (slots, kv_heads, length, head_dim), allocated once.
+Before each batched decode step the scheduler sets ``positions[i]``, the column that row
+i's new key/value goes to (its own length so far); ``update`` writes each row there and
+returns the first B rows, which the step attends to through a 4D mask that opens columns
+0..positions[i] of row i (``mask``). Active sequences stay compact at the front: on
+retirement the last active row is moved into the hole (``move``), so a step runs on
+exactly the active rows (on CUDA padded to a batch-size bucket with free rows, whose
+writes land in their own unused slot). A newcomer is prefilled alone in a
+``DynamicCache`` and its prompt's keys/values are copied into a free slot (``load``).
+
+The model accepts a prepared 4D mask unchanged (``masking_utils._preprocess_mask_arguments``)
+and never asks this cache for lengths when ``position_ids`` are given.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+CPU_SLOT_TOKENS = 1024  # per-slot length on the CPU (longer sequences take the solo lane)
+MAX_SLOT_TOKENS = 4096  # per-slot length cap on CUDA: every step attends over all of it
+MIN_SLOT_TOKENS = 512
+
+
+class SlotLayer(CacheLayerMixin):
+    is_compileable = True
+    is_sliding = False
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, owner: SlotCache):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.owner = owner
+        self.is_initialized = True
+
+    def lazy_initialization(self, key_states, value_states) -> None:  # allocated up front
+        pass
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        batch = key_states.shape[0]
+        rows = self.owner.rows[:batch]
+        positions = self.owner.positions[:batch]
+        self.keys[rows, :, positions] = key_states[:, :, 0]
+        self.values[rows, :, positions] = value_states[:, :, 0]
+        return self.keys[:batch], self.values[:batch]
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.keys.shape[2], 0
+
+    def get_seq_length(self) -> int:
+        return 0
+
+    def get_max_length(self) -> int:
+        return self.keys.shape[2]
+
+
+class SlotCache(Cache):
+    def __init__(self, config, slots: int, length: int, dtype: torch.dtype, device: str | torch.device):
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        heads = text.num_key_value_heads
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        self.slots, self.length = slots, length
+        shape = (slots, heads, length, head_dim)
+        self.rows = torch.arange(slots, device=device)
+        self.positions = torch.zeros(slots, dtype=torch.long, device=device)
+        self.columns = torch.arange(length, device=device)
+        layers = [
+            SlotLayer(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device),
+                      self)
+            for _ in range(text.num_hidden_layers)
+        ]
+        super().__init__(layers=layers)
+        if torch.device(device).type == "cuda":  # fixed addresses for CUDA graphs
+            for layer in layers:
+                torch._dynamo.mark_static_address(layer.keys)
+                torch._dynamo.mark_static_address(layer.values)
+            torch._dynamo.mark_static_address(self.positions)
+
+    def mask(self, batch: int, dtype: torch.dtype) -> torch.Tensor:
+        """(batch, 1, 1, length) additive mask: row i sees columns 0..positions[i]."""
+        allowed = self.columns[None, :] <= self.positions[:batch, None]
+        blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=allowed.device)
+        zero = torch.zeros((), dtype=dtype, device=allowed.device)
+        return torch.where(allowed, zero, blocked)[:, None, None, :]
+
+    def load(self, slot: int, prompt_cache: Cache, length: int) -> None:
+        """Copy a batch-1 prompt cache's first ``length`` positions into ``slot``."""
+        for layer, source in zip(self.layers, prompt_cache.layers, strict=True):
+            layer.keys[slot, :, :length] = source.keys[0, :, :length]
+            layer.values[slot, :, :length] = source.values[0, :, :length]
+
+    def move(self, source: int, target: int, length: int) -> None:
+        """Move a slot's first ``length`` positions to another slot (compaction)."""
+        for layer in self.layers:
+            layer.keys[target, :, :length] = layer.keys[source, :, :length]
+            layer.values[target, :, :length] = layer.values[source, :, :length]
+
+
+def bytes_per_token(config, dtype: torch.dtype) -> int:
+    """Key + value bytes one position takes over all layers."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    size = torch.tensor([], dtype=dtype).element_size()
+    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * size
+
+
+def plan(config, dtype: torch.dtype, device: str, concurrency: int, memory_fraction: float) -> tuple[int, int]:
+    """(slots, per-slot length). One slot per concurrent job. On CUDA the length comes from
+    free memory x ``memory_fraction`` shared by the slots, capped at ``MAX_SLOT_TOKENS``
+    (each step reads all of it); on the CPU a modest fixed length."""
+    slots = max(1, concurrency)
+    if not str(device).startswith("cuda"):
+        return slots, CPU_SLOT_TOKENS
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    budget = int(free * memory_fraction)
+    per_slot = budget // (slots * bytes_per_token(config, dtype))
+    length = min(MAX_SLOT_TOKENS, per_slot // 128 * 128)
+    while length < MIN_SLOT_TOKENS and slots > 1:  # too little memory for that many: fewer slots
+        slots //= 2
+        length = min(MAX_SLOT_TOKENS, budget // (slots * bytes_per_token(config, dtype)) // 128 * 128)
+    return slots, max(128, length)
