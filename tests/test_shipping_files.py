@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from higgs_worker.schema import KNOWN_FIELDS
+from tests.conftest import BUCKET, FAKE_AWS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "runpod-serverless-config.json"
@@ -567,3 +568,24 @@ def test_shipping_checks_fail_on_a_finding(tmp_path: Path) -> None:
     assert "FAIL: shellcheck" in result.stdout
     assert "FAIL: hadolint" in result.stdout
     assert "FAIL: invalid JSON: bad.json" in result.stdout
+
+
+# --------------------------------------------------------------------------- test_input.json
+@pytest.mark.slow
+def test_handler_without_arguments_runs_test_input_json(subprocess_env, moto_server, s3_client) -> None:
+    """`python handler.py` with no arguments: the runpod SDK runs ./test_input.json (a
+    smart-voice job: no reference audio) as a local test job, here on the tiny model."""
+    job = load(ROOT / "test_input.json")
+    assert set(job) == {"input"} and set(job["input"]) <= JOB_FIELDS
+    assert job["input"]["text"].strip() and "voice" not in job["input"] and "reference_audio" not in job["input"]
+    env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server}
+    proc = subprocess.run(
+        [sys.executable, "handler.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Using test_input.json as job input." in out
+    assert "completed successfully" in out and "Traceback" not in out
+    key = f"higgs-audio/{job['input']['output_name']}.wav"
+    data = s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert data[:4] == b"RIFF" and len(data) > 44  # a WAV with samples in it
