@@ -6,7 +6,11 @@
 #    With a network volume the environment lives on the volume, keyed by a hash of
 #    the requirements, the Python version, the platform and the pip options, so only
 #    the first worker on a volume pays for the install; later cold starts reuse it.
-#    Without a volume it is installed on the container disk.
+#    Without a volume it is installed on the container disk. "A volume" means a real
+#    mount at BOOTSTRAP_VOLUME_DIR (read from /proc/self/mountinfo), not just a folder
+#    of that name: the worker itself creates /runpod-volume/... on the container disk
+#    when no volume is attached, and a runtime installed there would be lost (and
+#    installed again) with the container.
 # 2. exec's `python -u handler.py "$@"` with the environment's Python, so
 #    `./bootstrap.sh --test_input '{...}'` and `./bootstrap.sh --rp_serve_api` reach
 #    the runpod SDK unchanged.
@@ -18,6 +22,8 @@
 #
 # Settings (environment; production defaults in brackets):
 #   BOOTSTRAP_VOLUME_DIR     [/runpod-volume]  network volume mount point
+#   BOOTSTRAP_MOUNTINFO      [/proc/self/mountinfo]  mount table read to tell a
+#                             mounted volume from a plain folder
 #   BOOTSTRAP_VENV_ROOT      [<volume>/higgs-worker/venvs, or BOOTSTRAP_LOCAL_DIR
 #                             without a volume]  folder that holds the environments
 #   BOOTSTRAP_LOCAL_DIR      [/tmp/higgs-worker/venvs]  used when there is no volume
@@ -25,7 +31,10 @@
 #   BOOTSTRAP_PYTHON         [python3]  interpreter the environment is made from
 #   BOOTSTRAP_APP_DIR        [folder of this script]  where handler.py lives
 #   BOOTSTRAP_PIP_ARGS       []  extra pip arguments (word-split), part of the key
-#   BOOTSTRAP_LOCK_TIMEOUT   [1800]  seconds to wait for another worker's install
+#   BOOTSTRAP_LOCK_TIMEOUT   [RUNPOD_INIT_TIMEOUT - 60, RunPod's default 420 s when
+#                             that is unset]  seconds to wait for another worker's
+#                             install; capped there, so the worker gives up with a
+#                             clear message before RunPod marks it unhealthy
 #   BOOTSTRAP_MIN_FREE_GB    [12]  warn when the venv folder has less free space
 #   TORCH_INDEX_URL          []  PyTorch wheel index, passed as --extra-index-url
 #                             (e.g. https://download.pytorch.org/whl/cu126); part of
@@ -67,12 +76,27 @@ REQUIREMENTS=${BOOTSTRAP_REQUIREMENTS:-$APP_DIR/requirements-runtime.txt}
 PYTHON_BIN=${BOOTSTRAP_PYTHON:-python3}
 VOLUME_DIR=${BOOTSTRAP_VOLUME_DIR:-/runpod-volume}
 LOCAL_DIR=${BOOTSTRAP_LOCAL_DIR:-/tmp/higgs-worker/venvs}
-LOCK_TIMEOUT=${BOOTSTRAP_LOCK_TIMEOUT:-1800}
+MOUNTINFO=${BOOTSTRAP_MOUNTINFO:-/proc/self/mountinfo}
+INIT_TIMEOUT=${RUNPOD_INIT_TIMEOUT:-420}
+LOCK_MARGIN=60
+LOCK_TIMEOUT=${BOOTSTRAP_LOCK_TIMEOUT:-}
 MIN_FREE_GB=${BOOTSTRAP_MIN_FREE_GB:-12}
 TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
 PIP_EXTRA=${BOOTSTRAP_PIP_ARGS:-}
 
-[[ "$LOCK_TIMEOUT" =~ ^[0-9]+$ ]] || die "BOOTSTRAP_LOCK_TIMEOUT must be a whole number of seconds, got '${LOCK_TIMEOUT}'"
+[[ "$INIT_TIMEOUT" =~ ^[0-9]+$ ]] || die "RUNPOD_INIT_TIMEOUT must be a whole number of seconds, got '${INIT_TIMEOUT}'"
+# RunPod marks a worker unhealthy when it is not ready within RUNPOD_INIT_TIMEOUT
+# (420 s when unset): waiting for another worker's install must end before that.
+LOCK_LIMIT=$((INIT_TIMEOUT > LOCK_MARGIN + 5 ? INIT_TIMEOUT - LOCK_MARGIN : 5))
+if [[ -z "$LOCK_TIMEOUT" ]]; then
+    LOCK_TIMEOUT=$LOCK_LIMIT
+else
+    [[ "$LOCK_TIMEOUT" =~ ^[0-9]+$ ]] || die "BOOTSTRAP_LOCK_TIMEOUT must be a whole number of seconds, got '${LOCK_TIMEOUT}'"
+    if ((LOCK_TIMEOUT > LOCK_LIMIT)); then
+        warn "BOOTSTRAP_LOCK_TIMEOUT=${LOCK_TIMEOUT}s outlives RUNPOD_INIT_TIMEOUT=${INIT_TIMEOUT}s (RunPod would mark this worker unhealthy first); waiting at most ${LOCK_LIMIT}s. Raise RUNPOD_INIT_TIMEOUT to wait longer"
+        LOCK_TIMEOUT=$LOCK_LIMIT
+    fi
+fi
 [[ "$MIN_FREE_GB" =~ ^[0-9]+$ ]] || die "BOOTSTRAP_MIN_FREE_GB must be a whole number, got '${MIN_FREE_GB}'"
 
 PYTHON_PATH=$(command -v -- "$PYTHON_BIN" 2>/dev/null) ||
@@ -113,15 +137,33 @@ IFS=$'\t' read -r KEY PY_DESC PLATFORM REQ_SHORT <<<"$KEY_INFO"
 # ---------------------------------------------------------------- where it lives
 ensure_writable_dir() { mkdir -p -- "$1" 2>/dev/null && [[ -w "$1" ]]; }
 
+# volume_mounted DIR: is DIR itself a mount point? Field 5 of each mountinfo line is
+# a mount point, with spaces, tabs, newlines and backslashes written as octal escapes.
+volume_mounted() {
+    local dir
+    dir=$(realpath -e -- "$1" 2>/dev/null) || return 1
+    if [[ -r "$MOUNTINFO" ]]; then
+        dir=${dir//\\/\\134}
+        dir=${dir// /\\040}
+        dir=${dir//$'\t'/\\011}
+        MOUNT_DIR="$dir" awk '$5 == ENVIRON["MOUNT_DIR"] { found = 1 } END { exit !found }' "$MOUNTINFO"
+    else # no mount table: a mount point sits on another device than its parent
+        [[ "$(stat -c %d -- "$dir")" != "$(stat -c %d -- "$dir/..")" ]]
+    fi
+}
+
 if [[ -n "${BOOTSTRAP_VENV_ROOT:-}" ]]; then
     VENV_ROOT=$BOOTSTRAP_VENV_ROOT
     MODE="BOOTSTRAP_VENV_ROOT"
-elif [[ -d "$VOLUME_DIR" ]] && ensure_writable_dir "$VOLUME_DIR/higgs-worker/venvs"; then
+elif volume_mounted "$VOLUME_DIR" && ensure_writable_dir "$VOLUME_DIR/higgs-worker/venvs"; then
     VENV_ROOT="$VOLUME_DIR/higgs-worker/venvs"
     MODE="network volume"
+    log "network volume mounted at ${VOLUME_DIR}: the runtime is installed there once and reused by every worker"
 else
-    if [[ -d "$VOLUME_DIR" ]]; then
+    if volume_mounted "$VOLUME_DIR"; then
         warn "network volume ${VOLUME_DIR} is not writable; installing on the container disk instead"
+    elif [[ -d "$VOLUME_DIR" ]]; then
+        warn "NO NETWORK VOLUME is mounted at ${VOLUME_DIR}: that folder is only on the container disk (left by an earlier start of this container), so nothing there survives the container. Installing on the container disk in ${LOCAL_DIR}; every new worker pays the install and the model download. Attach a network volume to the endpoint to cache them"
     else
         log "no network volume at ${VOLUME_DIR}: installing on the container disk (every new worker pays the install; attach a volume to cache it)"
     fi
@@ -166,10 +208,19 @@ LOCK_FILE="$VENV_ROOT/.install.lock"
 exec 9>>"$LOCK_FILE" || die "cannot open the lock file '${LOCK_FILE}'"
 LOCKED=1
 lock_rc=0
-"$PYTHON_PATH" - "$LOCK_TIMEOUT" "$LOCK_FILE" <<'PY' || lock_rc=$?
+log "install lock ${LOCK_FILE}: waiting at most ${LOCK_TIMEOUT}s for another worker's install (RUNPOD_INIT_TIMEOUT=${INIT_TIMEOUT}s)"
+"$PYTHON_PATH" - "$LOCK_TIMEOUT" "$LOCK_FILE" "$KEY" "$INIT_TIMEOUT" <<'PY' || lock_rc=$?
 import errno, fcntl, sys, time
-timeout, path = float(sys.argv[1]), sys.argv[2]
+timeout, path, key, init = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 start = time.monotonic()
+
+def holder():
+    try:
+        with open(path) as fh:
+            return fh.read(300).strip() or "another worker (it left no note)"
+    except OSError:
+        return "another worker"
+
 next_note = start
 while True:
     try:
@@ -183,14 +234,19 @@ while True:
     if now - start >= timeout:
         sys.exit(2)
     if now >= next_note:
-        print("[bootstrap] waiting for the install lock %s: another worker is installing (%ds so far)"
-              % (path, now - start), flush=True)
+        print("[bootstrap] waiting for the install lock %s: %s is installing; this worker needs environment %s"
+              " (%ds so far, giving up in %ds, before RUNPOD_INIT_TIMEOUT=%ss)"
+              % (path, holder(), key, now - start, timeout - (now - start), init), flush=True)
         next_note = now + 15
     time.sleep(0.25)
 PY
 case "$lock_rc" in
-0) log "install lock acquired after $(since "$T_PHASE")" ;;
-2) die "gave up after ${LOCK_TIMEOUT}s waiting for the install lock ${LOCK_FILE}: another worker is still installing. Raise BOOTSTRAP_LOCK_TIMEOUT, or check that worker's log" ;;
+0)
+    log "install lock acquired after $(since "$T_PHASE")"
+    # A note for workers that wait meanwhile (the lock is on the file, not its text).
+    printf 'worker %s (pid %s, installing %s since %s)\n' "${HOSTNAME:-?}" "$$" "$KEY" "$(date -u +%H:%M:%SZ)" >"$LOCK_FILE" 2>/dev/null || true
+    ;;
+2) die "gave up after ${LOCK_TIMEOUT}s waiting for the install lock ${LOCK_FILE} ($(head -c 300 -- "$LOCK_FILE" 2>/dev/null || true)): that install is still running. RunPod restarts this worker, which then reuses it once published. To wait longer, raise RUNPOD_INIT_TIMEOUT (the wait is capped ${LOCK_MARGIN}s below it)" ;;
 3)
     LOCKED=0
     warn "the file system of ${VENV_ROOT} does not support locks; continuing without one (a concurrent worker may install too; the atomic publish keeps that safe)"

@@ -1,38 +1,47 @@
 #!/usr/bin/env bash
 # deploy-runpod.sh - create or update the RunPod serverless template and endpoint of
-# the Higgs Audio v2 worker through RunPod's REST API, from
-# runpod-serverless-config.json and the image that GitHub Actions pushed to ghcr.io.
+# the Higgs Audio v2 worker through RunPod's REST API v2 (https://api.runpod.io/v2),
+# from runpod-serverless-config.json and the image that GitHub Actions pushed to
+# ghcr.io.
 #
 # It never builds or pushes a container: images come from
 # .github/workflows/build-runpod-container.yml.
 #
 #   ./deploy-runpod.sh --dry-run        print the exact requests, send nothing
 #   ./deploy-runpod.sh                  create or update template + endpoint
+#   ./deploy-runpod.sh --type lb        the load-balancing variant (HTTP worker mode)
 #
 # Environment (secrets only from here, never from files):
 #   RUNPOD_API_KEY            required unless --dry-run (sent as a bearer token)
-#   RUNPOD_IMAGE              image to deploy [ghcr.io/<owner>/<repo>:latest from
-#                             GITHUB_REPOSITORY or the git remote]; prefer an
-#                             immutable tag (the commit sha or a version)
-#   RUNPOD_NETWORK_VOLUME_ID  network volume to attach (strongly recommended)
+#   RUNPOD_IMAGE              image to deploy [ghcr.io/<owner>/<repo>:sha-<commit, 7
+#                             hex> from GITHUB_REPOSITORY/GITHUB_SHA or the git
+#                             checkout: the tag the build workflow pushes for that
+#                             commit]; also name:tag@sha256:<digest> or name@sha256:...
+#   RUNPOD_ENDPOINT_TYPE      queue | lb  [queue]  (same as --type)
+#   RUNPOD_NETWORK_VOLUME_ID  network volume to attach (strongly recommended); checked
+#                             with GET /network-volumes/{id} before it is used
 #   RUNPOD_TEMPLATE_ID        update this template [looked up by name, else created]
 #   RUNPOD_ENDPOINT_ID        update this endpoint [looked up by name, else created]
 #   RUNPOD_TEMPLATE_NAME, RUNPOD_ENDPOINT_NAME   override the names in the config
-#   RUNPOD_REGISTRY_AUTH_ID   RunPod registry credential for a private ghcr image
+#   RUNPOD_REGISTRY_AUTH_ID   RunPod registry credential id for a private image, or:
+#   RUNPOD_REGISTRY_USERNAME, RUNPOD_REGISTRY_PASSWORD   create (or reuse, by the name
+#                             RUNPOD_REGISTRY_NAME [ghcr-<owner>]) that credential
+#                             through POST /registries; the password is never printed
 #   RUNPOD_SECRETS            names from the config's secretEnv block to add as
 #                             RunPod secret references, e.g. "AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY"
 #   RUNPOD_ENV_<NAME>=value   set NAME=value in the worker environment (e.g.
 #                             RUNPOD_ENV_S3_BUCKET=my-bucket); secret-looking names
 #                             are redacted in all output
-#   RUNPOD_API_URL            [https://rest.runpod.io/v1]
+#   RUNPOD_API_URL            [https://api.runpod.io/v2]  REST API v2 base URL
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 CONFIG="$SCRIPT_DIR/runpod-serverless-config.json"
-API_URL=${RUNPOD_API_URL:-https://rest.runpod.io/v1}
+API_URL=${RUNPOD_API_URL:-https://api.runpod.io/v2}
 API_URL=${API_URL%/}
 DRY_RUN=0
 IMAGE=${RUNPOD_IMAGE:-}
+ENDPOINT_TYPE=${RUNPOD_ENDPOINT_TYPE:-queue}
 
 say() { printf '%s\n' "$*"; }
 note() { printf '[deploy] %s\n' "$*" >&2; }
@@ -46,7 +55,7 @@ deprecation_notice() {
 [deploy] NOTICE: the old way of deploying (building and pushing the container image
 [deploy]         on your own machine with this script) is deprecated and removed.
 [deploy]         Push to GitHub instead: .github/workflows/build-runpod-container.yml
-[deploy]         builds the image and pushes ghcr.io/<owner>/<repo>:<latest|sha|version>;
+[deploy]         builds the image and pushes ghcr.io/<owner>/<repo>:sha-<commit>;
 [deploy]         this script only points the RunPod template and endpoint at it.
 EOF
 }
@@ -58,18 +67,14 @@ usage() {
 while (($#)); do
     case "$1" in
     --dry-run | -n) DRY_RUN=1 ;;
-    --image)
-        (($# >= 2)) || die "--image needs a value"
-        IMAGE=$2
+    --image | --config | --type)
+        (($# >= 2)) || die "$1 needs a value"
+        case "$1" in --image) IMAGE=$2 ;; --config) CONFIG=$2 ;; --type) ENDPOINT_TYPE=$2 ;; esac
         shift
         ;;
     --image=*) IMAGE=${1#*=} ;;
-    --config)
-        (($# >= 2)) || die "--config needs a value"
-        CONFIG=$2
-        shift
-        ;;
     --config=*) CONFIG=${1#*=} ;;
+    --type=*) ENDPOINT_TYPE=${1#*=} ;;
     -h | --help)
         usage
         exit 0
@@ -85,52 +90,71 @@ done
 
 deprecation_notice
 
+case "$ENDPOINT_TYPE" in
+queue | QUEUE) ENDPOINT_TYPE=queue ;;
+lb | LB | load-balancer | LOAD_BALANCER) ENDPOINT_TYPE=lb ;;
+*) die "endpoint type '${ENDPOINT_TYPE}' is not one of: queue, lb (--type or RUNPOD_ENDPOINT_TYPE)" ;;
+esac
+
 command -v python3 >/dev/null 2>&1 || die "python3 is required (it assembles the JSON requests)"
 [[ -r "$CONFIG" ]] || die "config file '${CONFIG}' not found"
 if ((!DRY_RUN)); then
     command -v curl >/dev/null 2>&1 || die "curl is required"
     [[ -n "${RUNPOD_API_KEY:-}" ]] || die "RUNPOD_API_KEY is not set: export it (RunPod console > Settings > API Keys, read/write), or use --dry-run"
 fi
+if [[ -n "${RUNPOD_REGISTRY_USERNAME:-}${RUNPOD_REGISTRY_PASSWORD:-}" && -z "${RUNPOD_REGISTRY_AUTH_ID:-}" ]]; then
+    [[ -n "${RUNPOD_REGISTRY_USERNAME:-}" && -n "${RUNPOD_REGISTRY_PASSWORD:-}" ]] ||
+        die "set both RUNPOD_REGISTRY_USERNAME and RUNPOD_REGISTRY_PASSWORD (or RUNPOD_REGISTRY_AUTH_ID)"
+fi
 
 # ---------------------------------------------------------------- image
-if [[ -z "$IMAGE" ]]; then
-    repo=${GITHUB_REPOSITORY:-}
-    if [[ -z "$repo" ]]; then
-        remote=$(git -C "$SCRIPT_DIR" remote get-url origin 2>/dev/null || true)
-        if [[ "$remote" =~ github\.com[:/]([^/]+/[^/]+)$ ]]; then
-            repo=${BASH_REMATCH[1]%.git}
-        fi
+# The build workflow tags every pushed commit ghcr.io/<owner>/<repo>:sha-<7 hex>
+# (docker/metadata-action type=sha); the default points at that immutable tag.
+REPO=${GITHUB_REPOSITORY:-}
+if [[ -z "$REPO" ]]; then
+    remote=$(git -C "$SCRIPT_DIR" remote get-url origin 2>/dev/null || true)
+    if [[ "$remote" =~ github\.com[:/]([^/]+/[^/]+)$ ]]; then
+        REPO=${BASH_REMATCH[1]%.git}
     fi
-    [[ -n "$repo" ]] || die "cannot tell the image: set RUNPOD_IMAGE=ghcr.io/<owner>/<repo>:<tag> (or GITHUB_REPOSITORY=<owner>/<repo>)"
-    IMAGE="ghcr.io/${repo,,}:latest"
+fi
+if [[ -z "$IMAGE" ]]; then
+    [[ -n "$REPO" ]] || die "cannot tell the image: set RUNPOD_IMAGE=ghcr.io/<owner>/<repo>:sha-<commit> (or GITHUB_REPOSITORY=<owner>/<repo>)"
+    commit=${GITHUB_SHA:-$(git -C "$SCRIPT_DIR" rev-parse HEAD 2>/dev/null || true)}
+    [[ "$commit" =~ ^[0-9a-f]{40}$ ]] || die "cannot tell the commit: set RUNPOD_IMAGE=ghcr.io/${REPO,,}:sha-<commit> (or GITHUB_SHA)"
+    IMAGE="ghcr.io/${REPO,,}:sha-${commit:0:7}"
+    note "image ${IMAGE}: the tag the build workflow pushed for commit ${commit:0:7} (a commit on main or a v* tag that passed CI)"
 fi
 [[ "$IMAGE" != *OWNER/REPO* ]] || die "RUNPOD_IMAGE still holds the OWNER/REPO placeholder"
-[[ "$IMAGE" =~ ^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})?$ ]] ||
-    die "image '${IMAGE}' is not a valid lower-case image reference"
+# name[:tag][@sha256:<64 hex>] with a registry host, lower-case repository path.
+IMAGE_RE='^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[0-9a-f]{64})?$'
+[[ "$IMAGE" =~ $IMAGE_RE ]] ||
+    die "image '${IMAGE}' is not a valid image reference (registry/name[:tag][@sha256:<64 hex>], lower-case name)"
+if [[ "$IMAGE" != *@sha256:* && ("$IMAGE" == *:latest || ! "${IMAGE##*/}" == *:*) ]]; then
+    note "WARNING: ${IMAGE} is a moving tag (latest); RunPod advises an immutable tag or a digest for endpoints, so workers cannot drift apart. Prefer :sha-<commit> or @sha256:..."
+fi
 
 WORK=$(mktemp -d)
 trap 'rm -rf -- "$WORK"' EXIT
 umask 077
 
 # ---------------------------------------------------------------- request bodies
-DEPLOY_IMAGE="$IMAGE" DEPLOY_OUT="$WORK" python3 - "$CONFIG" <<'PY' || die "could not build the requests from ${CONFIG}"
+DEPLOY_IMAGE="$IMAGE" DEPLOY_OUT="$WORK" DEPLOY_TYPE="$ENDPOINT_TYPE" DEPLOY_REPO="${REPO,,}" \
+    python3 - "$CONFIG" <<'PY' || die "could not build the requests from ${CONFIG}"
 import json, os, re, sys
 
 cfg = json.load(open(sys.argv[1]))
-out = os.environ["DEPLOY_OUT"]
-env = os.environ
+out, env = os.environ["DEPLOY_OUT"], os.environ
 
-# Field names accepted by RunPod's REST API v1 (openapi.json of rest.runpod.io/v1:
-# TemplateCreateInput, TemplateUpdateInput, EndpointCreateInput, EndpointUpdateInput).
-TEMPLATE_CREATE = {"category", "containerDiskInGb", "containerRegistryAuthId", "dockerEntrypoint",
-                   "dockerStartCmd", "env", "imageName", "isPublic", "isServerless", "name", "ports",
-                   "readme", "volumeInGb", "volumeMountPath"}
-TEMPLATE_UPDATE = TEMPLATE_CREATE - {"category", "isServerless"}
-ENDPOINT_CREATE = {"allowedCudaVersions", "computeType", "cpuFlavorIds", "dataCenterIds",
-                   "executionTimeoutMs", "flashboot", "gpuCount", "gpuTypeIds", "idleTimeout",
-                   "minCudaVersion", "name", "networkVolumeId", "networkVolumeIds", "scalerType",
-                   "scalerValue", "templateId", "vcpuCount", "workersMax", "workersMin"}
-ENDPOINT_UPDATE = ENDPOINT_CREATE - {"computeType"}
+# Request fields of RunPod's REST API v2 (https://api.runpod.io/v2/openapi.json:
+# CreateTemplateRequest / UpdateTemplateRequest = ContainerConfig + template fields;
+# CreateEndpointRequest / UpdateEndpointRequest = ContainerConfig + endpoint fields).
+# v2 rejects unknown fields by name, so they are caught here first.
+CONTAINER = {"args", "disk", "env", "image", "ports", "registry"}
+TEMPLATE = CONTAINER | {"name", "allowedCudaVersions", "category", "mounts", "public", "serverless",
+                        "startJupyter", "startSsh"}
+ENDPOINT_CREATE = CONTAINER | {"cpu", "dataCenterIds", "flashboot", "gpu", "name", "networkVolumes", "scaling",
+                               "templateId", "timeout", "type", "workers"}
+ENDPOINT_UPDATE = ENDPOINT_CREATE - {"type"}  # the routing type is fixed at create
 SECRETISH = re.compile(r"(^|_)(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIALS?)(_|$)", re.I)
 
 def fail(msg):
@@ -141,17 +165,44 @@ def clean(block, allowed, what):
     body = {k: v for k, v in block.items() if not k.startswith("$")}
     unknown = sorted(set(body) - allowed)
     if unknown:
-        fail("%s: unknown field(s) %s; RunPod's REST API accepts %s" % (what, unknown, sorted(allowed)))
+        fail("%s: unknown field(s) %s; RunPod's REST API v2 accepts %s" % (what, unknown, sorted(allowed)))
     return body
 
-tpl = clean(cfg["template"], TEMPLATE_CREATE, "template")
-ep = clean(cfg["endpoint"], ENDPOINT_CREATE, "endpoint")
+def write(name, body):
+    with open(os.path.join(out, name), "w") as fh:
+        json.dump(body, fh, indent=2)
+        fh.write("\n")
 
-tpl = dict(name=env.get("RUNPOD_TEMPLATE_NAME") or tpl["name"], imageName=os.environ["DEPLOY_IMAGE"],
-           **{k: v for k, v in tpl.items() if k not in ("name", "imageName")})
+def merge(base, over):
+    merged = dict(base)
+    for key, value in over.items():
+        if key.startswith("$"):
+            continue
+        merged[key] = merge(base[key], value) if key == "env" and isinstance(value, dict) else value
+    return merged
+
+tpl, ep = cfg["template"], cfg["endpoint"]
+if env["DEPLOY_TYPE"] == "lb":
+    lb = cfg["loadBalancer"]
+    tpl, ep = merge(tpl, lb.get("template", {})), merge(ep, lb.get("endpoint", {}))
+    tpl["name"] += lb.get("nameSuffix", "")
+    ep["name"] += lb.get("nameSuffix", "")
+tpl = clean(tpl, TEMPLATE, "template")
+ep = clean(ep, ENDPOINT_CREATE, "endpoint")
+
+tpl["name"] = env.get("RUNPOD_TEMPLATE_NAME") or tpl["name"]
+tpl["image"] = env["DEPLOY_IMAGE"]
 ep["name"] = env.get("RUNPOD_ENDPOINT_NAME") or ep["name"]
 if env.get("RUNPOD_REGISTRY_AUTH_ID"):
-    tpl["containerRegistryAuthId"] = env["RUNPOD_REGISTRY_AUTH_ID"]
+    tpl["registry"] = env["RUNPOD_REGISTRY_AUTH_ID"]
+elif env.get("RUNPOD_REGISTRY_USERNAME"):
+    tpl["registry"] = "__REGISTRY_ID__"
+    owner = (env["DEPLOY_REPO"].split("/")[0] or "private")
+    reg = {"name": env.get("RUNPOD_REGISTRY_NAME") or "ghcr-" + owner,
+           "username": env["RUNPOD_REGISTRY_USERNAME"], "password": env["RUNPOD_REGISTRY_PASSWORD"]}
+    write("registry_create.json", reg)
+    write("registry_create.shown.json", dict(reg, password="<redacted: from RUNPOD_REGISTRY_PASSWORD>"))
+    open(os.path.join(out, "registry_name"), "w").write(reg["name"] + "\n")
 
 worker_env = dict(tpl.get("env", {}))
 shown_env = dict(worker_env)
@@ -170,9 +221,9 @@ for key in sorted(env):
         shown_env[name] = ("<redacted: from %s>" % key) if SECRETISH.search(name) and env[key] and not is_ref else env[key]
 tpl["env"] = worker_env
 
-volume = env.get("RUNPOD_NETWORK_VOLUME_ID", "").strip()
-if volume:
-    ep["networkVolumeId"] = volume
+volumes = [v for v in re.split(r"[\s,]+", env.get("RUNPOD_NETWORK_VOLUME_ID", "").strip()) if v]
+if volumes:
+    ep["networkVolumes"] = volumes
 else:
     print("[deploy] WARNING: RUNPOD_NETWORK_VOLUME_ID is not set: the endpoint gets no network volume, "
           "so every new worker installs the runtime (~8 GB) and downloads the model (~12 GB) again. "
@@ -180,25 +231,19 @@ else:
           file=sys.stderr)
 ep["templateId"] = "__TEMPLATE_ID__"
 
-def write(name, body):
-    with open(os.path.join(out, name), "w") as fh:
-        json.dump(body, fh, indent=2)
-        fh.write("\n")
-
-shown_tpl = dict(tpl, env=shown_env)
-write("template_create.json", tpl)
-write("template_create.shown.json", shown_tpl)
-write("template_update.json", {k: v for k, v in tpl.items() if k in TEMPLATE_UPDATE})
-write("template_update.shown.json", {k: v for k, v in shown_tpl.items() if k in TEMPLATE_UPDATE})
+write("template.json", tpl)
+write("template.shown.json", dict(tpl, env=shown_env))
 write("endpoint_create.json", ep)
 write("endpoint_update.json", {k: v for k, v in ep.items() if k in ENDPOINT_UPDATE})
 with open(os.path.join(out, "names"), "w") as fh:
-    fh.write(tpl["name"] + "\n" + ep["name"] + "\n")
+    fh.write("\n".join([tpl["name"], ep["name"], ep["type"], " ".join(volumes)]) + "\n")
 PY
 
 {
     read -r TEMPLATE_NAME
     read -r ENDPOINT_NAME
+    read -r ENDPOINT_KIND
+    read -r VOLUMES || true
 } <"$WORK/names"
 
 # ---------------------------------------------------------------- HTTP
@@ -223,7 +268,27 @@ show_request() {
     fi
 }
 
-# api METHOD PATH BODY_FILE|"" OUT_FILE -> sets HTTP_CODE
+# problem FILE: one line from a v2 error body (RFC 9457: title, status, detail, errors[]).
+problem() {
+    python3 - "$1" <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()[:4000].decode("utf-8", "replace")
+try:
+    p = json.loads(raw)
+except ValueError:
+    print(" ".join(raw.split())[:600] or "(empty body)")
+    sys.exit()
+if isinstance(p, dict) and ("title" in p or "detail" in p):
+    line = "%s: %s" % (p.get("title", "error"), p.get("detail", ""))
+    if p.get("errors"):
+        line += " [" + "; ".join(str(e) for e in p["errors"][:10]) + "]"
+    print(line[:1000])
+else:
+    print(" ".join(raw.split())[:600])
+PY
+}
+
+# api METHOD PATH BODY_FILE|"" OUT_FILE -> sets HTTP_CODE; dies on anything but 2xx
 api() {
     local method=$1 path=$2 body=$3 out=$4
     local args=(-sS -X "$method" -H @"$AUTH_HEADER" -H 'Accept: application/json'
@@ -234,103 +299,163 @@ api() {
     note "${method} ${path} -> HTTP ${HTTP_CODE}"
     if [[ ! "$HTTP_CODE" =~ ^2 ]]; then
         local hint=""
-        [[ "$HTTP_CODE" != 401 && "$HTTP_CODE" != 403 ]] || hint=" (check that RUNPOD_API_KEY is valid and has read/write access)"
-        die "RunPod answered HTTP ${HTTP_CODE} to ${method} ${path}${hint}: $(head -c 600 -- "$out" | tr '\n' ' ')"
+        case "$HTTP_CODE" in
+        401 | 403) hint=" (check that RUNPOD_API_KEY is valid and has read/write access)" ;;
+        429) hint=" (rate limited: wait a minute and run the script again)" ;;
+        404) hint=" (the id does not exist in this account, or RUNPOD_API_URL is not the REST API v2)" ;;
+        esac
+        die "RunPod answered HTTP ${HTTP_CODE} to ${method} ${path}${hint}: $(problem "$out")"
     fi
 }
 
-# JSON helpers (python3): print the value or nothing.
-json_find_id() { # FILE NAME: id of the item whose name is NAME (or "NAME -fb")
-    python3 - "$1" "$2" <<'PY'
+# find_named FILE LIST_KEY NAME: "id<TAB>type" of the item named NAME in the wrapped
+# v2 list {"LIST_KEY": [...]}; nothing when there is none.
+find_named() {
+    python3 - "$@" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
-if isinstance(data, dict):
-    data = next((v for v in data.values() if isinstance(v, list)), [])
-for item in data:
-    if isinstance(item, dict) and item.get("name") in (sys.argv[2], sys.argv[2] + " -fb"):
-        print(item.get("id", ""))
+items = data.get(sys.argv[2], []) if isinstance(data, dict) else []
+for item in items:
+    # " -fb": the name suffix endpoints with FlashBoot had when created through REST v1.
+    if isinstance(item, dict) and item.get("name") in (sys.argv[3], sys.argv[3] + " -fb"):
+        print("%s\t%s" % (item.get("id", ""), item.get("type", "")))
         break
 PY
 }
-json_id() {
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("id",""))' "$1"
+json_get() { # FILE KEY[.KEY...]: the value, or nothing
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+value = json.load(open(sys.argv[1]))
+for key in sys.argv[2].split("."):
+    value = value.get(key) if isinstance(value, dict) else None
+print("" if value is None else value)
+PY
+}
+json_set() { # FILE KEY VALUE: set a top-level string field
+    python3 - "$@" <<'PY'
+import json, sys
+body = json.load(open(sys.argv[1]))
+body[sys.argv[2]] = sys.argv[3]
+with open(sys.argv[1], "w") as fh:
+    json.dump(body, fh, indent=2)
+    fh.write("\n")
+PY
 }
 
-# ---------------------------------------------------------------- template
+say "# RunPod REST API ${API_URL}; image ${IMAGE}; ${ENDPOINT_KIND} endpoint"
 TEMPLATE_ID=${RUNPOD_TEMPLATE_ID:-}
 ENDPOINT_ID=${RUNPOD_ENDPOINT_ID:-}
-say "# RunPod REST API ${API_URL}; image ${IMAGE}"
 
+# ---------------------------------------------------------------- registry credential
+if [[ -f "$WORK/registry_create.json" ]]; then
+    read -r REGISTRY_NAME <"$WORK/registry_name"
+    if ((DRY_RUN)); then
+        show_request GET "/registries" "find the registry credential named \"${REGISTRY_NAME}\" (dry run: not sent; assuming none)"
+        show_request POST "/registries" "create registry credential \"${REGISTRY_NAME}\"" "$WORK/registry_create.shown.json"
+        REGISTRY_ID="<id of the created registry credential>"
+    else
+        api GET "/registries" "" "$WORK/registries.json"
+        REGISTRY_ID=$(find_named "$WORK/registries.json" registries "$REGISTRY_NAME" | cut -f1)
+        if [[ -n "$REGISTRY_ID" ]]; then
+            note "reusing registry credential ${REGISTRY_ID} (${REGISTRY_NAME})"
+        else
+            api POST "/registries" "$WORK/registry_create.json" "$WORK/registry.out.json"
+            REGISTRY_ID=$(json_get "$WORK/registry.out.json" id)
+            [[ -n "$REGISTRY_ID" ]] || die "POST /registries answered without an id"
+            note "created registry credential ${REGISTRY_ID} (${REGISTRY_NAME})"
+        fi
+    fi
+    rm -f -- "$WORK/registry_create.json"
+    for f in template.json template.shown.json; do json_set "$WORK/$f" registry "$REGISTRY_ID"; done
+fi
+
+# ---------------------------------------------------------------- network volumes
+for volume in $VOLUMES; do
+    if ((DRY_RUN)); then
+        show_request GET "/network-volumes/${volume}" "check that network volume ${volume} exists (dry run: not sent)"
+    else
+        api GET "/network-volumes/${volume}" "" "$WORK/volume.json"
+        note "network volume ${volume}: \"$(json_get "$WORK/volume.json" name)\", $(json_get "$WORK/volume.json" size) GB in $(json_get "$WORK/volume.json" dataCenter); workers run in that data center only, so pick GPU pools available there"
+    fi
+done
+
+# ---------------------------------------------------------------- template
 if [[ -z "$TEMPLATE_ID" ]]; then
     if ((DRY_RUN)); then
-        show_request GET "/templates?includeEndpointBoundTemplates=true" "find the template named \"${TEMPLATE_NAME}\" (dry run: not sent; assuming none)"
+        show_request GET "/templates" "find the template named \"${TEMPLATE_NAME}\" (dry run: not sent; assuming none)"
     else
-        api GET "/templates?includeEndpointBoundTemplates=true" "" "$WORK/templates.json"
-        TEMPLATE_ID=$(json_find_id "$WORK/templates.json" "$TEMPLATE_NAME")
+        api GET "/templates" "" "$WORK/templates.json"
+        TEMPLATE_ID=$(find_named "$WORK/templates.json" templates "$TEMPLATE_NAME" | cut -f1)
     fi
 fi
 if [[ -n "$TEMPLATE_ID" ]]; then
     if ((DRY_RUN)); then
-        show_request PATCH "/templates/${TEMPLATE_ID}" "update template ${TEMPLATE_ID}" "$WORK/template_update.shown.json"
+        show_request PATCH "/templates/${TEMPLATE_ID}" "update template ${TEMPLATE_ID}" "$WORK/template.shown.json"
     else
-        api PATCH "/templates/${TEMPLATE_ID}" "$WORK/template_update.json" "$WORK/template.out.json"
+        api PATCH "/templates/${TEMPLATE_ID}" "$WORK/template.json" "$WORK/template.out.json"
         note "updated template ${TEMPLATE_ID} (${TEMPLATE_NAME}) -> ${IMAGE}"
     fi
 else
     if ((DRY_RUN)); then
-        show_request POST "/templates" "create template \"${TEMPLATE_NAME}\"" "$WORK/template_create.shown.json"
+        show_request POST "/templates" "create template \"${TEMPLATE_NAME}\"" "$WORK/template.shown.json"
         TEMPLATE_ID="<id of the created template>"
     else
-        api POST "/templates" "$WORK/template_create.json" "$WORK/template.out.json"
-        TEMPLATE_ID=$(json_id "$WORK/template.out.json")
+        api POST "/templates" "$WORK/template.json" "$WORK/template.out.json"
+        TEMPLATE_ID=$(json_get "$WORK/template.out.json" id)
         [[ -n "$TEMPLATE_ID" ]] || die "POST /templates answered without an id"
         note "created template ${TEMPLATE_ID} (${TEMPLATE_NAME}) -> ${IMAGE}"
     fi
 fi
 
 # ---------------------------------------------------------------- endpoint
-for f in endpoint_create endpoint_update; do
-    TID="$TEMPLATE_ID" python3 - "$WORK/$f.json" <<'PY'
-import json, os, sys
-body = json.load(open(sys.argv[1]))
-body["templateId"] = os.environ["TID"]
-json.dump(body, open(sys.argv[1], "w"), indent=2)
-open(sys.argv[1], "a").write("\n")
-PY
-done
+# v2 copies the template's container settings into the endpoint when it is created
+# or patched with templateId (no lasting link), so the PATCH carries templateId too.
+for f in endpoint_create endpoint_update; do json_set "$WORK/$f.json" templateId "$TEMPLATE_ID"; done
 
 if [[ -z "$ENDPOINT_ID" ]]; then
     if ((DRY_RUN)); then
-        show_request GET "/endpoints" "find the endpoint named \"${ENDPOINT_NAME}\" (dry run: not sent; assuming none)"
+        show_request GET "/serverless" "find the endpoint named \"${ENDPOINT_NAME}\" (dry run: not sent; assuming none)"
     else
-        api GET "/endpoints" "" "$WORK/endpoints.json"
-        ENDPOINT_ID=$(json_find_id "$WORK/endpoints.json" "$ENDPOINT_NAME")
+        api GET "/serverless" "" "$WORK/endpoints.json"
+        IFS=$'\t' read -r ENDPOINT_ID found_type < <(find_named "$WORK/endpoints.json" endpoints "$ENDPOINT_NAME") || true
+        if [[ -n "${ENDPOINT_ID:-}" && -n "${found_type:-}" && "$found_type" != "$ENDPOINT_KIND" ]]; then
+            die "endpoint ${ENDPOINT_ID} (${ENDPOINT_NAME}) is a ${found_type} endpoint and the routing type cannot be changed; set RUNPOD_ENDPOINT_NAME to deploy a ${ENDPOINT_KIND} endpoint beside it"
+        fi
     fi
 fi
 if [[ -n "$ENDPOINT_ID" ]]; then
     if ((DRY_RUN)); then
-        show_request PATCH "/endpoints/${ENDPOINT_ID}" "update endpoint ${ENDPOINT_ID}" "$WORK/endpoint_update.json"
+        show_request PATCH "/serverless/${ENDPOINT_ID}" "update endpoint ${ENDPOINT_ID}" "$WORK/endpoint_update.json"
     else
-        api PATCH "/endpoints/${ENDPOINT_ID}" "$WORK/endpoint_update.json" "$WORK/endpoint.out.json"
+        api PATCH "/serverless/${ENDPOINT_ID}" "$WORK/endpoint_update.json" "$WORK/endpoint.out.json"
         note "updated endpoint ${ENDPOINT_ID} (${ENDPOINT_NAME})"
     fi
 else
     if ((DRY_RUN)); then
-        show_request POST "/endpoints" "create endpoint \"${ENDPOINT_NAME}\"" "$WORK/endpoint_create.json"
+        show_request POST "/serverless" "create endpoint \"${ENDPOINT_NAME}\"" "$WORK/endpoint_create.json"
         ENDPOINT_ID="<endpoint id>"
     else
-        api POST "/endpoints" "$WORK/endpoint_create.json" "$WORK/endpoint.out.json"
-        ENDPOINT_ID=$(json_id "$WORK/endpoint.out.json")
-        [[ -n "$ENDPOINT_ID" ]] || die "POST /endpoints answered without an id"
+        api POST "/serverless" "$WORK/endpoint_create.json" "$WORK/endpoint.out.json"
+        ENDPOINT_ID=$(json_get "$WORK/endpoint.out.json" id)
+        [[ -n "$ENDPOINT_ID" ]] || die "POST /serverless answered without an id"
         note "created endpoint ${ENDPOINT_ID} (${ENDPOINT_NAME})"
     fi
 fi
 
 if ((DRY_RUN)); then
     say "--- end of dry run: ${REQ_N} request(s) shown, none sent"
-else
-    say "endpoint ${ENDPOINT_ID} uses template ${TEMPLATE_ID} (${IMAGE})"
-    say "  submit:  curl -X POST https://api.runpod.ai/v2/${ENDPOINT_ID}/run -H \"Authorization: Bearer \$RUNPOD_API_KEY\" -H 'Content-Type: application/json' -d '{\"input\": {\"text\": \"Hello from Higgs Audio.\"}}'"
-    say "  status:  https://api.runpod.ai/v2/${ENDPOINT_ID}/status/<job id>"
-    say "The first job on an empty volume installs the runtime and downloads the model (several minutes); see docs/runpod-serverless-guide.md."
+    exit 0
 fi
+say "endpoint ${ENDPOINT_ID} (${ENDPOINT_KIND}) uses template ${TEMPLATE_ID} (${IMAGE})"
+if [[ "$ENDPOINT_KIND" == LOAD_BALANCER ]]; then
+    base=$(json_get "$WORK/endpoint.out.json" requestUrls.base)
+    say "  base URL:  ${base:-https://${ENDPOINT_ID}.api.runpod.ai}"
+    say "  health:    $(json_get "$WORK/endpoint.out.json" requestUrls.health)"
+else
+    run=$(json_get "$WORK/endpoint.out.json" requestUrls.run)
+    run=${run:-https://api.runpod.ai/v2/${ENDPOINT_ID}/run}
+    say "  submit:  curl -X POST ${run} -H \"Authorization: Bearer \$RUNPOD_API_KEY\" -H 'Content-Type: application/json' -d '{\"input\": {\"text\": \"Hello from Higgs Audio.\"}}'"
+    status=$(json_get "$WORK/endpoint.out.json" requestUrls.status)
+    say "  status:  ${status:-https://api.runpod.ai/v2/${ENDPOINT_ID}/status/{job_id\}}"
+fi
+say "The first job on an empty volume installs the runtime and downloads the model (several minutes); see docs/runpod-serverless-guide.md."

@@ -1,4 +1,4 @@
-"""S3 delivery with boto3: upload with bounded retries, presign, and read reference keys.
+"""S3 delivery with boto3: upload (botocore's own bounded retries), presign, read reference keys.
 
 Credentials come only from the environment (boto3's own AWS_* chain, or RunPod's
 BUCKET_* names mapped in ``config``). Error messages name the bucket, key and the
@@ -8,7 +8,6 @@ S3 error code; never a credential or a presigned query string.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from .config import S3Settings
@@ -33,13 +32,17 @@ def _error_code(exc: BaseException) -> str:
 
 
 class S3Store:
-    def __init__(self, settings: S3Settings, attempts: int = 4, base_delay: float = 0.5):
+    """``attempts`` is the total number of tries of each S3 call (S3_ATTEMPTS), counted
+    and paced by botocore's ``standard`` retry mode (exponential backoff with jitter,
+    retries only transient errors: throttling, 5xx, timeouts, connection errors). An
+    access or signature error is not transient, so it fails at once: no retry storm."""
+
+    def __init__(self, settings: S3Settings, attempts: int = 4):
         import boto3
         from botocore.config import Config
 
         self.settings = settings
-        self.attempts = attempts
-        self.base_delay = base_delay
+        self.attempts = max(1, attempts)
         session = boto3.session.Session(
             aws_access_key_id=settings.access_key_id,
             aws_secret_access_key=settings.secret_access_key,
@@ -52,7 +55,7 @@ class S3Store:
                 signature_version="s3v4",
                 connect_timeout=min(5.0, settings.timeout_seconds),
                 read_timeout=settings.timeout_seconds,
-                retries={"max_attempts": 2, "mode": "standard"},
+                retries={"mode": "standard", "total_max_attempts": self.attempts},  # tries, not retries
             ),
         )
 
@@ -62,27 +65,16 @@ class S3Store:
     def upload(self, file_name: str, data: bytes, content_type: str) -> StoredObject:
         key = self.key_for(file_name)
         bucket = self.settings.bucket
-        last: BaseException | None = None
-        for attempt in range(1, self.attempts + 1):
-            try:
-                self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
-                last = None
-                break
-            except Exception as exc:  # botocore raises many types; all are retried, bounded
-                last = exc
-                code = _error_code(exc)
-                if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"):
-                    break
-                if attempt < self.attempts:
-                    delay = self.base_delay * 2 ** (attempt - 1)
-                    log.warning("S3 upload failed (%s); retry %d/%d in %.1fs", code, attempt, self.attempts - 1, delay)
-                    time.sleep(delay)
-        if last is not None:
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        except Exception as exc:  # botocore raises many types, after its own bounded retries
+            code = _error_code(exc)
+            log.warning("S3 upload of s3://%s/%s failed (%s)", bucket, key, code)
             raise WorkerError(
                 STORAGE,
-                f"could not store the result at s3://{bucket}/{key} ({_error_code(last)}); "
+                f"could not store the result at s3://{bucket}/{key} ({code}); "
                 "check S3_BUCKET, S3_ENDPOINT_URL and the endpoint's S3 credentials",
-            )
+            ) from None
         url = None
         if self.settings.presign_seconds > 0:
             try:

@@ -1,5 +1,11 @@
 """bootstrap.sh, really run with bash against a temporary "network volume".
 
+bootstrap.sh takes a folder for a volume only when the kernel's mount table lists it
+as a mount point. Most tests give it a mount table (BOOTSTRAP_MOUNTINFO, the format of
+/proc/self/mountinfo) that lists the temporary folder as mounted, which is what the
+kernel's table would say of a real volume; one test mounts a real tmpfs (as root) and
+lets bootstrap.sh read /proc/self/mountinfo itself.
+
 The requirements are a tiny wheel written by the test and installed with
 ``--no-index --find-links``, so nothing here needs the network. The handler is a
 stand-in handler.py that reports its argv, interpreter and working directory.
@@ -86,6 +92,11 @@ class Env:
         self.req.write_text(f"{DIST}==1.0\n")
         self.volume = tmp / "runpod-volume"
         self.volume.mkdir()
+        self.mountinfo = tmp / "mountinfo"
+        self.mountinfo.write_text(
+            "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+            f"99 22 0:99 / {self.volume.resolve()} rw,relatime - fuse.mfs volume rw\n"
+        )
         self.wheels = tmp / "wheels"
         build_wheel(self.wheels, "1.0")
         build_wheel(self.wheels, "2.0")
@@ -95,7 +106,8 @@ class Env:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("PIP_", "BOOTSTRAP_", "PYTHON")) and k not in ("VIRTUAL_ENV", "TORCH_INDEX_URL")
+            if not k.startswith(("PIP_", "BOOTSTRAP_", "PYTHON"))
+            and k not in ("VIRTUAL_ENV", "TORCH_INDEX_URL", "RUNPOD_INIT_TIMEOUT")
         }
         env.update(
             PIP_CONFIG_FILE=os.devnull,
@@ -104,6 +116,7 @@ class Env:
             BOOTSTRAP_PYTHON=sys.executable,
             BOOTSTRAP_APP_DIR=str(self.app),
             BOOTSTRAP_VOLUME_DIR=str(self.volume),
+            BOOTSTRAP_MOUNTINFO=str(self.mountinfo),
             BOOTSTRAP_LOCAL_DIR=str(self.tmp / "local-venvs"),
             BOOTSTRAP_REQUIREMENTS=str(self.req),
             BOOTSTRAP_PIP_ARGS=f"--no-index --find-links {self.wheels}",
@@ -393,3 +406,63 @@ def test_without_a_volume_installs_on_the_container_disk(env: Env) -> None:
     assert json.loads((venv / ".bootstrap.json").read_text())["mode"] == "container disk"
     assert Path(handler_report(result.stdout)["prefix"]) == venv
     assert not (env.tmp / "no-volume-here").exists()
+
+
+def test_a_folder_that_is_not_a_mount_is_not_taken_for_a_volume(env: Env) -> None:
+    # /runpod-volume exists (the worker created it on the container disk at an earlier
+    # start) but no volume is mounted there: install on the container disk, and say so.
+    env.mountinfo.write_text("22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n")
+    result = env.run("--rp_serve_api")
+    assert result.returncode == 0, result.stdout
+    assert f"NO NETWORK VOLUME is mounted at {env.volume}" in result.stdout
+    assert not env.venvs.exists()
+    [venv] = [p for p in (env.tmp / "local-venvs").iterdir() if not p.name.startswith(".")]
+    assert json.loads((venv / ".bootstrap.json").read_text())["mode"] == "container disk"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="mounting a tmpfs needs root")
+def test_a_real_mount_is_read_from_the_kernel_mount_table(env: Env) -> None:
+    target = env.tmp / "real-volume"
+    target.mkdir()
+    unmounted = env.run("--rp_serve_api", BOOTSTRAP_VOLUME_DIR=str(target), BOOTSTRAP_MOUNTINFO="")
+    assert unmounted.returncode == 0, unmounted.stdout
+    assert "NO NETWORK VOLUME is mounted" in unmounted.stdout
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target)], check=True)
+    try:
+        mounted = env.run("--rp_serve_api", BOOTSTRAP_VOLUME_DIR=str(target), BOOTSTRAP_MOUNTINFO="")
+        assert mounted.returncode == 0, mounted.stdout
+        assert f"network volume mounted at {target}" in mounted.stdout
+        assert Path(handler_report(mounted.stdout)["prefix"]).parent == target / "higgs-worker" / "venvs"
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_the_lock_wait_ends_before_runpod_init_timeout_and_says_what_it_waits_for(env: Env) -> None:
+    env.venvs.mkdir(parents=True)
+    lock_path = env.venvs / ".install.lock"
+    with open(lock_path, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another worker installing, for good
+        holder.write("worker other-host (pid 7, installing py3.11-abc since 10:00:00Z)\n")
+        holder.flush()
+        start = time.monotonic()
+        # 1800 s would outlive RunPod's 63 s init timeout: capped at 5 s (the floor).
+        result = env.run("--rp_serve_api", RUNPOD_INIT_TIMEOUT="63", BOOTSTRAP_LOCK_TIMEOUT="1800")
+        elapsed = time.monotonic() - start
+    assert result.returncode == 1, result.stdout
+    assert "BOOTSTRAP_LOCK_TIMEOUT=1800s outlives RUNPOD_INIT_TIMEOUT=63s" in result.stdout
+    assert "waiting at most 5s" in result.stdout
+    assert "worker other-host (pid 7, installing py3.11-abc" in result.stdout  # who it waits for
+    assert "giving up in" in result.stdout and "gave up after 5s" in result.stdout
+    assert elapsed < 60
+
+
+def test_the_default_lock_wait_derives_from_runpod_init_timeout(env: Env) -> None:
+    environ = env.environ(RUNPOD_INIT_TIMEOUT="1200")
+    del environ["BOOTSTRAP_LOCK_TIMEOUT"]
+    result = subprocess.run(
+        ["bash", str(BOOTSTRAP), "--rp_serve_api"], env=environ, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout
+    assert "waiting at most 1140s for another worker's install (RUNPOD_INIT_TIMEOUT=1200s)" in result.stdout
+    assert "outlives" not in result.stdout

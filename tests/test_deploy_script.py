@@ -1,115 +1,54 @@
-"""deploy-runpod.sh: the requests it prints with --dry-run and the ones it really
-sends, against a fake RunPod REST API on 127.0.0.1 (no network needed)."""
+"""deploy-runpod.sh: the requests it prints with --dry-run and the ones it really sends,
+against a fake RunPod REST API v2 on 127.0.0.1 (tests/support/fake_runpod_rest.py,
+written from RunPod's published v2 OpenAPI shapes; RunPod itself cannot be reached here)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
+
+from tests.support.fake_runpod_rest import FakeRunPodRest, validation_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy-runpod.sh"
 CONFIG = json.loads((ROOT / "runpod-serverless-config.json").read_text())
 API_KEY = "rpa_TESTKEY0123456789abcdefTESTKEY"
 SECRET = "fake-secret-value-EXAMPLE-0123456789"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+IMAGE = "ghcr.io/boson-fan/higgs-runpod-worker:sha-0123456"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bash") is None or shutil.which("curl") is None, reason="bash and curl are required"
 )
 
 
-class FakeRunPod(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, templates=None, endpoints=None, fail_status: int | None = None):
-        self.requests: list[dict] = []
-        self.templates = templates or []
-        self.endpoints = endpoints or []
-        self.fail_status = fail_status
-        super().__init__(("127.0.0.1", 0), FakeHandler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}/v1"
-
-
-class FakeHandler(http.server.BaseHTTPRequestHandler):
-    server: FakeRunPod
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _reply(self, status: int, body) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
-        self.server.requests.append(
-            {
-                "method": self.command,
-                "path": self.path,
-                "auth": self.headers.get("Authorization"),
-                "content_type": self.headers.get("Content-Type"),
-                "body": body,
-            }
-        )
-        srv = self.server
-        if srv.fail_status:
-            self._reply(srv.fail_status, {"error": "invalid api key"})
-            return
-        path = self.path.split("?")[0]
-        if self.command == "GET" and path == "/v1/templates":
-            self._reply(200, srv.templates)
-        elif self.command == "GET" and path == "/v1/endpoints":
-            self._reply(200, srv.endpoints)
-        elif self.command == "POST" and path == "/v1/templates":
-            self._reply(200, dict(body, id="tpl-new-1"))
-        elif self.command == "POST" and path == "/v1/endpoints":
-            self._reply(200, dict(body, id="ep-new-1"))
-        elif self.command == "PATCH" and re.fullmatch(r"/v1/(templates|endpoints)/[\w-]+", path):
-            self._reply(200, dict(body, id=path.rsplit("/", 1)[1]))
-        else:
-            self._reply(404, {"error": "not found"})
-
-    do_GET = do_POST = do_PATCH = _handle  # noqa: N815 - http.server API
-
-
 @pytest.fixture()
 def fake_api():
-    servers: list[FakeRunPod] = []
+    servers: list[FakeRunPodRest] = []
 
-    def start(**kwargs) -> FakeRunPod:
-        srv = FakeRunPod(**kwargs)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return srv
+    def start(**kwargs) -> FakeRunPodRest:
+        server = FakeRunPodRest(API_KEY, **kwargs).__enter__()
+        servers.append(server)
+        return server
 
     yield start
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
+    for server in servers:
+        server.__exit__(None, None, None)
 
 
-def run_deploy(*args: str, api: FakeRunPod | None = None, **extra: str) -> subprocess.CompletedProcess:
+def run_deploy(*args: str, api: FakeRunPodRest | None = None, **extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "GITHUB_"))}
     env.update(
         NO_PROXY="127.0.0.1",
         no_proxy="127.0.0.1",
         GITHUB_REPOSITORY="Boson-Fan/Higgs-RunPod-Worker",
+        GITHUB_SHA=SHA,
         RUNPOD_NETWORK_VOLUME_ID="vol-abc123",
     )
     if api is not None:
@@ -134,7 +73,10 @@ def parse_dry_run(stdout: str) -> list[dict]:
     return requests
 
 
-def test_dry_run_prints_the_exact_requests_and_sends_nothing(fake_api) -> None:
+VOLUME = {"id": "vol-abc123", "name": "higgs", "size": 50, "dataCenter": "EU-RO-1", "type": "STANDARD"}
+
+
+def test_dry_run_prints_v2_requests_that_match_the_v2_schema_and_sends_nothing(fake_api) -> None:
     api = fake_api()
     result = run_deploy(
         "--dry-run",
@@ -152,19 +94,21 @@ def test_dry_run_prints_the_exact_requests_and_sends_nothing(fake_api) -> None:
 
     reqs = parse_dry_run(result.stdout)
     assert [(r["method"], r["url"]) for r in reqs] == [
-        ("GET", f"{api.url}/templates?includeEndpointBoundTemplates=true"),
+        ("GET", f"{api.url}/network-volumes/vol-abc123"),
+        ("GET", f"{api.url}/templates"),
         ("POST", f"{api.url}/templates"),
-        ("GET", f"{api.url}/endpoints"),
-        ("POST", f"{api.url}/endpoints"),
+        ("GET", f"{api.url}/serverless"),
+        ("POST", f"{api.url}/serverless"),
     ]
     assert all(r["headers"]["Authorization"] == "Bearer $RUNPOD_API_KEY" for r in reqs)
 
-    template = reqs[1]["body"]
-    assert reqs[1]["headers"]["Content-Type"] == "application/json"
-    assert template["imageName"] == "ghcr.io/boson-fan/higgs-runpod-worker:latest"
+    template = reqs[2]["body"]
+    assert reqs[2]["headers"]["Content-Type"] == "application/json"
+    assert validation_errors("CreateTemplateRequest", template) == []
+    assert template["image"] == IMAGE  # the commit-sha tag the build workflow pushes, not :latest
     assert template["name"] == CONFIG["template"]["name"]
-    assert template["isServerless"] is True and template["volumeInGb"] == 0
-    assert template["containerDiskInGb"] == CONFIG["template"]["containerDiskInGb"]
+    assert template["serverless"] is True and template["startSsh"] is False and template["startJupyter"] is False
+    assert template["disk"] == CONFIG["template"]["disk"]
     env = template["env"]
     for key, value in CONFIG["template"]["env"].items():
         assert env[key] == value
@@ -172,87 +116,206 @@ def test_dry_run_prints_the_exact_requests_and_sends_nothing(fake_api) -> None:
     assert env["AWS_ACCESS_KEY_ID"] == CONFIG["secretEnv"]["AWS_ACCESS_KEY_ID"]
     assert env["HF_TOKEN"] == "{{ RUNPOD_SECRET_higgs_hf_token }}"
     assert env["AWS_SECRET_ACCESS_KEY"] == "<redacted: from RUNPOD_ENV_AWS_SECRET_ACCESS_KEY>"
-    assert not any(k.startswith("$") for k in template)
 
-    endpoint = reqs[3]["body"]
-    expected = {k: v for k, v in CONFIG["endpoint"].items() if not k.startswith("$")}
-    for key, value in expected.items():
+    endpoint = reqs[4]["body"]
+    assert validation_errors("CreateEndpointRequest", endpoint) == []
+    for key, value in CONFIG["endpoint"].items():
         assert endpoint[key] == value, key
-    assert endpoint["networkVolumeId"] == "vol-abc123"
+    assert endpoint["type"] == "QUEUE" and endpoint["scaling"]["type"] == "QUEUE_DELAY"
+    assert endpoint["networkVolumes"] == ["vol-abc123"]
     assert endpoint["templateId"] == "<id of the created template>"
-    assert "--- end of dry run: 4 request(s) shown, none sent" in result.stdout
+    assert "--- end of dry run: 5 request(s) shown, none sent" in result.stdout
 
 
-def test_dry_run_with_known_ids_updates_with_patch(fake_api) -> None:
+def test_dry_run_with_known_ids_updates_with_patch() -> None:
     result = run_deploy(
         "--dry-run",
         "--image",
         "ghcr.io/boson-fan/higgs-runpod-worker:0123abc",
         RUNPOD_TEMPLATE_ID="tpl42",
         RUNPOD_ENDPOINT_ID="ep42",
+        RUNPOD_NETWORK_VOLUME_ID="",
     )
     assert result.returncode == 0, result.stderr
+    assert "RUNPOD_NETWORK_VOLUME_ID is not set" in result.stderr
     reqs = parse_dry_run(result.stdout)
-    assert [(r["method"], r["url"].rsplit("/v1", 1)[1]) for r in reqs] == [
+    assert [(r["method"], r["url"].split("/v2", 1)[1]) for r in reqs] == [
         ("PATCH", "/templates/tpl42"),
-        ("PATCH", "/endpoints/ep42"),
+        ("PATCH", "/serverless/ep42"),
     ]
     template, endpoint = reqs[0]["body"], reqs[1]["body"]
-    assert template["imageName"] == "ghcr.io/boson-fan/higgs-runpod-worker:0123abc"
-    # TemplateUpdateInput has no isServerless/category; EndpointUpdateInput no computeType.
-    assert "isServerless" not in template and "category" not in template
-    assert "computeType" not in endpoint
-    assert endpoint["templateId"] == "tpl42"
+    assert validation_errors("UpdateTemplateRequest", template) == []
+    assert validation_errors("UpdateEndpointRequest", endpoint) == []
+    assert template["image"] == "ghcr.io/boson-fan/higgs-runpod-worker:0123abc"
+    assert "type" not in endpoint  # the routing type is fixed at create
+    assert endpoint["templateId"] == "tpl42" and "networkVolumes" not in endpoint
 
 
 def test_creates_template_then_endpoint_through_the_api(fake_api) -> None:
-    api = fake_api()
+    api = fake_api(volumes=[VOLUME])
     result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, RUNPOD_ENV_AWS_SECRET_ACCESS_KEY=SECRET)
     assert result.returncode == 0, result.stderr
-    assert [(r["method"], r["path"]) for r in api.requests] == [
-        ("GET", "/v1/templates?includeEndpointBoundTemplates=true"),
-        ("POST", "/v1/templates"),
-        ("GET", "/v1/endpoints"),
-        ("POST", "/v1/endpoints"),
+    assert api.calls() == [
+        ("GET", "/v2/network-volumes/vol-abc123"),
+        ("GET", "/v2/templates"),
+        ("POST", "/v2/templates"),
+        ("GET", "/v2/serverless"),
+        ("POST", "/v2/serverless"),
     ]
     assert all(r["auth"] == f"Bearer {API_KEY}" for r in api.requests)
-    template, endpoint = api.requests[1]["body"], api.requests[3]["body"]
-    assert api.requests[1]["content_type"] == "application/json"
+    assert "EU-RO-1" in result.stderr  # the volume's data center is reported
+    template, endpoint = api.requests[2]["body"], api.requests[4]["body"]
+    assert api.requests[2]["content_type"] == "application/json"
     assert template["env"]["AWS_SECRET_ACCESS_KEY"] == SECRET  # the real value is sent...
     for stream in (result.stdout, result.stderr):  # ...but never printed
         assert SECRET not in stream and API_KEY not in stream
-    assert endpoint["templateId"] == "tpl-new-1"
-    assert endpoint["gpuTypeIds"] == CONFIG["endpoint"]["gpuTypeIds"]
-    assert endpoint["networkVolumeId"] == "vol-abc123"
-    assert "https://api.runpod.ai/v2/ep-new-1/run" in result.stdout
+    (tpl_id,) = api.templates
+    (ep_id,) = api.endpoints
+    assert endpoint["templateId"] == tpl_id
+    assert endpoint["gpu"]["pools"] == CONFIG["endpoint"]["gpu"]["pools"]
+    assert api.endpoints[ep_id]["networkVolumes"] == ["vol-abc123"]
+    # The job URLs come from the endpoint's requestUrls, not built by the script.
+    assert f"https://api.runpod.ai/v2/{ep_id}/run" in result.stdout
+    assert f"https://api.runpod.ai/v2/{ep_id}/status/{{job_id}}" in result.stdout
 
 
 def test_updates_existing_template_and_endpoint_found_by_name(fake_api) -> None:
     api = fake_api(
-        templates=[{"id": "other", "name": "something-else"}, {"id": "tpl-7", "name": CONFIG["template"]["name"]}],
-        # RunPod shows FlashBoot endpoints with a " -fb" suffix.
-        endpoints=[{"id": "ep-9", "name": CONFIG["endpoint"]["name"] + " -fb"}],
+        volumes=[VOLUME],
+        templates=[
+            {"id": "other", "name": "something-else", "image": "x/y:1"},
+            {"id": "tpl-7", "name": CONFIG["template"]["name"], "image": "x/y:1"},
+        ],
+        # Endpoints created with FlashBoot through REST v1 carry a " -fb" name suffix.
+        endpoints=[{"id": "ep-9", "name": CONFIG["endpoint"]["name"] + " -fb", "type": "QUEUE"}],
     )
-    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, RUNPOD_IMAGE="ghcr.io/boson-fan/higgs-runpod-worker:v1.2.3")
+    pinned = "ghcr.io/boson-fan/higgs-runpod-worker:v1.2.3@sha256:" + "ab" * 32
+    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, RUNPOD_IMAGE=pinned)
     assert result.returncode == 0, result.stderr
-    assert [(r["method"], r["path"]) for r in api.requests] == [
-        ("GET", "/v1/templates?includeEndpointBoundTemplates=true"),
-        ("PATCH", "/v1/templates/tpl-7"),
-        ("GET", "/v1/endpoints"),
-        ("PATCH", "/v1/endpoints/ep-9"),
+    assert api.calls()[1:] == [
+        ("GET", "/v2/templates"),
+        ("PATCH", "/v2/templates/tpl-7"),
+        ("GET", "/v2/serverless"),
+        ("PATCH", "/v2/serverless/ep-9"),
     ]
-    assert api.requests[1]["body"]["imageName"] == "ghcr.io/boson-fan/higgs-runpod-worker:v1.2.3"
-    assert "isServerless" not in api.requests[1]["body"]
-    assert api.requests[3]["body"]["templateId"] == "tpl-7"
+    assert api.templates["tpl-7"]["image"] == pinned
+    assert api.requests[4]["body"]["templateId"] == "tpl-7" and "type" not in api.requests[4]["body"]
+    assert "https://api.runpod.ai/v2/ep-9/run" in result.stdout
 
 
-def test_api_errors_fail_loudly_without_leaking_the_key(fake_api) -> None:
-    api = fake_api(fail_status=401)
-    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY)
+def test_load_balancing_variant(fake_api) -> None:
+    api = fake_api(volumes=[VOLUME])
+    result = run_deploy("--type", "lb", api=api, RUNPOD_API_KEY=API_KEY)
+    assert result.returncode == 0, result.stderr
+    (tpl,) = api.templates.values()
+    (ep,) = api.endpoints.values()
+    lb = CONFIG["loadBalancer"]
+    assert tpl["name"] == CONFIG["template"]["name"] + lb["nameSuffix"]
+    assert ep["name"] == CONFIG["endpoint"]["name"] + lb["nameSuffix"]
+    assert tpl["env"]["WORKER_MODE"] == "http" and tpl["env"]["PORT"] == tpl["env"]["PORT_HEALTH"] == "8000"
+    assert tpl["env"]["MODEL_REPO"] == CONFIG["template"]["env"]["MODEL_REPO"]  # merged, not replaced
+    assert tpl["ports"] == ["8000/http"]
+    assert ep["type"] == "LOAD_BALANCER" and ep["scaling"]["type"] == "REQUEST_COUNT"
+    assert ep["gpu"] == CONFIG["endpoint"]["gpu"]
+    assert f"https://{ep['id']}.api.runpod.ai" in result.stdout
+
+    # The same name but the other routing type: v2 cannot change it, so the script stops.
+    api2 = fake_api(volumes=[VOLUME], endpoints=[{"id": "ep-q", "name": ep["name"], "type": "QUEUE"}])
+    result = run_deploy("--type=lb", api=api2, RUNPOD_API_KEY=API_KEY)
+    assert result.returncode == 1 and "cannot be changed" in result.stderr
+    assert ("PATCH", "/v2/serverless/ep-q") not in api2.calls()
+
+
+def test_private_image_registry_credential_is_created_and_used(fake_api) -> None:
+    api = fake_api(volumes=[VOLUME])
+    password = "ghp-like-but-not-a-token-EXAMPLE"
+    creds = {"RUNPOD_REGISTRY_USERNAME": "boson-bot", "RUNPOD_REGISTRY_PASSWORD": password}
+    dry = run_deploy("--dry-run", **creds)
+    assert dry.returncode == 0, dry.stderr
+    shown = parse_dry_run(dry.stdout)
+    assert [(r["method"], r["url"].split("/v2", 1)[1]) for r in shown][:2] == [
+        ("GET", "/registries"),
+        ("POST", "/registries"),
+    ]
+    assert shown[1]["body"]["password"] == "<redacted: from RUNPOD_REGISTRY_PASSWORD>"
+    assert password not in dry.stdout + dry.stderr
+
+    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, **creds)
+    assert result.returncode == 0, result.stderr
+    assert api.calls()[:2] == [("GET", "/v2/registries"), ("POST", "/v2/registries")]
+    assert api.requests[1]["body"] == {"name": "ghcr-boson-fan", "username": "boson-bot", "password": password}
+    (reg_id,) = api.registries
+    assert next(iter(api.templates.values()))["registry"] == reg_id
+    assert password not in result.stdout + result.stderr
+
+    again = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, **creds)  # found by name: not created twice
+    assert again.returncode == 0, again.stderr
+    assert len(api.registries) == 1
+
+
+def test_structured_errors_fail_loudly_without_leaking_the_key(fake_api, tmp_path: Path) -> None:
+    api = fake_api(volumes=[VOLUME])
+    result = run_deploy(api=api, RUNPOD_API_KEY="rpa_WRONGKEY0123456789abcdefWRONG")
     assert result.returncode == 1
     assert "HTTP 401" in result.stderr and "RUNPOD_API_KEY" in result.stderr
+    assert "Unauthorized: The bearer token is missing" in result.stderr  # the v2 problem's title + detail
     assert len(api.requests) == 1
-    assert API_KEY not in result.stdout + result.stderr
+    assert "rpa_WRONGKEY" not in result.stdout + result.stderr
+
+    # A body v2 rejects (gpu.count 0): the 400 problem's validation errors are shown.
+    bad = json.loads(json.dumps(CONFIG))
+    bad["endpoint"]["gpu"]["count"] = 0
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(bad))
+    result = run_deploy("--config", str(cfg), api=api, RUNPOD_API_KEY=API_KEY)
+    assert result.returncode == 1
+    assert "HTTP 400" in result.stderr and "Bad Request" in result.stderr and "gpu/count" in result.stderr
+
+    # An unknown network volume stops the deploy before anything is created.
+    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, RUNPOD_NETWORK_VOLUME_ID="vol-missing")
+    assert result.returncode == 1 and "HTTP 404" in result.stderr and "vol-missing" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/boson-fan/higgs-runpod-worker:sha-0123456",
+        "ghcr.io/boson-fan/higgs-runpod-worker:1.2.3@sha256:" + "0f" * 32,
+        "ghcr.io/boson-fan/higgs-runpod-worker@sha256:" + "0f" * 32,
+        "registry.example.com:5000/team/worker:v1",
+    ],
+)
+def test_image_references_runpod_recommends_are_accepted(image: str) -> None:
+    result = run_deploy("--dry-run", "--image", image)
+    assert result.returncode == 0, result.stderr
+    assert parse_dry_run(result.stdout)[2]["body"]["image"] == image
+    assert "moving tag" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/Boson-Fan/worker:1",  # upper case
+        "ghcr.io/boson-fan/worker@sha256:abc",  # short digest
+        "ghcr.io/boson-fan/worker:1@sha512:" + "0f" * 32,
+        "worker:1",  # no registry
+        "ghcr.io/OWNER/REPO:sha-COMMIT7",
+    ],
+)
+def test_bad_image_references_are_refused(image: str) -> None:
+    result = run_deploy("--dry-run", "--image", image)
+    assert result.returncode == 1 and "ERROR" in result.stderr
+
+
+def test_default_image_is_the_commit_sha_tag_and_latest_is_warned_about() -> None:
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # without GITHUB_SHA the checkout's commit is used
+        result = run_deploy("--dry-run", GITHUB_SHA="")
+        assert result.returncode == 0, result.stderr
+        image = parse_dry_run(result.stdout)[2]["body"]["image"]
+        assert image == f"ghcr.io/boson-fan/higgs-runpod-worker:sha-{head.stdout.strip()[:7]}"
+    result = run_deploy("--dry-run", "--image", "ghcr.io/boson-fan/higgs-runpod-worker:latest")
+    assert result.returncode == 0 and "moving tag" in result.stderr
 
 
 def test_refuses_to_run_without_key_or_with_the_old_build_flags(tmp_path: Path) -> None:
@@ -264,14 +327,17 @@ def test_refuses_to_run_without_key_or_with_the_old_build_flags(tmp_path: Path) 
     assert "deprecated" in result.stderr and "no longer supported" in result.stderr
 
     bad = json.loads(json.dumps(CONFIG))
-    bad["endpoint"]["gpuIds"] = "ADA_24"  # the GraphQL name, not a REST field
+    bad["endpoint"]["gpuTypeIds"] = ["NVIDIA GeForce RTX 4090"]  # a REST v1 field
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(bad))
     result = run_deploy("--dry-run", "--config", str(cfg))
-    assert result.returncode == 1 and "unknown field(s) ['gpuIds']" in result.stderr
+    assert result.returncode == 1 and "unknown field(s) ['gpuTypeIds']" in result.stderr
 
     result = run_deploy("--dry-run", RUNPOD_SECRETS="NOT_A_SECRET_NAME")
     assert result.returncode == 1 and "NOT_A_SECRET_NAME" in result.stderr
+
+    result = run_deploy("--dry-run", "--type", "serverful")
+    assert result.returncode == 1 and "queue, lb" in result.stderr
 
 
 def test_never_builds_or_pushes_an_image() -> None:
@@ -279,3 +345,4 @@ def test_never_builds_or_pushes_an_image() -> None:
     text = "\n".join(code)
     assert not re.search(r"\bdocker\s+(build|push|buildx)\b", text)
     assert not re.search(r"\bpodman\b", text)
+    assert "rest.runpod.io" not in DEPLOY.read_text()  # REST v1 is retired

@@ -16,54 +16,45 @@ import pytest
 import yaml
 
 from higgs_worker.schema import KNOWN_FIELDS
+from tests.conftest import BUCKET, FAKE_AWS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "runpod-serverless-config.json"
 HUB_PATH = ROOT / ".runpod" / "hub.json"
 HUB_TESTS_PATH = ROOT / ".runpod" / "tests.json"
-DOCKERFILE = ROOT / "Dockerfile.runpod.ultra"
+DOCKERFILE = ROOT / "Dockerfile"  # the one Dockerfile: CI and RunPod Hub build it
 GUIDE = ROOT / "docs" / "runpod-serverless-guide.md"
 BUILD_WF = ROOT / ".github" / "workflows" / "build-runpod-container.yml"
 TESTS_WF = ROOT / ".github" / "workflows" / "tests.yml"
 
-REQUIRED_POOLS = ["ADA_24", "AMPERE_48", "ADA_48_PRO", "AMPERE_80", "ADA_80_PRO", "HOPPER_141"]
-# Field names of RunPod's REST API v1 (rest.runpod.io/v1 openapi.json).
-TEMPLATE_FIELDS = {
-    "category",
-    "containerDiskInGb",
-    "containerRegistryAuthId",
-    "dockerEntrypoint",
-    "dockerStartCmd",
-    "env",
-    "imageName",
-    "isPublic",
-    "isServerless",
+# Up to three pools in priority order (RunPod: "GPU priority and worker distribution"),
+# none below the 24 GB the model needs.
+REQUIRED_POOLS = ["ADA_24", "AMPERE_48", "ADA_48_PRO"]
+# Request fields of RunPod's REST API v2 (api.runpod.io/v2 openapi.json:
+# CreateTemplateRequest, CreateEndpointRequest; both include ContainerConfig).
+CONTAINER_FIELDS = {"args", "disk", "env", "image", "ports", "registry"}
+TEMPLATE_FIELDS = CONTAINER_FIELDS | {
     "name",
-    "ports",
-    "readme",
-    "volumeInGb",
-    "volumeMountPath",
-}
-ENDPOINT_FIELDS = {
     "allowedCudaVersions",
-    "computeType",
-    "cpuFlavorIds",
+    "category",
+    "mounts",
+    "public",
+    "serverless",
+    "startJupyter",
+    "startSsh",
+}
+ENDPOINT_FIELDS = CONTAINER_FIELDS | {
+    "cpu",
     "dataCenterIds",
-    "executionTimeoutMs",
     "flashboot",
-    "gpuCount",
-    "gpuTypeIds",
-    "idleTimeout",
-    "minCudaVersion",
+    "gpu",
     "name",
-    "networkVolumeId",
-    "networkVolumeIds",
-    "scalerType",
-    "scalerValue",
+    "networkVolumes",
+    "scaling",
     "templateId",
-    "vcpuCount",
-    "workersMax",
-    "workersMin",
+    "timeout",
+    "type",
+    "workers",
 }
 CUDA_VERSIONS = ["11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.7", "12.8", "12.9", "13.0"]
 # Job input fields of the contract (shared DESIGN.md, "Job input"), as the worker accepts them.
@@ -105,6 +96,9 @@ WORKER_ENV = {
     "TORCH_INDEX_URL",
     "RUNPOD_INIT_TIMEOUT",
     "RUNPOD_MIN_CUDA_VERSION",
+    "WORKER_MODE",
+    "PORT",
+    "PORT_HEALTH",
 }
 CONTRACT_DEFAULTS = {
     "MODEL_REPO": "bosonai/higgs-audio-v2-generation-3B-base",
@@ -152,36 +146,56 @@ def test_endpoint_config_has_what_runpod_needs() -> None:
     tpl, ep = cfg["template"], cfg["endpoint"]
     assert {k for k in tpl if not k.startswith("$")} <= TEMPLATE_FIELDS
     assert {k for k in ep if not k.startswith("$")} <= ENDPOINT_FIELDS
-    assert cfg["image"].startswith("ghcr.io/")
-    assert tpl["isServerless"] is True and tpl["volumeInGb"] == 0
-    assert 20 <= tpl["containerDiskInGb"] <= 100
-    assert ep["flashboot"] is True
-    assert ep["gpuCount"] == 1 and ep["computeType"] == "GPU"
-    assert 0 <= ep["workersMin"] <= ep["workersMax"]
-    assert ep["idleTimeout"] >= 5
+    # Deploy the immutable commit tag the build workflow pushes, not :latest.
+    assert re.fullmatch(r"ghcr\.io/OWNER/REPO:sha-COMMIT7", cfg["image"])
+    assert tpl["serverless"] is True and tpl["startSsh"] is False and tpl["startJupyter"] is False
+    assert 20 <= tpl["disk"] <= 100
+    assert ep["type"] == "QUEUE" and ep["scaling"]["type"] == "QUEUE_DELAY"
+    assert ep["flashboot"] in ("FLASHBOOT", "PRIORITY_FLASHBOOT")
+    assert ep["gpu"]["count"] == 1
+    assert 0 <= ep["workers"]["min"] <= ep["workers"]["max"]
+    assert 5 <= ep["workers"]["idleTimeout"] <= 3600
     # The first job may download ~12 GB of model before it generates anything.
-    assert ep["executionTimeoutMs"] >= 10 * 60 * 1000
+    assert ep["timeout"] >= 10 * 60 * 1000
     assert cfg["networkVolume"]["mountPath"] == "/runpod-volume"
     assert int(tpl["env"]["RUNPOD_INIT_TIMEOUT"]) >= 900  # first start installs the runtime
-    assert int(tpl["env"]["BOOTSTRAP_LOCK_TIMEOUT"]) < int(tpl["env"]["RUNPOD_INIT_TIMEOUT"]) * 2
+    # bootstrap.sh derives its lock wait from RUNPOD_INIT_TIMEOUT; a fixed one would drift.
+    assert "BOOTSTRAP_LOCK_TIMEOUT" not in tpl["env"]
 
 
-def test_gpu_pools_fit_the_model_and_match_the_gpu_types() -> None:
+def test_load_balancer_variant_fits_the_http_worker_mode() -> None:
+    cfg = load(CONFIG_PATH)
+    lb = cfg["loadBalancer"]
+    assert set(lb["template"]) - {"$comment"} <= TEMPLATE_FIELDS
+    assert set(lb["endpoint"]) - {"$comment"} <= ENDPOINT_FIELDS
+    assert lb["endpoint"]["type"] == "LOAD_BALANCER"
+    assert lb["endpoint"]["scaling"]["type"] == "REQUEST_COUNT"  # RunPod requires it for LB endpoints
+    env = lb["template"]["env"]
+    assert env["WORKER_MODE"] == "http" and set(env) <= WORKER_ENV
+    assert lb["template"]["ports"] == [f"{env['PORT']}/http"]
+    assert env["PORT_HEALTH"] == env["PORT"]
+    assert lb["nameSuffix"]
+
+
+def test_gpu_pools_fit_the_model_and_are_a_short_priority_list() -> None:
     cfg = load(CONFIG_PATH)
     pools = {k: v for k, v in cfg["gpuPools"].items() if not k.startswith("$")}
-    assert list(pools) == REQUIRED_POOLS
+    assert list(pools) == REQUIRED_POOLS == cfg["endpoint"]["gpu"]["pools"]
+    assert len(REQUIRED_POOLS) <= 3  # RunPod: up to three, in priority order
+    assert "ADA_24" == REQUIRED_POOLS[0]  # the cheapest pool that fits goes first
     flattened = [gpu for types in pools.values() for gpu in types]
-    assert cfg["endpoint"]["gpuTypeIds"] == flattened
     assert len(set(flattened)) == len(flattened)
     # Nothing below 24 GB: the bf16 model alone is 11-12 GB.
     assert not any(re.search(r"A4000|A4500|A5000\b|RTX 2000|RTX 4000|T4|3080|3070|L4\b", g) for g in flattened)
+    assert not set(REQUIRED_POOLS) & {"AMPERE_16", "AMPERE_24"}
 
 
 def test_allowed_cuda_versions_match_the_torch_build() -> None:
     cuda = cuda_of_torch_build()
     newer = CUDA_VERSIONS[CUDA_VERSIONS.index(cuda) :]
     cfg = load(CONFIG_PATH)
-    assert cfg["endpoint"]["allowedCudaVersions"] == newer
+    assert cfg["endpoint"]["gpu"]["allowedCudaVersions"] == newer
+    assert cfg["template"]["allowedCudaVersions"] == newer
     assert cfg["template"]["env"]["RUNPOD_MIN_CUDA_VERSION"] == cuda
     assert load(HUB_PATH)["config"]["allowedCudaVersions"] == newer
     assert load(HUB_TESTS_PATH)["config"]["allowedCudaVersions"] == newer
@@ -209,7 +223,7 @@ def test_hub_json_is_complete_and_agrees_with_the_config() -> None:
     assert hub["type"] == "serverless" and hub["category"] == "audio"
     conf = hub["config"]
     assert conf["runsOn"] == "GPU" and conf["gpuCount"] == 1
-    assert conf["containerDiskInGb"] == cfg["template"]["containerDiskInGb"]
+    assert conf["containerDiskInGb"] == cfg["template"]["disk"]
     assert conf["gpuIds"].split(",") == REQUIRED_POOLS
     for entry in conf["env"]:
         assert set(entry) in ({"key", "value"}, {"key", "input"}), entry
@@ -233,15 +247,24 @@ def test_hub_tests_json_sends_valid_jobs() -> None:
         assert isinstance(case["timeout"], int) and case["timeout"] >= 60_000
     # The first Hub test runs on a fresh worker: runtime install + model download.
     assert hub_tests["tests"][0]["timeout"] >= 15 * 60 * 1000
-    assert hub_tests["config"]["gpuTypeId"] in cfg["endpoint"]["gpuTypeIds"]
+    assert hub_tests["config"]["gpuTypeId"] in cfg["gpuPools"][REQUIRED_POOLS[0]]
     assert hub_tests["config"]["gpuCount"] == 1
 
 
-def test_hub_dockerfile_if_present_is_the_thin_one() -> None:
-    # The Hub builds .runpod/Dockerfile (or ./Dockerfile); it must be the thin image.
-    for candidate in (ROOT / ".runpod" / "Dockerfile", ROOT / "Dockerfile"):
-        if candidate.exists():
-            assert candidate.resolve().read_text() == DOCKERFILE.read_text()
+def test_one_dockerfile_for_ci_and_the_hub() -> None:
+    # RunPod Hub builds .runpod/Dockerfile, else ./Dockerfile; CI builds ./Dockerfile.
+    # One file, so the two images cannot drift apart.
+    dockerfiles = [
+        p.relative_to(ROOT).as_posix()
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and (p.name == "Dockerfile" or p.name.startswith("Dockerfile.") or p.name.endswith(".Dockerfile"))
+        and not {".git", ".venv", "node_modules"} & set(p.relative_to(ROOT).parts)
+    ]
+    assert dockerfiles == ["Dockerfile"]
+    wf = yaml.safe_load(BUILD_WF.read_text())
+    builds = [s for s in wf["jobs"]["image"]["steps"] if str(s.get("uses", "")).startswith("docker/build-push-action")]
+    assert builds and all(b["with"]["file"] == "Dockerfile" and b["with"]["context"] == "." for b in builds)
 
 
 # --------------------------------------------------------------------------- secrets
@@ -359,15 +382,18 @@ def _on(wf: dict) -> dict:
     return wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
 
 
-def test_build_workflow_builds_checks_and_pushes() -> None:
+PUSHES = "github.event_name == 'push' && (github.ref == 'refs/heads/main' || startsWith(github.ref, 'refs/tags/v'))"
+
+
+def test_build_workflow_tests_first_then_builds_checks_and_pushes() -> None:
     wf = yaml.safe_load(BUILD_WF.read_text())
     on = _on(wf)
-    assert on["push"]["branches"] == ["main"] and on["push"]["tags"]
+    assert on["push"]["branches"] == ["**"] and on["push"]["tags"] == ["v*"]
     assert "pull_request" in on
     jobs = wf["jobs"]
     assert jobs["tests"]["uses"] == "./.github/workflows/tests.yml"
     image = jobs["image"]
-    assert image["needs"] == "tests"
+    assert image["needs"] == "tests"  # no image without green tests
     assert image["permissions"]["packages"] == "write"
     steps = image["steps"]
     text = BUILD_WF.read_text()
@@ -376,31 +402,84 @@ def test_build_workflow_builds_checks_and_pushes() -> None:
     builds = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action")]
     assert len(builds) == 2
     for build in builds:
-        assert build["with"]["file"] == "Dockerfile.runpod.ultra"
         assert build["with"]["cache-from"] == "type=gha"
     assert builds[0]["with"]["cache-to"].startswith("type=gha")
     assert builds[0]["with"]["push"] is False and builds[0]["with"]["load"] is True
     push, login = builds[1], next(s for s in steps if str(s.get("uses", "")).startswith("docker/login-action"))
     for step in (push, login):
-        assert step["if"] == "github.event_name != 'pull_request'"
+        assert step["if"] == PUSHES  # only main and version tags publish
     assert push["with"]["push"] is True
     assert login["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
     names = [s.get("name", "") for s in steps]
     assert names.index("Size budget") < names.index("Push")
     size_step = steps[names.index("Size budget")]
     assert "IMAGE_SIZE_BUDGET_MB" in size_step["run"] and "exit 1" in size_step["run"]
-    meta = next(s for s in steps if s.get("id") == "meta")["with"]["tags"]
-    for tag in ("value=latest,enable={{is_default_branch}}", "type=sha", "type=semver,pattern={{version}}"):
-        assert tag in meta
 
 
-def test_tests_workflow_runs_on_every_push() -> None:
+def test_only_the_default_branch_moves_latest_and_deploy_uses_the_sha_tag() -> None:
+    wf = yaml.safe_load(BUILD_WF.read_text())
+    meta = next(s for s in wf["jobs"]["image"]["steps"] if s.get("id") == "meta")["with"]
+    # metadata-action's default flavor latest=auto adds :latest for every semver tag.
+    assert [line.strip() for line in meta["flavor"].splitlines() if line.strip()] == ["latest=false"]
+    tags = [line.strip() for line in meta["tags"].splitlines() if line.strip()]
+    latest = [t for t in tags if "value=latest" in t]
+    assert latest == ["type=raw,value=latest,enable={{is_default_branch}}"]
+    assert "type=sha,prefix=sha-,format=short" in tags  # :sha-<7 hex>
+    assert "type=semver,pattern={{version}}" in tags
+    # deploy-runpod.sh defaults to the same tag for the checked-out commit.
+    deploy = (ROOT / "deploy-runpod.sh").read_text()
+    assert 'IMAGE="ghcr.io/${REPO,,}:sha-${commit:0:7}"' in deploy
+    assert ":latest" not in load(CONFIG_PATH)["image"]
+
+
+def test_version_tags_get_a_github_release_after_the_image() -> None:
+    wf = yaml.safe_load(BUILD_WF.read_text())
+    release = wf["jobs"]["release"]
+    assert release["needs"] == "image"
+    assert release["if"] == "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
+    assert release["permissions"] == {"contents": "write"}
+    run = " ".join(s.get("run", "") for s in release["steps"])
+    assert 'gh release create "$TAG"' in run and "--verify-tag" in run
+    assert 'gh release view "$TAG"' in run  # a re-run does not fail on an existing release
+
+
+def test_the_suite_runs_once_per_push() -> None:
+    runs_suite = []
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        wf = yaml.safe_load(path.read_text())
+        if "push" not in (_on(wf) or {}):
+            continue
+        for job in wf["jobs"].values():
+            steps = " ".join(s.get("run", "") for s in job.get("steps", []))
+            if "bash .ci/run" in steps or job.get("uses") == "./.github/workflows/tests.yml":
+                runs_suite.append(path.name)
+    assert runs_suite == [BUILD_WF.name]
     wf = yaml.safe_load(TESTS_WF.read_text())
-    on = _on(wf)
-    assert "push" in on and on["push"] in (None, {}) and "workflow_call" in on
+    assert set(_on(wf)) == {"workflow_call", "workflow_dispatch"}
     run = " ".join(s.get("run", "") for s in wf["jobs"]["tests"]["steps"])
     assert "bash .ci/run" in run
     assert "secrets." not in TESTS_WF.read_text()
+
+
+# Majors that run on Node 24 (Node 20 actions are deprecated on GitHub's runners).
+CURRENT_MAJORS = {
+    "actions/checkout": 6,
+    "actions/setup-python": 6,
+    "docker/setup-buildx-action": 4,
+    "docker/metadata-action": 6,
+    "docker/build-push-action": 7,
+    "docker/login-action": 4,
+}
+
+
+def test_workflow_actions_are_on_current_majors() -> None:
+    used = []
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        for action, major in re.findall(r"uses:\s*([\w.-]+/[\w.-]+)@v(\d+)", path.read_text()):
+            used.append(action)
+            assert action in CURRENT_MAJORS, f"{path.name}: {action} has no known current major here"
+            assert int(major) >= CURRENT_MAJORS[action], f"{path.name}: {action}@v{major}"
+    assert set(used) == set(CURRENT_MAJORS)
 
 
 # --------------------------------------------------------------------------- docs
@@ -426,13 +505,25 @@ def test_guide_documents_the_scripts_and_the_config() -> None:
         "licen",
         "ghcr.io",
         "allowedCudaVersions",
-        "rest.runpod.io/v1",
+        "api.runpod.io/v2",
+        "--type lb",
+        "runpod.api_key",
+        "time.sleep",
+        '"policy"',
+        "executionTimeout",
+        "ttl",
+        "webhook",
+        "/retry/",
+        "/purge-queue",
+        "7 days",
+        "test_input.json",
     ]:
         assert needle in guide, needle
     for pool in REQUIRED_POOLS:
         assert pool in guide
     cfg = load(CONFIG_PATH)
-    assert f"{cfg['endpoint']['executionTimeoutMs']}" in guide.replace(",", "")
+    assert f"{cfg['endpoint']['timeout']}" in guide.replace(",", "")
+    assert "https://rest.runpod.io" not in guide  # REST v1 is retired
     readme = ROOT / "README.md"
     if readme.exists():  # the README's quick start must name only real bootstrap settings
         known = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
@@ -479,3 +570,24 @@ def test_shipping_checks_fail_on_a_finding(tmp_path: Path) -> None:
     assert "FAIL: shellcheck" in result.stdout
     assert "FAIL: hadolint" in result.stdout
     assert "FAIL: invalid JSON: bad.json" in result.stdout
+
+
+# --------------------------------------------------------------------------- test_input.json
+@pytest.mark.slow
+def test_handler_without_arguments_runs_test_input_json(subprocess_env, moto_server, s3_client) -> None:
+    """`python handler.py` with no arguments: the runpod SDK runs ./test_input.json (a
+    smart-voice job: no reference audio) as a local test job, here on the tiny model."""
+    job = load(ROOT / "test_input.json")
+    assert set(job) == {"input"} and set(job["input"]) <= JOB_FIELDS
+    assert job["input"]["text"].strip() and "voice" not in job["input"] and "reference_audio" not in job["input"]
+    env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server}
+    proc = subprocess.run(
+        [sys.executable, "handler.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Using test_input.json as job input." in out
+    assert "completed successfully" in out and "Traceback" not in out
+    key = f"higgs-audio/{job['input']['output_name']}.wav"
+    data = s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert data[:4] == b"RIFF" and len(data) > 44  # a WAV with samples in it

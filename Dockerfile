@@ -10,7 +10,9 @@
 # model weights and no secrets are in the image; configuration comes from the
 # endpoint's environment (see docs/runpod-serverless-guide.md).
 #
-# Built and pushed by .github/workflows/build-runpod-container.yml; never locally.
+# The one Dockerfile of the project, at the repository root so that RunPod Hub (which
+# builds ./Dockerfile or .runpod/Dockerfile) and .github/workflows/build-runpod-container.yml
+# build the same image. Pushed by that workflow; never built by deploy-runpod.sh.
 
 FROM python:3.11-slim-bookworm
 
