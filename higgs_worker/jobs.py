@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_codec
+from . import narration
 from .config import Settings
 from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
 from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, OUT_OF_MEMORY, STORAGE, WorkerError
@@ -201,13 +202,16 @@ class Worker:
                 engine, request, setup, self.settings.max_new_tokens_cap, should_stop, on_chunk, on_audio
             )
         with timer.measure("encode_s"):
-            waveform = audio_codec.resample(result.audio, result.sample_rate, request.sample_rate)
+            # pauses, trimming, resampling, loudness, segments and subtitles (narration.py)
+            rendered = narration.render(result, request)
+            waveform = rendered.waveform
             data = audio_codec.encode(waveform, request.sample_rate, request.output_format.value)
         codec = audio_codec.CODECS[request.output_format.value]
         duration = round(len(waveform) / request.sample_rate, 3)
         output: dict[str, Any] = {}
         with timer.measure("upload_s"):
             output.update(self._deliver(job_id, request, data, codec.content_type, streamed["bytes"]))
+            output.update(narration.deliver_subtitles(rendered, request, job_id, output, self.store))
         output.update(
             {
                 "format": request.output_format.value,
@@ -221,6 +225,7 @@ class Worker:
             }
         )
         output["rtf"] = round(output["timings"]["generate_s"] / duration, 3) if duration > 0 else None
+        output.update(rendered.outputs())  # segments, and loudness when normalised
         log.info(
             "job %s done: %.2fs of audio, %d chunk(s), %s",
             job_id,

@@ -59,6 +59,11 @@ class Delivery(StrEnum):
     base64 = "base64"
 
 
+class SubtitleFormat(StrEnum):
+    srt = "srt"
+    vtt = "vtt"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
 
@@ -141,6 +146,11 @@ class SynthesisRequest(_Strict):
     delivery: Delivery = Delivery.auto
     output_name: str | None = None
     stream: bool = False
+    # narration (higgs_worker/narration.py): subtitles, loudness, pauses and trimming
+    subtitles: SubtitleFormat | None = None
+    loudness_lufs: float | None = Field(default=None, ge=-70.0, le=-5.0)
+    pause_s: float | None = Field(default=None, ge=0.0, le=5.0)
+    trim_silence: bool = False
 
     @field_validator("text")
     @classmethod
@@ -162,7 +172,7 @@ class SynthesisRequest(_Strict):
     def _output_name(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value, "output_name")
 
-    @field_validator("output_format", "chunk_method", "delivery", mode="before")
+    @field_validator("output_format", "chunk_method", "delivery", "subtitles", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

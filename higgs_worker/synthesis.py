@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .chunking import has_speaker_tags, split_text
+from .chunking import has_speaker_tags, speaker_of, split_text
 from .engine import Engine, Sampling
 from .prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from .schema import ReferenceAudio, SynthesisRequest
@@ -32,11 +32,19 @@ class VoiceSetup:
 
 
 @dataclass
+class ChunkAudio:
+    text: str  # the chunk as generated (with its [SPEAKERn] tag, if any)
+    speaker: str | None  # the SPEAKERn label the chunk starts with
+    audio: np.ndarray  # float32 at the model's rate
+
+
+@dataclass
 class Synthesis:
     audio: np.ndarray
     sample_rate: int
     num_chunks: int
     seed: int
+    chunks: list[ChunkAudio] = field(default_factory=list)  # in play order
 
 
 def build_voice_setup(request: SynthesisRequest, resolve: ClipResolver) -> VoiceSetup:
@@ -87,6 +95,7 @@ def synthesize(
     chunks = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
     history: list[Turn] = []
     pieces: list[np.ndarray] = []
+    done: list[ChunkAudio] = []
     with engine.lock:
         torch.manual_seed(seed)
         for index, chunk in enumerate(chunks):
@@ -109,6 +118,7 @@ def synthesize(
             codes = engine.codes_from_rows(torch.stack(rows)) if rows else engine.no_codes()
             audio = engine.decode_codes(codes)
             pieces.append(audio)
+            done.append(ChunkAudio(chunk, speaker_of(chunk), audio))
             history += [Turn("user", text=chunk), Turn("assistant", audio=AudioClip(codes))]
     audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    return Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(chunks), seed=seed)
+    return Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(chunks), seed=seed, chunks=done)
