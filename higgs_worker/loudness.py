@@ -20,7 +20,9 @@ import numpy as np
 CEILING_DBTP = -1.0  # EBU R128 / streaming platforms' usual true-peak ceiling
 OVERSAMPLE = 4
 LOOKAHEAD_S = 0.005
-ROUNDS = 6
+ROUNDS = 8
+MAX_STEP_DB = 12.0
+MAX_EXTRA_GAIN_DB = 12.0  # limiting beyond the plain gain, at most: more would only distort
 TOLERANCE_LU = 0.05
 
 
@@ -115,14 +117,30 @@ def normalize(audio: np.ndarray, rate: int, target_lufs: float, ceiling_dbtp: fl
         return out, LoudnessReport(
             target_lufs, before, integrated_lufs(out, rate), 20 * math.log10(gain * float(peaks.max())), ceiling_dbtp
         )
-    out = audio
+
+    def limited(gain_db: float) -> tuple[np.ndarray, float | None]:
+        gain = np.float32(10 ** (gain_db / 20))
+        out = limit(audio * gain, rate, ceiling, peaks * gain)
+        return out, integrated_lufs(out, rate)
+
+    # Limiting takes back part of any extra gain: find the gain by the secant method,
+    # at most MAX_EXTRA_GAIN_DB above the plain gain (an unreachable target stops there).
+    low, high = gain_db, gain_db + MAX_EXTRA_GAIN_DB
+    out, measured = limited(gain_db)
+    previous: tuple[float, float] | None = None
     for _ in range(ROUNDS):
-        gain = 10 ** (gain_db / 20)
-        out = limit(audio * np.float32(gain), rate, ceiling, peaks * np.float32(gain))
-        measured = integrated_lufs(out, rate)
         if measured is None or abs(target_lufs - measured) <= TOLERANCE_LU:
             break
-        gain_db += target_lufs - measured
+        slope = 1.0
+        if previous is not None and gain_db != previous[0]:
+            slope = max(0.05, (measured - previous[1]) / (gain_db - previous[0]))
+        step = max(-MAX_STEP_DB, min(MAX_STEP_DB, (target_lufs - measured) / slope))
+        following = min(high, max(low, gain_db + step))
+        if following == gain_db:
+            break
+        previous = (gain_db, measured)
+        gain_db = following
+        out, measured = limited(gain_db)
     peak = float(_oversampled_peaks(out).max())
     if peak > ceiling:  # the limiter's smooth gain can leave a hair above the ceiling
         out = (out * np.float32(ceiling / peak * 0.9999)).astype(np.float32)

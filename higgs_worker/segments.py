@@ -22,7 +22,7 @@ import numpy as np
 
 from .chunking import SPEAKER_TAG
 
-SILENCE_DB = -50.0  # a 10 ms frame quieter than this (RMS, dBFS) counts as silence
+SILENCE_BELOW_PEAK_DB = 40.0  # a 10 ms frame this far below the piece's loudest one is silence
 FRAME_S = 0.01
 KEEP_S = 0.01  # silence kept next to the sound when trimming, so onsets are not clipped
 
@@ -49,8 +49,10 @@ class Segment:
         return out
 
 
-def trim_silence(audio: np.ndarray, rate: int, threshold_db: float = SILENCE_DB) -> np.ndarray:
-    """``audio`` without its leading and trailing silent 10 ms frames (all of it if silent)."""
+def trim_silence(audio: np.ndarray, rate: int, below_peak_db: float = SILENCE_BELOW_PEAK_DB) -> np.ndarray:
+    """``audio`` without its leading and trailing silent 10 ms frames: frames whose RMS is
+    ``below_peak_db`` under the loudest frame's (relative, as the level is not set yet),
+    and digital silence. Nothing is left of audio that is all digital silence."""
     frame = max(1, int(rate * FRAME_S))
     count = len(audio) // frame + (1 if len(audio) % frame else 0)
     if count == 0:
@@ -58,7 +60,7 @@ def trim_silence(audio: np.ndarray, rate: int, threshold_db: float = SILENCE_DB)
     padded = np.zeros(count * frame, dtype=np.float32)
     padded[: len(audio)] = audio
     rms = np.sqrt(np.mean(np.square(padded.reshape(count, frame), dtype=np.float64), axis=1))
-    loud = np.flatnonzero(rms > 10 ** (threshold_db / 20))
+    loud = np.flatnonzero((rms > 0) & (rms > rms.max() * 10 ** (-below_peak_db / 20)))
     if loud.size == 0:
         return audio[:0]
     keep = int(rate * KEEP_S)
