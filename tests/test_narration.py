@@ -220,3 +220,40 @@ def test_narration_fields_are_accepted_in_any_case(make_worker, monkeypatch):
     out, _ = run_with_chunks(make_worker(), monkeypatch, {**JOBS["single"], "subtitles": " VTT ", "pause_s": 0,
                                                           "trim_silence": False, "loudness_lufs": None})
     assert out["subtitles"]["format"] == "vtt" and out["subtitles"]["text"].startswith("WEBVTT")
+
+
+@pytest.mark.slow
+def test_smoke_script_on_a_fresh_checkout_leaves_a_decodable_file_in_out(tmp_path):
+    """The README's first command, in a copy of the checkout (tracked and unignored files
+    only, the existing .venv linked in so that setup-dev.sh only checks the pins)."""
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    clone = tmp_path / "clone"
+    for name in filter(None, listed):
+        source = ROOT / name
+        if name == ".venv" or not source.is_file():
+            continue
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_bytes(source.read_bytes())
+        (clone / name).chmod(source.stat().st_mode)
+    (clone / ".venv").symlink_to((ROOT / ".venv").resolve())
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_", "MODEL_", "TOKENIZER_", "VOICES_"))}
+    env["HF_HUB_OFFLINE"] = "1"
+    job = '{"input": {"text": "Hello there.", "output_format": "mp3", "subtitles": "vtt", "seed": 3}}'
+    proc = subprocess.run(["bash", "scripts/smoke.sh", job], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    mp3s, vtts = list((clone / "out").glob("*.mp3")), list((clone / "out").glob("*.vtt"))
+    assert len(mp3s) == 1 and len(vtts) == 1
+    audio, rate = sf.read(str(mp3s[0]))
+    assert rate == 24000 and len(audio) > 0
+    assert f"audio      out/{mp3s[0].name}" in proc.stdout and f"subtitles  out/{vtts[0].name}" in proc.stdout
+    assert "timings    " in proc.stdout and "format     mp3, 24000 Hz" in proc.stdout
+    assert "audio_base64" not in proc.stdout and max(len(line) for line in proc.stdout.splitlines()) < 300
+    assert [c.text for c in webvtt.read(str(vtts[0])).captions] == ["Hello there."]
