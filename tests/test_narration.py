@@ -257,3 +257,29 @@ def test_smoke_script_on_a_fresh_checkout_leaves_a_decodable_file_in_out(tmp_pat
     assert "timings    " in proc.stdout and "format     mp3, 24000 Hz" in proc.stdout
     assert "audio_base64" not in proc.stdout and max(len(line) for line in proc.stdout.splitlines()) < 300
     assert [c.text for c in webvtt.read(str(vtts[0])).captions] == ["Hello there."]
+
+
+def test_smoke_summary_takes_a_result_dict_or_a_list_ending_with_it():
+    import asyncio
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("smoke_summary", ROOT / "scripts" / "smoke_summary.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    result = {"format": "wav", "duration_s": 1.0}
+    stream = [{"chunk": 0, "audio_base64": "AAAA"}, result]
+
+    async def plain(job):
+        return result
+
+    async def generator(job):
+        for item in stream:
+            yield item
+
+    assert smoke.result_of(asyncio.run(smoke.call(plain, {}))) == result
+    assert smoke.result_of(asyncio.run(smoke.call(generator, {}))) == result
+    assert smoke.result_of(asyncio.run(smoke.call(lambda job: stream, {}))) == result
+    with pytest.raises(SystemExit):
+        smoke.result_of("not a result")
