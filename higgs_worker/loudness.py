@@ -68,21 +68,30 @@ def _interpolator() -> np.ndarray:
     return firwin(12 * OVERSAMPLE + 1, 1.0 / OVERSAMPLE, window=("kaiser", 5.0)).astype(np.float32)
 
 
-def _oversampled_peaks(audio: np.ndarray) -> np.ndarray:
-    """Per sample, the largest magnitude of the 4x oversampled signal around it."""
+def _oversampled(audio: np.ndarray) -> np.ndarray:
+    """Magnitudes of the 4x oversampled signal (BS.1770-4 Annex 2)."""
     from scipy.signal import resample_poly
 
     if audio.size == 0:
         return np.zeros(0, dtype=np.float32)
-    fine = np.abs(resample_poly(audio.astype(np.float32), OVERSAMPLE, 1, window=_interpolator()))
-    peaks = fine[: len(audio) * OVERSAMPLE].reshape(len(audio), OVERSAMPLE).max(axis=1)
-    return np.maximum(peaks, np.abs(audio))
+    return np.abs(resample_poly(audio.astype(np.float32), OVERSAMPLE, 1, window=_interpolator()))
+
+
+def _oversampled_peaks(audio: np.ndarray) -> np.ndarray:
+    """Per sample, the largest magnitude of the 4x oversampled signal around it."""
+    fine = _oversampled(audio)[: len(audio) * OVERSAMPLE]
+    return np.maximum(fine.reshape(len(audio), OVERSAMPLE).max(axis=1), np.abs(audio))
+
+
+def _true_peak(audio: np.ndarray) -> float:
+    """The true peak, linear (0.0 for no audio)."""
+    if audio.size == 0:
+        return 0.0
+    return max(float(_oversampled(audio).max()), float(np.abs(audio).max()))
 
 
 def true_peak_dbtp(audio: np.ndarray) -> float | None:
-    if audio.size == 0:
-        return None
-    peak = float(_oversampled_peaks(audio).max())
+    peak = _true_peak(audio)
     return 20 * math.log10(peak) if peak > 0 else None
 
 
@@ -109,14 +118,14 @@ def normalize(audio: np.ndarray, rate: int, target_lufs: float, ceiling_dbtp: fl
     if before is None:
         return audio, LoudnessReport(target_lufs, None, None, true_peak_dbtp(audio), ceiling_dbtp)
     ceiling = 10 ** (ceiling_dbtp / 20)
-    peaks = _oversampled_peaks(audio)  # oversampling is linear: a gain scales these
     gain_db = target_lufs - before
     gain = 10 ** (gain_db / 20)
-    if gain * float(peaks.max()) <= ceiling:  # no limiting needed: one gain, exact
+    peak = _true_peak(audio)  # oversampling is linear: a gain scales the peak
+    if gain * peak <= ceiling:  # no limiting needed: one gain
         out = (audio * np.float32(gain)).astype(np.float32)
-        return out, LoudnessReport(
-            target_lufs, before, integrated_lufs(out, rate), 20 * math.log10(gain * float(peaks.max())), ceiling_dbtp
-        )
+        return out, LoudnessReport(target_lufs, before, integrated_lufs(out, rate), 20 * math.log10(gain * peak),
+                                   ceiling_dbtp)
+    peaks = _oversampled_peaks(audio)
 
     def limited(gain_db: float) -> tuple[np.ndarray, float | None]:
         gain = np.float32(10 ** (gain_db / 20))
@@ -141,7 +150,7 @@ def normalize(audio: np.ndarray, rate: int, target_lufs: float, ceiling_dbtp: fl
         previous = (gain_db, measured)
         gain_db = following
         out, measured = limited(gain_db)
-    peak = float(_oversampled_peaks(out).max())
+    peak = _true_peak(out)
     if peak > ceiling:  # the limiter's smooth gain can leave a hair above the ceiling
         out = (out * np.float32(ceiling / peak * 0.9999)).astype(np.float32)
     return out, LoudnessReport(target_lufs, before, integrated_lufs(out, rate), true_peak_dbtp(out), ceiling_dbtp)
