@@ -283,3 +283,29 @@ def test_smoke_summary_takes_a_result_dict_or_a_list_ending_with_it():
     assert smoke.result_of(asyncio.run(smoke.call(lambda job: stream, {}))) == result
     with pytest.raises(SystemExit):
         smoke.result_of("not a result")
+
+
+def test_the_guides_narration_example_is_valid_and_consistent():
+    import json
+    import re
+
+    from higgs_worker.config import Settings
+    from higgs_worker.schema import parse_request
+    from tests.conftest import ROOT
+
+    guide = (ROOT / "docs" / "runpod-serverless-guide.md").read_text()
+    section = guide[guide.index("### Narration: segments, subtitles, loudness") :]
+    request = json.loads(re.search(r"-d '(\{.*?\})'\n", section, re.S).group(1))
+    parsed = parse_request(request["input"], Settings.from_env({"S3_BUCKET": "my-bucket"}))
+    assert parsed.subtitles.value == "vtt" and parsed.loudness_lufs == -16 and parsed.pause_s == 0.4
+    result = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))
+    rate, segments = result["sample_rate"], result["segments"]
+    for seg in segments:
+        assert seg["start_sample"] == round(seg["start_s"] * rate) and seg["end_sample"] == round(seg["end_s"] * rate)
+        assert (seg["end_sample"] - seg["start_sample"]) * 24000 % rate == 0  # whole model samples
+    for before, after in zip(segments, segments[1:], strict=False):
+        assert after["start_sample"] - before["end_sample"] == round(parsed.pause_s * rate)
+    assert segments[-1]["end_s"] == result["duration_s"] and result["num_chunks"] == len(segments)
+    vtt = re.search(r"and `ep1-intro.vtt`:\n\n```\n(.*?)```", section, re.S).group(1)
+    captions = webvtt.from_buffer(io.StringIO(vtt)).captions
+    assert [(c.voice, c.text) for c in captions] == [(s["speaker"], s["text"]) for s in segments]
