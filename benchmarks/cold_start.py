@@ -66,7 +66,7 @@ if int(os.environ.get("BENCH_NARRATION_JOBS", "0")):
                 out = worker.run({"id": f"n{i}", "input": {**story, **extra, "seed": 100 + i, "delivery": delivery}})
                 assert "error" not in out, out
                 pair[kind] = out["timings"]
-            narration_rows.append({"delivery": delivery, **pair})
+            narration_rows.append({"delivery": delivery, "audio_s": out["duration_s"], **pair})
     request = parse_request({**story, "seed": 1}, worker.settings)
     result = synthesize(worker.engine, request, build_voice_setup(request, worker.resolve_clip), 1000)
     for name, fn in (("render", lambda: narration.render(result, request)),
@@ -167,7 +167,10 @@ def narration_figures(data: dict) -> dict:
         prefix = f"narration_{delivery}"
         out[f"{prefix}_plain_total_s_median"] = round(statistics.median(p["plain"]["total_s"] for p in pairs), 4)
         out[f"{prefix}_total_s_median"] = round(statistics.median(p["narration"]["total_s"] for p in pairs), 4)
+        out[f"{prefix}_audio_s_median"] = round(statistics.median(p["audio_s"] for p in pairs), 3)
         out[f"{prefix}_overhead_ms_median"] = round(1000 * statistics.median(extra), 3)
+        out[f"{prefix}_overhead_ms_per_audio_s"] = round(
+            1000 * statistics.median(e / p["audio_s"] for e, p in zip(extra, pairs, strict=True)), 3)
         out[f"{prefix}_overhead_share_median"] = round(statistics.median(share), 4)
         # against the job's own time outside generation, the ratio measured in the same run
         base = statistics.median(outside(p["plain"]) for p in pairs)
