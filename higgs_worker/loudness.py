@@ -3,9 +3,10 @@
 The gain that reaches the target is applied; where that would push the true peak
 (BS.1770-4 Annex 2: the peak of the 4x oversampled signal) above the ceiling, a
 look-ahead peak limiter lowers the gain around those peaks only. Limiting lowers
-the loudness a little, so the gain is found again on the limited signal (a few
-rounds). Audio too short to measure (under 0.4 s, one BS.1770 block) or silent is
-left as it is and reported with ``before_lufs: null``.
+the loudness, so the gain is then searched for on the limited signal (secant
+method, at most 12 dB of limiting: a target the voice cannot reach under the
+ceiling stops there, and ``after_lufs`` says where). Audio too short to measure
+(under 0.4 s, one BS.1770 block) or silent is left as it is (``before_lufs: null``).
 """
 
 from __future__ import annotations
