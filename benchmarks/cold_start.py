@@ -1,12 +1,19 @@
 """Worker cold start and per-job overhead, on the tiny model and the CPU (figures, no asserts).
 
-    python benchmarks/cold_start.py [--jobs 8]
+    python benchmarks/cold_start.py [--jobs 8] [--narration-jobs 4]
 
 A fresh Python process plays a new worker: import (torch, transformers, runpod SDK,
 the worker), download of both repos from a local hub server (huggingface_hub's real
 code, tests/support/hub_server.py), load, and the first job; then more jobs measure
 the time spent outside generation (validation, encode, delivery) as a share of each
 job, for inline (base64) and S3 (moto) delivery. Prints a table and a JSON line.
+
+Narration section (``--narration-jobs``, 0 = off): pairs of the same job (same seed,
+three chunks) without and with ``subtitles`` + ``loudness_lufs``; the overhead is the
+difference of their time outside generation (encode + upload: render, loudness,
+subtitles, the subtitle upload) as a share of the job's total, per delivery. Segments
+are in every result: their own cost is timed apart (``narration.render`` without
+options against the bare resample it replaced, on the same synthesis).
 """
 
 from __future__ import annotations
@@ -44,15 +51,42 @@ for delivery in ("base64", "s3"):
         out = worker.run({"id": f"j{i}", "input": inp})
         assert "error" not in out, out
         rows.append({"delivery": delivery, "validate_s": validate, **out["timings"]})
+narration_rows, segments = [], {}
+if int(os.environ.get("BENCH_NARRATION_JOBS", "0")):
+    from higgs_worker import audio as audio_codec, narration
+    from higgs_worker.synthesis import build_voice_setup, synthesize
+    story = {"text": "The harbour was quiet before dawn. A gull called once from the breakwater. "
+                     "Then the bell rang and the boats went out.", "chunk_method": "word", "chunk_max_words": 8,
+             "max_new_tokens": 60, "output_format": "mp3"}
+    options = {"subtitles": "vtt", "loudness_lufs": -16}
+    for delivery in ("base64", "s3"):
+        for i in range(int(os.environ["BENCH_NARRATION_JOBS"])):
+            pair = {}
+            for kind, extra in (("plain", {}), ("narration", options)):
+                out = worker.run({"id": f"n{i}", "input": {**story, **extra, "seed": 100 + i, "delivery": delivery}})
+                assert "error" not in out, out
+                pair[kind] = out["timings"]
+            narration_rows.append({"delivery": delivery, "audio_s": out["duration_s"], **pair})
+    request = parse_request({**story, "seed": 1}, worker.settings)
+    result = synthesize(worker.engine, request, build_voice_setup(request, worker.resolve_clip), 1000)
+    for name, fn in (("render", lambda: narration.render(result, request)),
+                     ("resample", lambda: audio_codec.resample(result.audio, result.sample_rate, request.sample_rate))):
+        fn(); t = time.perf_counter()
+        for _ in range(50):
+            fn()
+        segments[name] = (time.perf_counter() - t) / 50
+    segments["chunks"] = len(result.chunks)
 print(json.dumps({"import_s": t_import, "download_s": split["download_s"], "load_s": split["load_s"],
                   "first_job_s": t_first_job,
-                  "first_job_timings": first["timings"], "jobs": rows}))
+                  "first_job_timings": first["timings"], "jobs": rows,
+                  "narration": narration_rows, "segments": segments}))
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--narration-jobs", type=int, default=4, help="job pairs for the narration overhead; 0 = off")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from moto.server import ThreadedMotoServer
@@ -78,6 +112,7 @@ def main() -> None:
         with HubServer(work / "hub") as hub:
             env = hub.env(work / "hf-home", base={**os.environ, **creds})
             env.update({"PYTHONPATH": str(ROOT), "BENCH_JOBS": str(args.jobs), "DEVICE": "cpu",
+                        "BENCH_NARRATION_JOBS": str(args.narration_jobs),
                         "MODEL_PATH": str(work / "volume" / "model"), "TOKENIZER_PATH": str(work / "volume" / "tok"),
                         "RUNPOD_HF_CACHE_DIR": str(work / "none"), "S3_BUCKET": "bench", "S3_ENDPOINT_URL": s3_url,
                         "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
@@ -106,9 +141,42 @@ def main() -> None:
         result[f"{delivery}_encode_ms_median"] = round(1000 * statistics.median(r["encode_s"] for r in rows), 3)
         result[f"{delivery}_upload_ms_median"] = round(1000 * statistics.median(r["upload_s"] for r in rows), 3)
         result[f"{delivery}_overhead_share_median"] = round(statistics.median(shares), 4)
+    result.update(narration_figures(data))
     for key, value in result.items():
-        print(f"{key:<36}{value}")
+        print(f"{key:<44}{value}")
     print(json.dumps(result))
+
+
+def narration_figures(data: dict) -> dict:
+    """Overhead of subtitles + loudness (job pairs) and of segments (timed apart)."""
+    out: dict = {}
+    if data.get("segments"):
+        seg = data["segments"]
+        out["segments_ms_per_job"] = round(1000 * (seg["render"] - seg["resample"]), 3)
+        out["segments_chunks"] = seg["chunks"]
+    for delivery in ("base64", "s3"):
+        pairs = [r for r in data.get("narration", []) if r["delivery"] == delivery]
+        if not pairs:
+            continue
+
+        def outside(t: dict) -> float:
+            return t["encode_s"] + t["upload_s"]
+
+        extra = [outside(p["narration"]) - outside(p["plain"]) for p in pairs]
+        share = [e / p["narration"]["total_s"] for e, p in zip(extra, pairs, strict=True)]
+        prefix = f"narration_{delivery}"
+        out[f"{prefix}_plain_total_s_median"] = round(statistics.median(p["plain"]["total_s"] for p in pairs), 4)
+        out[f"{prefix}_total_s_median"] = round(statistics.median(p["narration"]["total_s"] for p in pairs), 4)
+        out[f"{prefix}_audio_s_median"] = round(statistics.median(p["audio_s"] for p in pairs), 3)
+        out[f"{prefix}_overhead_ms_median"] = round(1000 * statistics.median(extra), 3)
+        out[f"{prefix}_overhead_ms_per_audio_s"] = round(
+            1000 * statistics.median(e / p["audio_s"] for e, p in zip(extra, pairs, strict=True)), 3)
+        out[f"{prefix}_overhead_share_median"] = round(statistics.median(share), 4)
+        # against the job's own time outside generation, the ratio measured in the same run
+        base = statistics.median(outside(p["plain"]) for p in pairs)
+        out[f"{prefix}_outside_generation_ratio"] = round(
+            statistics.median(outside(p["narration"]) for p in pairs) / base, 2) if base > 0 else None
+    return out
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ def has_speaker_tags(text: str) -> bool:
     return bool(SPEAKER_TAG.search(text))
 
 
+def speaker_of(chunk: str) -> str | None:
+    """The speaker label (``SPEAKER0``) a chunk starts with, or None."""
+    match = SPEAKER_TAG.match(chunk.strip())
+    return match.group(0)[1:-1] if match else None
+
+
 def split_speakers(text: str) -> list[str]:
     """One chunk per speaker turn, each starting with its [SPEAKERn] tag."""
     starts = [m.start() for m in SPEAKER_TAG.finditer(text)]

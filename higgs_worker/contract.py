@@ -63,6 +63,8 @@ def _type_name(annotation) -> str:
         return " | ".join(f"`{a}`" for a in typing.get_args(annotation))
     if origin is dict:
         return "object"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(annotation)[0])}"
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
             return " | ".join(f"`{m.value}`" for m in annotation)
@@ -133,13 +135,24 @@ def _input_table() -> list[str]:
     return rows
 
 
+def _nested_model(annotation) -> tuple[type[BaseModel] | None, str]:
+    """The model inside ``X``, ``X | None`` or ``list[X]``, and the path suffix for it."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    suffix = "[]." if typing.get_origin(annotation) is list else "."
+    inner = args[0] if len(args) == 1 else None
+    return (inner, suffix) if isinstance(inner, type) and issubclass(inner, BaseModel) else (None, "")
+
+
 def _model_table(model: type[BaseModel], prefix: str = "") -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.append(f"| `{prefix}{name}` | object | {_cell(field.description or '')} |")
-            rows += _model_table(annotation, prefix=f"{prefix}{name}.")
+        nested, suffix = _nested_model(annotation)
+        if nested is not None:
+            when = "" if field.is_required() else " (only when present)"
+            kind = "list of objects" if suffix == "[]." else "object"
+            rows.append(f"| `{prefix}{name}` | {kind} | {_cell((field.description or '') + when)} |")
+            rows += _model_table(nested, prefix=f"{prefix}{name}{suffix}")
             continue
         when = "" if field.is_required() else " (only when present)"
         rows.append(

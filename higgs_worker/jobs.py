@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_codec
+from . import narration
 from .config import Settings
 from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
 from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, WorkerError, is_out_of_memory, out_of_memory
@@ -208,7 +209,9 @@ class Worker:
                 else:
                     result = event
         with timer.measure("encode_s"):
-            waveform = audio_codec.resample(result.audio, result.sample_rate, request.sample_rate)
+            # pauses, trimming, resampling, loudness, segments and subtitles (narration.py)
+            rendered = narration.render(result, request)
+            waveform = rendered.waveform
             data = audio_codec.encode(waveform, request.sample_rate, request.output_format.value)
         codec = audio_codec.CODECS[request.output_format.value]
         duration = round(len(waveform) / request.sample_rate, 3)
@@ -220,6 +223,7 @@ class Worker:
                     self.settings.inline_max_bytes, items.bytes,
                 )
             )
+            output.update(narration.deliver_subtitles(rendered, request, job_id, output, self.store))
         output.update(
             {
                 "format": request.output_format.value,
@@ -233,6 +237,7 @@ class Worker:
             }
         )
         output["rtf"] = round(output["timings"]["generate_s"] / duration, 3) if duration > 0 else None
+        output.update(rendered.outputs())  # segments, and loudness when normalised
         log.info(
             "job %s done: %.2fs of audio, %d chunk(s), %s",
             job_id,

@@ -27,6 +27,32 @@ class Timings(_Closed):
     total_s: float = Field(description="the whole job inside the worker")
 
 
+class Segment(_Closed):
+    text: str = Field(description="the chunk's or speaker turn's text")
+    speaker: str | None = Field(description="`SPEAKERn` for dialogue turns, else null")
+    start_s: float = Field(description="start in the file, seconds")
+    end_s: float = Field(description="end in the file, seconds")
+    start_sample: int = Field(description="start in the file, samples at sample_rate (exact)")
+    end_sample: int = Field(description="end in the file, samples (exclusive)")
+    approximate: bool | None = Field(None, description="true when split from a chunk by characters")
+
+
+class Loudness(_Closed):
+    target_lufs: float = Field(description="the requested loudness_lufs")
+    before_lufs: float | None = Field(description="integrated loudness before (null for silence)")
+    after_lufs: float | None = Field(description="integrated loudness after")
+    true_peak_dbtp: float | None = Field(description="true peak after, dBTP")
+    ceiling_dbtp: float = Field(description="the true-peak ceiling")
+
+
+class Subtitles(_Closed):
+    format: str = Field(description="`srt` or `vtt`")
+    content_type: str = Field(description="its MIME type")
+    s3_uri: str | None = Field(None, description="beside the audio in S3 (same key, other extension)")
+    url: str | None = Field(None, description="its own presigned URL")
+    text: str | None = Field(None, description="the subtitle file itself (inline delivery)")
+
+
 class JobOutput(_Closed):
     audio_url: str | None = Field(None, description="presigned https URL (S3 delivery, S3_PRESIGN_SECONDS > 0)")
     s3_uri: str | None = Field(None, description="`s3://bucket/key` of the result (S3 delivery)")
@@ -40,6 +66,9 @@ class JobOutput(_Closed):
     model: ModelInfo = Field(description="the model that made the audio")
     timings: Timings = Field(description="seconds spent in each phase")
     rtf: float | None = Field(description="real-time factor: generate_s / duration_s")
+    segments: list[Segment] = Field(description="where each chunk / speaker turn lies in the file, in play order")
+    loudness: Loudness | None = Field(None, description="measured loudness (with loudness_lufs)")
+    subtitles: Subtitles | None = Field(None, description="the subtitle file (with subtitles)")
 
 
 class JobError(_Closed):

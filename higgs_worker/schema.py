@@ -58,6 +58,11 @@ class Delivery(StrEnum):
     base64 = "base64"
 
 
+class SubtitleFormat(StrEnum):
+    srt = "srt"
+    vtt = "vtt"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
 
@@ -186,7 +191,32 @@ class SynthesisRequest(_Strict):
         default=None, description="a plain file name under S3_PREFIX (default `<job id>.<ext>`); no slashes, no `..`"
     )
     stream: bool = Field(
-        default=False, description="stream audio pieces to `/stream` while generating (endpoints with STREAM_JOBS=true)"
+        default=False,
+        description="stream audio pieces to `/stream` while generating (endpoints with STREAM_JOBS=true); "
+        "pauses, trimming and loudness apply to the final file only",
+    )
+    # narration (higgs_worker/narration.py): subtitles, loudness, pauses and trimming
+    subtitles: SubtitleFormat | None = Field(
+        default=None,
+        description="`srt` or `vtt`: the timed segments as a subtitle file beside the audio (S3: same key, "
+        "other extension, its own URL; inline: as text); times within a segment are approximate",
+    )
+    loudness_lufs: float | None = Field(
+        default=None,
+        ge=-70.0,
+        le=-5.0,
+        description="integrated loudness (ITU-R BS.1770) to this target, e.g. -16 (podcast) or -23 (broadcast), "
+        "under a -1 dBTP true-peak ceiling; the result reports `loudness`; null = off",
+    )
+    pause_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=5.0,
+        description="seconds of silence at every chunk boundary (so between speaker turns); "
+        "null = chunks joined as generated",
+    )
+    trim_silence: bool = Field(
+        default=False, description="cut each chunk's leading and trailing silence before joining"
     )
 
     @field_validator("text")
@@ -209,7 +239,7 @@ class SynthesisRequest(_Strict):
     def _output_name(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value, "output_name")
 
-    @field_validator("output_format", "chunk_method", "delivery", mode="before")
+    @field_validator("output_format", "chunk_method", "delivery", "subtitles", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

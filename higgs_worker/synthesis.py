@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .chunking import has_speaker_tags, split_text
+from .chunking import has_speaker_tags, speaker_of, split_text
 from .engine import Engine, Sampling
 from .prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from .schema import ReferenceAudio, SynthesisRequest
@@ -52,9 +52,14 @@ class ChunkAudio:
     """One chunk's text and its audio (and codes), for per-chunk results."""
 
     index: int
-    text: str
-    audio: np.ndarray
+    text: str  # as generated (with its [SPEAKERn] tag, if any)
+    audio: np.ndarray  # float32 at the model's rate
     codes: torch.Tensor
+
+    @property
+    def speaker(self) -> str | None:
+        """The SPEAKERn label the chunk starts with, or None."""
+        return speaker_of(self.text)
 
 
 @dataclass

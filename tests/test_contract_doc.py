@@ -32,6 +32,15 @@ def test_the_reference_names_every_input_field_and_variable():
     [
         {"text": "Hello there.", "seed": 3, "max_new_tokens": 30, "output_format": "mp3", "delivery": "base64"},
         {"text": "[SPEAKER0] Hi. [SPEAKER1] Hello.", "seed": 3, "max_new_tokens": 30, "delivery": "s3"},
+        {
+            "text": "Hi. Hello.",
+            "seed": 3,
+            "max_new_tokens": 30,
+            "delivery": "s3",
+            "subtitles": "vtt",
+            "loudness_lufs": -20,
+        },
+        {"text": "Hi.", "seed": 3, "max_new_tokens": 30, "delivery": "base64", "subtitles": "srt", "pause_s": 0.2},
     ],
 )
 def test_real_outputs_match_the_documented_output(make_worker, s3_env, job_input):
