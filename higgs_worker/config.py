@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 VOLUME = "/runpod-volume"
+DEFAULT_COMPILE_CACHE_DIR = f"{VOLUME}/bosonai/compile-cache"
 
 DEFAULT_MODEL_REPO = "bosonai/higgs-audio-v2-generation-3B-base"
 DEFAULT_TOKENIZER_REPO = "bosonai/higgs-audio-v2-tokenizer"
@@ -99,6 +100,7 @@ class Settings:
     decode_compile: str
     download_attempts: int
     download_backoff_seconds: float
+    compile_cache_dir: str = DEFAULT_COMPILE_CACHE_DIR  # "" turns the volume's compile cache off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +135,7 @@ class Settings:
             decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
             download_attempts=max(1, _int(env, "MODEL_DOWNLOAD_ATTEMPTS", 4)),
             download_backoff_seconds=float(env.get("MODEL_DOWNLOAD_BACKOFF_SECONDS") or 2.0),
+            compile_cache_dir=env.get("COMPILE_CACHE_DIR", DEFAULT_COMPILE_CACHE_DIR).strip(),
         )
 
 

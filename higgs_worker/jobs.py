@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_codec
+from . import compile_cache
 from .config import Settings
 from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
 from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, OUT_OF_MEMORY, STORAGE, WorkerError
@@ -59,7 +60,7 @@ class Timer:
     def summary(self) -> dict[str, float]:
         out = {
             key: round(self.marks.get(key, 0.0), 3)
-            for key in ("download_s", "load_s", "generate_s", "encode_s", "upload_s")
+            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s")
         }
         out["total_s"] = round(time.perf_counter() - self.start, 3)
         return out
@@ -74,6 +75,7 @@ class Worker:
         self._voice_cache: dict[tuple, AudioClip] = {}
         self._load_lock = threading.Lock()
         self._store: S3Store | None = None
+        self.warmup_report: compile_cache.CacheReport | None = None
 
     # -- resources ------------------------------------------------------------------
 
@@ -122,7 +124,19 @@ class Worker:
                         "check MODEL_REPO / TOKENIZER_REPO point to transformers-format Higgs Audio v2 repos",
                     ) from None
             self.model_info = model
+            with timer.measure("warmup_s"):  # compiles (or loads compiled kernels) before any job runs
+                self._warm_up(self.engine, model)
             return self.engine
+
+    def _warm_up(self, engine: Engine, model: LocalModel) -> None:
+        try:
+            self.warmup_report = compile_cache.warm_up(
+                engine, self.settings.compile_cache_dir, model.revision, model.path
+            )
+        except Exception as exc:  # the job then compiles (or runs the plain step) itself
+            if _is_oom(exc):
+                _free_device_memory()
+            log.exception("warm-up failed (%s); the first job compiles", type(exc).__name__)
 
     def resolve_clip(self, source: str | ReferenceAudio) -> tuple[AudioClip, str | None]:
         engine = self.engine
