@@ -43,10 +43,12 @@ graphs = lambda: counters["inductor"]["fxgraph_cache_hit"] + counters["inductor"
 before = graphs()
 job = {"text": "Hello there, this is the first job of a new worker.", "seed": 1,
        "max_new_tokens": int(os.environ["BENCH_TOKENS"])}
-output = worker.run({"id": "first", "input": job})
+heard = []
+output = worker.run({"id": "first", "input": job}, on_audio=lambda piece: heard or heard.append(time.time() - T0))
 assert "error" not in output, output
 done = time.time() - T0
 print("PHASES " + json.dumps({"imports_at": imports, "ready_at": ready, "first_job_at": done, "phases": phases,
+                              "first_audio_at": heard[0] if heard else done,
                               "first_job_timings": output["timings"], "graphs_in_first_job": graphs() - before}))
 """
 
@@ -57,7 +59,7 @@ def put_tiny_model(volume: Path) -> tuple[Path, Path]:
     return build(volume / "bosonai")
 
 
-def put_full_size_random(volume: Path, device: str) -> tuple[Path, Path]:
+def put_full_size_random(volume: Path, device: str, layers: int | None = None) -> tuple[Path, Path]:
     """The real architecture and audio tokenizer sizes with random weights, saved in bf16."""
     import torch
     from transformers import (
@@ -75,7 +77,8 @@ def put_full_size_random(volume: Path, device: str) -> tuple[Path, Path]:
     tokenizer = build_text_tokenizer()
     features = DacFeatureExtractor(sampling_rate=24000, hop_length=960, feature_size=1)
     with torch.device(device):
-        model = HiggsAudioV2ForConditionalGeneration(HiggsAudioV2Config(**special_ids(tokenizer)))
+        config = HiggsAudioV2Config(**special_ids(tokenizer), **({"num_hidden_layers": layers} if layers else {}))
+        model = HiggsAudioV2ForConditionalGeneration(config)
         model.to(torch.bfloat16).save_pretrained(model_dir)
         del model
         HiggsAudioV2TokenizerModel(full_size_tokenizer_config(HiggsAudioV2TokenizerConfig)).save_pretrained(
@@ -106,6 +109,7 @@ def phase_rows(run: dict) -> dict:
         "weights loaded": phases.get("download_s", 0.0) + phases["load_s"],
         "compiled/warmed": phases["warmup_s"],
         "first job": run["first_job_at"] - run["ready_at"],
+        "process start -> first audio": run["first_audio_at"],
         "process start -> first job done": run["first_job_at"],
     }
 
@@ -128,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phases", action="store_true", help="(accepted for cold_start.py's flag)")
     parser.add_argument("--full-size-random", action="store_true", help="real architecture, random weights (GPU)")
     parser.add_argument("--device", default=None, help="default: cpu (tiny) or cuda (full size)")
+    parser.add_argument("--layers", type=int, default=None, help="full size: fewer layers for a quicker check")
     parser.add_argument("--tokens", type=int, default=None, help="first job's max_new_tokens (default 60 / 250)")
     args = parser.parse_args(argv)
     device = args.device or ("cuda" if args.full_size_random else "cpu")
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="higgs-phases-") as tmp:
         volume = Path(tmp) / "runpod-volume"
         if args.full_size_random:
-            model_dir, tokenizer_dir = put_full_size_random(volume, device)
+            model_dir, tokenizer_dir = put_full_size_random(volume, device, args.layers)
         else:
             model_dir, tokenizer_dir = put_tiny_model(volume)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TORCHINDUCTOR_", "TRITON_"))}
@@ -164,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "second": b,
         "compile_warmup_ratio": b["compiled/warmed"] / a["compiled/warmed"] if a["compiled/warmed"] else None,
         "start_to_first_job_ratio": b["process start -> first job done"] / a["process start -> first job done"],
+        "second_start_to_first_audio_s": b["process start -> first audio"],
         "compile_cache": [first["phases"]["compile_cache"], second["phases"]["compile_cache"]],
         "graphs_in_first_job": [first["graphs_in_first_job"], second["graphs_in_first_job"]],
         "first_job_timings": [first["first_job_timings"], second["first_job_timings"]],
