@@ -161,7 +161,7 @@ def _local_files(local: Path) -> list[str]:
             continue
         rel = path.relative_to(local)
         parts = rel.parts
-        if parts[0] == "locks" or rel.suffix in (".lock", ".tmp") or any(p.startswith("tmp") for p in parts):
+        if parts[0] == "locks" or rel.suffix in (".lock", ".tmp") or any(p.startswith("tmp.") for p in parts):
             continue
         names.append(rel.as_posix())
     return sorted(names)
