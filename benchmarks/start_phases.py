@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
         first = start_worker(env)
         second = start_worker(env)
         shutil.rmtree(volume, ignore_errors=True)
+    for name, run in (("1st worker", first), ("2nd worker", second)):
+        for line in run["log"]:
+            print(f"{name} log: {line.split(': ', 1)[-1] if ' INFO ' in line else line}")
     print_table(first, second, device)
     a, b = phase_rows(first), phase_rows(second)
     result = {
