@@ -27,6 +27,7 @@ os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
 from higgs_worker import logs  # noqa: E402
 from higgs_worker.config import SettingsError  # noqa: E402
 from higgs_worker.jobs import Worker  # noqa: E402
+from higgs_worker.startup import warm_start  # noqa: E402
 
 _worker: Worker | None = None
 
@@ -107,11 +108,7 @@ def main() -> None:
     except SettingsError as exc:
         logging.getLogger("handler").error("%s; the worker cannot start", exc)
         sys.exit(2)
-    if worker.settings.preload_models:
-        try:
-            worker.ensure_engine().warm_up()
-        except Exception as exc:  # the first job retries and reports the error to its caller
-            logging.getLogger("handler").error("preload failed: %s", exc)
+    warm_start(worker)  # load + compile before the first job when the model is on the volume
     local_test = not (
         os.environ.get("RUNPOD_WEBHOOK_GET_JOB")
         or os.environ.get("RUNPOD_REALTIME_PORT")

@@ -1,6 +1,7 @@
 """Worker cold start and per-job overhead, on the tiny model and the CPU (figures, no asserts).
 
     python benchmarks/cold_start.py [--jobs 8] [--narration-jobs 4]
+    python benchmarks/cold_start.py --phases [--full-size-random]   # start phases: benchmarks/start_phases.py
 
 A fresh Python process plays a new worker: import (torch, transformers, runpod SDK,
 the worker), download of both repos from a local hub server (huggingface_hub's real
@@ -87,7 +88,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--narration-jobs", type=int, default=4, help="job pairs for the narration overhead; 0 = off")
-    args = parser.parse_args()
+    parser.add_argument("--phases", action="store_true", help="start phases, cold and warm compile cache")
+    args, _ = parser.parse_known_args()
+    if args.phases:  # benchmarks/start_phases.py (--full-size-random: the GPU variant)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from start_phases import main as phases
+
+        return phases(sys.argv[1:])
     sys.path.insert(0, str(ROOT))
     from moto.server import ThreadedMotoServer
 

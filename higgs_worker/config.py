@@ -76,7 +76,9 @@ class Environment(BaseSettings):
         "auto", description="compiled decode step (CUDA graphs); `auto` = on with CUDA"
     )
     COMPILE_CACHE_DIR: str = Field(
-        DEFAULT_COMPILE_CACHE_DIR, description="compiled kernels shared by workers on the volume; empty turns it off"
+        DEFAULT_COMPILE_CACHE_DIR,
+        description="compiled decode-step kernels shared by the workers of a volume (one bundle per "
+        "torch / GPU / model revision / dtype / decode-loop code); empty turns it off",
     )
 
     RUNPOD_LOG_LEVEL: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR"] = Field(

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+import resource
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -40,6 +43,12 @@ class Sampling:
 
 class Cancelled(Exception):
     """Generation was stopped because the job was cancelled or timed out."""
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident host memory so far, in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def pick_device(setting: str) -> str:
@@ -159,15 +168,22 @@ class Engine:
             features = DacFeatureExtractor.from_pretrained(model_dir)
         except OSError:
             features = DacFeatureExtractor.from_pretrained(tokenizer_dir)
-        audio_tokenizer = HiggsAudioV2TokenizerModel.from_pretrained(tokenizer_dir, dtype=torch.float32)
-        audio_tokenizer = audio_tokenizer.to(device).eval()
-        model = HiggsAudioV2ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype)
-        model = model.to(device).eval()
+        # device_map: safetensors are read straight onto the device (no host copy of the weights)
+        rss_before = peak_rss_mb()
+        started = time.perf_counter()
+        audio_tokenizer = HiggsAudioV2TokenizerModel.from_pretrained(
+            tokenizer_dir, dtype=torch.float32, device_map=device
+        ).eval()
+        model = HiggsAudioV2ForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, device_map=device).eval()
         log.info(
-            "loaded model (%.0fM parameters, %s, %s) and audio tokenizer",
+            "loaded model (%.0fM parameters, %s, %s) and audio tokenizer in %.1fs; peak host RSS %.0f MB "
+            "(%.0f MB before loading)",
             sum(p.numel() for p in model.parameters()) / 1e6,
             device,
             dtype,
+            time.perf_counter() - started,
+            peak_rss_mb(),
+            rss_before,
         )
         return cls(
             model, audio_tokenizer, tokenizer, features, device, loop_settings, max_concurrency,

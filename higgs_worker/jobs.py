@@ -18,10 +18,17 @@ from typing import Any
 import numpy as np
 
 from . import audio as audio_codec
-from . import narration
+from . import compile_cache, narration
 from .config import Settings
 from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
-from .errors import GENERATION_FAILED, MODEL_UNAVAILABLE, WorkerError, is_out_of_memory, out_of_memory
+from .errors import (
+    GENERATION_FAILED,
+    MODEL_UNAVAILABLE,
+    WorkerError,
+    free_device_memory,
+    is_out_of_memory,
+    out_of_memory,
+)
 from .model_store import LocalModel, check_format, ensure_local
 from .prompt import AudioClip
 from .reference_audio import decode_reference, load_reference
@@ -59,7 +66,7 @@ class Timer:
     def summary(self) -> dict[str, float]:
         out = {
             key: round(self.marks.get(key, 0.0), 3)
-            for key in ("download_s", "load_s", "generate_s", "encode_s", "upload_s")
+            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s")
         }
         out["total_s"] = round(time.perf_counter() - self.start, 3)
         return out
@@ -74,6 +81,7 @@ class Worker:
         self._voice_cache: dict[tuple, AudioClip] = {}
         self._load_lock = threading.Lock()
         self._store: S3Store | None = None
+        self.warmup_report: compile_cache.CacheReport | None = None
 
     # -- resources ------------------------------------------------------------------
 
@@ -120,7 +128,19 @@ class Worker:
                         "check MODEL_REPO / TOKENIZER_REPO point to transformers-format Higgs Audio v2 repos",
                     ) from None
             self.model_info = model
+            with timer.measure("warmup_s"):  # compiles (or loads compiled kernels) before any job runs
+                self._warm_up(self.engine, model)
             return self.engine
+
+    def _warm_up(self, engine: Engine, model: LocalModel) -> None:
+        try:
+            self.warmup_report = compile_cache.warm_up(
+                engine, self.settings.compile_cache_dir, model.revision, model.path
+            )
+        except Exception as exc:  # the job then compiles (or runs the plain step) itself
+            if is_out_of_memory(exc):
+                free_device_memory()
+            log.exception("warm-up failed (%s); the first job compiles", type(exc).__name__)
 
     def resolve_clip(self, source: str | ReferenceAudio) -> tuple[AudioClip, str | None]:
         engine = self.engine

@@ -176,6 +176,21 @@ def _retryable(exc: BaseException) -> bool:
     return True
 
 
+def find_local(source: ModelSource, hf_cache_dir: str) -> LocalModel | None:
+    """The complete local folder for ``source`` if there is one (no download, no hub)."""
+    folder = Path(source.path)
+    marker = _marker_matches(folder, source)
+    if marker:
+        return LocalModel(str(folder), source.repo, marker["commit"], downloaded=False)
+    cached = runpod_cache_snapshot(hf_cache_dir, source)
+    if cached:
+        return LocalModel(str(cached[0]), source.repo, cached[1], downloaded=False)
+    if _hand_filled(folder):
+        log.info("using %s as filled by hand (no download marker)", folder)
+        return LocalModel(str(folder), source.repo, "local", downloaded=False)
+    return None
+
+
 def ensure_local(
     source: ModelSource,
     variable: str,
@@ -188,17 +203,10 @@ def ensure_local(
 
     ``variable`` is MODEL or TOKENIZER: error messages name the variable to change.
     """
+    found = find_local(source, hf_cache_dir)
+    if found:
+        return found
     folder = Path(source.path)
-    marker = _marker_matches(folder, source)
-    if marker:
-        return LocalModel(str(folder), source.repo, marker["commit"], downloaded=False)
-    cached = runpod_cache_snapshot(hf_cache_dir, source)
-    if cached:
-        return LocalModel(str(cached[0]), source.repo, cached[1], downloaded=False)
-    if _hand_filled(folder):
-        log.info("using %s as filled by hand (no download marker)", folder)
-        return LocalModel(str(folder), source.repo, "local", downloaded=False)
-
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(folder) + ".lock", timeout=lock_timeout)

@@ -20,7 +20,11 @@ class ModelInfo(_Closed):
 
 class Timings(_Closed):
     download_s: float = Field(description="model download (first job on an empty volume only)")
-    load_s: float = Field(description="model load (first job of a worker only, unless preloaded)")
+    load_s: float = Field(description="model load (first job of a worker only, unless loaded at start)")
+    warmup_s: float = Field(
+        description="compiling the decode step or loading its kernels from COMPILE_CACHE_DIR "
+        "(first job of a worker only, unless warmed at start)"
+    )
     generate_s: float = Field(description="generation, all chunks")
     encode_s: float = Field(description="resampling and encoding")
     upload_s: float = Field(description="S3 upload and presigning (or inline packing)")

@@ -147,7 +147,9 @@ def test_plain_job_completes_with_the_contract_output(runpod_loop):
     assert result["duration_s"] > 0 and len(audio) / rate == pytest.approx(result["duration_s"], abs=1e-3)
     assert result["seed"] == 7 and result["num_chunks"] == 1
     assert result["model"]["repo"] == "bosonai/higgs-audio-v2-generation-3B-base"
-    assert set(result["timings"]) == {"download_s", "load_s", "generate_s", "encode_s", "upload_s", "total_s"}
+    assert set(result["timings"]) == {
+        "download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s", "total_s"
+    }
     take = fake.of("take", job_id)[0]
     assert take.query["job_in_progress"] == "0" and take.body["input"]["seed"] == 7
     # the heartbeat (a separate process) reports to the ping URL with the key
