@@ -99,6 +99,13 @@ class Settings:
     decode_compile: str
     download_attempts: int
     download_backoff_seconds: float
+    # Serving modes (issue 9): queue (RunPod /run, /runsync) or http (load-balancing endpoints).
+    stream_jobs: bool = False
+    worker_mode: str = "queue"
+    port: int = 8000
+    port_health: int | None = None
+    api_key: str | None = field(default=None, repr=False)
+    max_concurrency: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,7 +140,20 @@ class Settings:
             decode_compile=(env.get("DECODE_COMPILE") or "auto").strip().lower(),
             download_attempts=max(1, _int(env, "MODEL_DOWNLOAD_ATTEMPTS", 4)),
             download_backoff_seconds=float(env.get("MODEL_DOWNLOAD_BACKOFF_SECONDS") or 2.0),
+            stream_jobs=_bool(env.get("STREAM_JOBS"), False),
+            worker_mode=_worker_mode(env.get("WORKER_MODE")),
+            port=_int(env, "PORT", 8000),
+            port_health=_int(env, "PORT_HEALTH", 0) or None,
+            api_key=(env.get("API_KEY") or "").strip() or None,
+            max_concurrency=_int(env, "MAX_CONCURRENCY", 0) or None,
         )
+
+
+def _worker_mode(raw: str | None) -> str:
+    mode = (raw or "queue").strip().lower()
+    if mode not in {"queue", "http"}:
+        raise ValueError(f"environment variable WORKER_MODE must be 'queue' or 'http', got {raw!r}")
+    return mode
 
 
 def _s3_settings(env: Mapping[str, str]) -> S3Settings | None:

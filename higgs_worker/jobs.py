@@ -27,6 +27,7 @@ from .prompt import AudioClip
 from .reference_audio import decode_reference, load_reference
 from .schema import Delivery, ReferenceAudio, SynthesisRequest, parse_request
 from .storage import S3Store
+from .stream_items import StreamItems
 from .synthesis import build_voice_setup, synthesize
 from .voices import VoiceLibrary
 
@@ -273,20 +274,9 @@ class Worker:
 
 
 def _stream_emitter(emit: EmitFn, count: dict) -> Callable[[np.ndarray], None]:
-    """Stream items: 16-bit PCM pieces at the model's rate, each well under 1 MB.
+    """Stream items in the format of ``stream_items`` (compressed, within a size budget).
     ``count`` keeps the number of items sent and their base64 bytes."""
-    max_samples = 300_000  # 600 kB of PCM, 800 kB as base64
-
-    def on_audio(piece: np.ndarray) -> None:
-        for start in range(0, len(piece), max_samples):
-            pcm = audio_codec.to_pcm16(piece[start : start + max_samples])
-            encoded = base64.b64encode(pcm).decode("ascii")
-            emit({"chunk": count["n"], "format": "pcm_s16le", "sample_rate": STREAM_SAMPLE_RATE,
-                  "audio_base64": encoded})
-            count["n"] += 1
-            count["bytes"] += len(encoded)
-
-    return on_audio
+    return StreamItems(emit, count)
 
 
 def _is_oom(exc: BaseException) -> bool:

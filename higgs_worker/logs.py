@@ -20,6 +20,7 @@ SECRET_VARIABLES = (
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
     "RUNPOD_API_KEY",
+    "API_KEY",
 )
 PRESIGNED_QUERY = re.compile(r"([?&](?:X-Amz-[A-Za-z-]+|Signature|AWSAccessKeyId|Expires)=)[^&\s\"']+")
 LONG_BASE64 = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
