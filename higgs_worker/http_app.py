@@ -51,18 +51,19 @@ class Service:
         self.slots: asyncio.Semaphore | None = None
         self.active: dict[str, str] = {}  # request id -> state ("queued", "running"), for /v1/state
 
-    def start_loading(self) -> None:
-        def run() -> None:
-            try:
-                if self.load is not None:
-                    self.load()
-                self.ready.set()
-                log.info("model ready: /ping answers 200")
-            except Exception as exc:  # noqa: BLE001 - reported by /ping and every request
-                self.load_error = f"{type(exc).__name__}: {exc}"
-                log.error("model load failed: %s", exc)
+    def load_now(self) -> None:
+        """Load the model here and now; /ping says 200 after it (or 503 if it failed)."""
+        try:
+            if self.load is not None:
+                self.load()
+            self.ready.set()
+            log.info("model ready: /ping answers 200")
+        except Exception as exc:  # noqa: BLE001 - reported by /ping and every request
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("model load failed: %s", exc)
 
-        threading.Thread(target=run, name="model-load", daemon=True).start()
+    def start_loading(self) -> None:
+        threading.Thread(target=self.load_now, name="model-load", daemon=True).start()
 
     def require_ready(self) -> None:
         if self.load_error:
@@ -381,11 +382,17 @@ async def _speech_body(job: Job, options: speech.SpeechOptions, first: tuple[str
 
 
 def serve(worker: Worker, load: Callable[[], None] | None = None) -> None:
-    """Run the app on PORT (and /ping also on PORT_HEALTH when it differs); blocks."""
+    """Serve on PORT (and /ping also on PORT_HEALTH when it differs) while the model loads; blocks.
+
+    The servers run in a thread and the model loads on the main thread: loaded from another
+    thread, the tiny model generated about 15 times slower on the CPU here (measured, cause
+    not found), so the load stays where the queue mode's PRELOAD_MODELS does it."""
+    import signal
+
     import uvicorn
 
     settings = worker.settings
-    app = create_app(worker, load)
+    app = create_app(worker, load, start_loading=False)
     servers = [uvicorn.Server(uvicorn.Config(app, host="0.0.0.0", port=settings.port, log_config=None,
                                              access_log=False))]
     health_port = settings.port_health
@@ -397,7 +404,17 @@ def serve(worker: Worker, load: Callable[[], None] | None = None) -> None:
     log.info("HTTP mode: listening on port %d%s", settings.port,
              f", health on port {health_port}" if len(servers) > 1 else "")
 
-    async def main() -> None:
+    async def run_servers() -> None:
         await asyncio.gather(*(server.serve() for server in servers))
 
-    asyncio.run(main())
+    def stop(_signum, _frame) -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    thread = threading.Thread(target=lambda: asyncio.run(run_servers()), name="http", daemon=True)
+    thread.start()
+    app.state.service.load_now()
+    while thread.is_alive():
+        thread.join(timeout=1.0)

@@ -57,7 +57,7 @@ def endless_model(tiny_models, tmp_path_factory):
 def test_ten_minute_streamed_job_keeps_the_aggregate_under_the_limit(subprocess_env, endless_model):
     """About 4 minutes on 2 CPU cores: 15,000 decoding steps of the tiny model."""
     frames = TEN_MINUTES * FRAME_RATE
-    env = {**subprocess_env, "MODEL_PATH": str(endless_model), "STREAM_JOBS": "true",
+    env = {**subprocess_env, "MODEL_PATH": str(endless_model), "STREAM_JOBS": "true", "PRELOAD_MODELS": "true",
            "MAX_NEW_TOKENS": str(frames + 100)}
     job_input = {"text": "Hello there.", "seed": 1, "stream": True, "max_new_tokens": frames + 7,
                  "delivery": "base64", "output_format": "opus"}
