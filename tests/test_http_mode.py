@@ -269,3 +269,15 @@ def test_no_secret_in_logs_or_answers(server):
         assert secret not in everything
     assert "X-Amz-Signature" not in logs
     assert "Traceback" not in "\n".join(ANSWERS)
+
+
+def test_health_port_answers_ping_too_and_no_key_means_open(subprocess_env, tmp_path):
+    from tests.support.api_server import _free_port
+
+    health_port = _free_port()
+    with http_worker({**subprocess_env, "PORT_HEALTH": str(health_port)}, tmp_path / "worker.log") as worker:
+        assert requests.get(f"http://127.0.0.1:{health_port}/ping", timeout=10).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{health_port}/v1/models", timeout=10).status_code == 404  # only /ping
+        models = requests.get(f"{worker.url}/v1/models", timeout=10)  # no API_KEY set: no key needed
+        assert models.status_code == 200 and models.json()["data"][0]["id"] == "higgs-audio-v2"
+        assert f"health on port {health_port}" in worker.log()
