@@ -1,15 +1,16 @@
-"""RunPod serverless entry point for the Higgs Audio v2 worker.
+"""Entry point of the Higgs Audio v2 worker: RunPod's queue loop or the HTTP server.
 
     python -u handler.py                      # on RunPod (bootstrap.sh runs this)
     python handler.py --test_input '{"input": {"text": "Hello there."}}'
     python handler.py --rp_serve_api          # local /run, /runsync, /status, /stream
+    WORKER_MODE=http python handler.py        # OpenAI-compatible HTTP server (docs/http-mode.md)
 
-The handler is an async generator so that ``/stream`` works: a job with
-``"stream": true`` yields audio pieces while it is generated, and every job yields its
-full output (or ``{"error": ...}``) last. With ``return_aggregate_stream`` the output of
-``/run`` + ``/status`` and ``/runsync`` is the list of yielded items; its last item is
-the result. ``--test_input`` (the SDK's local mode, which cannot run generators)
-returns that last item alone.
+Queue mode (the default): ``handler`` returns the job's output dict, so ``/runsync``
+answers ``{"output": {...}}``. With ``STREAM_JOBS=true`` the endpoint streams:
+``stream_handler`` (an async generator, with ``return_aggregate_stream``) yields a job's
+stream items while it is generated and its output last, and ``/run`` + ``/status`` and
+``/runsync`` give the list of items. A job asking for ``"stream": true`` on an endpoint
+that does not stream is refused with ``invalid_input``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,22 @@ import threading
 # URLs and base64 audio. Set before the SDK is imported.
 os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
 
+from pydantic import TypeAdapter, ValidationError  # noqa: E402
+
 from higgs_worker import logs  # noqa: E402
 from higgs_worker.config import SettingsError  # noqa: E402
+from higgs_worker.errors import GENERATION_FAILED, INVALID_INPUT  # noqa: E402
 from higgs_worker.jobs import Worker  # noqa: E402
 from higgs_worker.startup import warm_start  # noqa: E402
 
+log = logging.getLogger("handler")
 _worker: Worker | None = None
+
+STREAM_REFUSED = (
+    f"{INVALID_INPUT}: this endpoint does not stream jobs; set STREAM_JOBS=true on the endpoint for /stream, "
+    "or run the worker with WORKER_MODE=http for streamed speech over HTTP (docs/http-mode.md); "
+    "or leave out 'stream'"
+)
 
 
 def get_worker() -> Worker:
@@ -37,6 +48,24 @@ def get_worker() -> Worker:
     if _worker is None:
         _worker = Worker()
     return _worker
+
+
+def load_model(worker: Worker) -> None:
+    """Download, load and warm up the model (compiled kernels from the volume when there):
+    HTTP mode calls this at start; queue mode through ``warm_start`` when the model is
+    already on the volume (or PRELOAD_MODELS), else the first job does it."""
+    worker.ensure_engine()
+
+
+def start_torch_threads() -> None:
+    """One small parallel torch op on the main thread, before any job thread runs torch.
+
+    When the first parallel op of the process ran on another thread (a job's or a loader's),
+    CPU generation was about 8-15 times slower for every later job here (tiny model, torch's
+    OpenMP intra-op pool); one op on the main thread at start avoids it."""
+    import torch
+
+    torch.ones(256, 256) @ torch.ones(256, 256)
 
 
 def _progress_sender(job: dict):
@@ -51,27 +80,64 @@ def _progress_sender(job: dict):
     return send
 
 
-async def handler(job: dict):
-    """Run the job in a thread; pass stream pieces on as they come; the result last.
-
-    A cancel or timeout from RunPod cancels this task: generation then stops at its
-    next step (the thread checks ``stop``)."""
+def _start(job: dict, emit_item) -> tuple[asyncio.Queue, threading.Event]:
+    """Run ``job`` in a thread. The queue gets ``(False, stream item)`` for each item passed
+    to ``emit_item`` (when not None) and always exactly one ``(True, output)`` last."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
 
-    def emit(item: dict) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (False, item))
+    def put(entry: tuple) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, entry)
+        except RuntimeError:  # the event loop has closed: nobody is waiting any more
+            pass
+
+    emit = (lambda item: put((False, item))) if emit_item else None
 
     def work() -> None:
-        result = get_worker().run(job, stop.is_set, _progress_sender(job), emit)
-        loop.call_soon_threadsafe(queue.put_nowait, (True, result))
+        result = {"error": f"{GENERATION_FAILED}: the job ended unexpectedly; the worker is still serving"}
+        try:
+            result = get_worker().run(job, stop.is_set, _progress_sender(job), emit)
+        finally:  # whatever happens, the waiting side gets its result
+            put((True, result))
 
+    threading.Thread(target=work, name=f"job-{job.get('id')}", daemon=True).start()
+    return queue, stop
+
+
+def _asks_to_stream(job: dict) -> bool:
+    job_input = job.get("input") if isinstance(job, dict) else None
+    if not isinstance(job_input, dict) or "stream" not in job_input:
+        return False
+    try:
+        return TypeAdapter(bool).validate_python(job_input["stream"])
+    except ValidationError:
+        return False  # the schema reports the bad value
+
+
+async def handler(job: dict) -> dict:
+    """Queue mode without streaming: the job's output dict (or ``{"error": ...}``).
+
+    A cancel or timeout from RunPod cancels this task: generation then stops at its
+    next step (the thread checks ``stop``)."""
+    if _asks_to_stream(job):
+        return {"error": STREAM_REFUSED}
+    queue, stop = _start(job, emit_item=False)
+    try:
+        _last, result = await queue.get()
+        return result
+    finally:
+        stop.set()
+
+
+async def stream_handler(job: dict):
+    """Queue mode with STREAM_JOBS=true: stream items while generating, the output last."""
+    queue, stop = _start(job, emit_item=True)
     # A stop from RunPod cancels this task, possibly while the SDK is posting a stream item
     # and this generator is suspended at ``yield`` (its ``finally`` would then not run until
     # the task is collected): stop generation as soon as the task is done, however it ends.
     asyncio.current_task().add_done_callback(lambda _task: stop.set())
-    threading.Thread(target=work, name=f"job-{job.get('id')}", daemon=True).start()
     try:
         while True:
             last, item = await queue.get()
@@ -92,34 +158,44 @@ def concurrency_modifier(current: int) -> int:
 
 
 async def run_to_result(job: dict) -> dict:
-    """The last item of ``handler`` (the job's output), for the SDK's local test mode."""
+    """The last item of ``stream_handler`` (the job's output), for the SDK's local test mode."""
     result: dict = {}
-    async for item in handler(job):
+    async for item in stream_handler(job):
         result = item
     return result
 
 
-def main() -> None:
-    import runpod
-
-    logs.setup()
-    try:
-        worker = get_worker()  # every environment variable is parsed and checked here, once
-    except SettingsError as exc:
-        logging.getLogger("handler").error("%s; the worker cannot start", exc)
-        sys.exit(2)
-    warm_start(worker)  # load + compile before the first job when the model is on the volume
+def start_config(worker: Worker) -> dict:
+    """The config for ``runpod.serverless.start`` in queue mode."""
     local_test = not (
         os.environ.get("RUNPOD_WEBHOOK_GET_JOB")
         or os.environ.get("RUNPOD_REALTIME_PORT")
         or "--rp_serve_api" in sys.argv
     )
+    if not worker.settings.stream_jobs:
+        return {"handler": handler, "concurrency_modifier": concurrency_modifier}
     if local_test:  # --test_input or test_input.json: the SDK's local mode runs plain handlers only
-        runpod.serverless.start({"handler": run_to_result, "concurrency_modifier": concurrency_modifier})
-    else:
-        runpod.serverless.start(
-            {"handler": handler, "return_aggregate_stream": True, "concurrency_modifier": concurrency_modifier}
-        )
+        return {"handler": run_to_result, "concurrency_modifier": concurrency_modifier}
+    return {"handler": stream_handler, "return_aggregate_stream": True, "concurrency_modifier": concurrency_modifier}
+
+
+def main() -> None:
+    logs.setup()
+    start_torch_threads()
+    try:
+        worker = get_worker()  # every environment variable is parsed and checked here, once
+    except SettingsError as exc:
+        log.error("%s; the worker cannot start", exc)
+        sys.exit(2)
+    if worker.settings.worker_mode == "http":
+        from higgs_worker.http_app import serve
+
+        serve(worker, load=lambda: load_model(worker))  # loads the model at start; /ping says when
+        return
+    warm_start(worker)  # load + compile before the first job when the model is on the volume
+    import runpod
+
+    runpod.serverless.start(start_config(worker))
 
 
 if __name__ == "__main__":

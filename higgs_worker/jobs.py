@@ -34,7 +34,7 @@ from .prompt import AudioClip
 from .reference_audio import decode_reference, load_reference
 from .schema import ReferenceAudio, SynthesisRequest, parse_request
 from .storage import S3Store, deliver
-from .streaming import StreamItems
+from .stream_items import StreamItems
 from .synthesis import AudioPiece, ChunkStarted, Synthesis, build_voice_setup, synthesize
 from .voices import VoiceLibrary
 
@@ -209,8 +209,9 @@ class Worker:
         self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, on_audio
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
-        items = StreamItems()
+        streamed = {"n": 0, "bytes": 0}  # stream items sent and their base64 bytes (the aggregate repeats them)
         send_items = request.stream and emit is not None
+        items = StreamItems(emit, streamed) if send_items else None
         result: Synthesis | None = None
         with timer.measure("generate_s"):
             for event in synthesize(
@@ -223,9 +224,8 @@ class Worker:
                 elif isinstance(event, AudioPiece):
                     if on_audio is not None:
                         on_audio(event.audio)
-                    if send_items:
-                        for item in items.items(event.audio):
-                            emit(item)
+                    if items is not None:
+                        items(event.audio)
                 else:
                     result = event
         with timer.measure("encode_s"):
@@ -240,7 +240,7 @@ class Worker:
             output.update(
                 deliver(
                     self.store, request.delivery.value, request.file_name(job_id), data, codec.content_type,
-                    self.settings.inline_max_bytes, items.bytes,
+                    self.settings.inline_max_bytes, streamed["bytes"],
                 )
             )
             output.update(narration.deliver_subtitles(rendered, request, job_id, output, self.store))

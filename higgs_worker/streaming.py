@@ -88,29 +88,3 @@ class StreamingDecoder:
         self.emitted_frames = end_frame
         return piece
 
-
-STREAM_SAMPLE_RATE = 24000
-STREAM_ITEM_SAMPLES = 300_000  # 600 kB of PCM, 800 kB as base64: each item well under 1 MB
-
-
-class StreamItems:
-    """The stream-item format: 16-bit PCM pieces at the model's rate, numbered from 0,
-    as ``{"chunk", "format", "sample_rate", "audio_base64"}``. Counts the items made and
-    their base64 bytes (the inline budget counts them)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.bytes = 0
-
-    def items(self, piece: np.ndarray) -> Iterator[dict]:
-        import base64
-
-        from .audio import to_pcm16
-
-        for start in range(0, len(piece), STREAM_ITEM_SAMPLES):
-            encoded = base64.b64encode(to_pcm16(piece[start : start + STREAM_ITEM_SAMPLES])).decode("ascii")
-            item = {"chunk": self.count, "format": "pcm_s16le", "sample_rate": STREAM_SAMPLE_RATE,
-                    "audio_base64": encoded}
-            self.count += 1
-            self.bytes += len(encoded)
-            yield item

@@ -227,7 +227,7 @@ def test_sdk_worker_loop_runs_eight_jobs_at_once(subprocess_env, moto_server, s3
     from tests.test_runpod_worker_loop import JOB_TIMEOUT, start_loop
 
     env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server, "MAX_CONCURRENCY": "8"}
-    fake, worker = start_loop(env, tmp_path)
+    fake, worker = start_loop(env, tmp_path, stream_jobs=False)
     try:
         ids = [fake.submit(job) for job in eight_jobs()]
         bodies = {}

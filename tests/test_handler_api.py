@@ -62,12 +62,12 @@ def api_server(subprocess_env, moto_server):
         yield url
 
 
-def test_rp_serve_api_runsync_stores_audio_in_s3(api_server, s3_client):
+def test_rp_serve_api_runsync_returns_the_output_dict(api_server, s3_client):
     response = requests.post(f"{api_server}/runsync", json={"input": {"text": "Hello there.", "seed": 2}}, timeout=240)
     body = response.json()
     assert body["status"] == "COMPLETED", body
-    assert isinstance(body["output"], list) and len(body["output"]) == 1  # the aggregated stream: the result
-    output = body["output"][-1]
+    output = body["output"]
+    assert isinstance(output, dict)  # plain by default: no list to unwrap
     key = output["s3_uri"].removeprefix(f"s3://{BUCKET}/")
     data = s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     audio, rate = sf.read(io.BytesIO(data))
@@ -80,31 +80,59 @@ def test_rp_serve_api_run_then_status_and_failures(api_server):
     job = requests.post(f"{api_server}/run", json={"input": {"text": "Hi.", "seed": 1}}, timeout=30).json()
     assert job["status"] == "IN_PROGRESS"
     status = requests.post(f"{api_server}/status/{job['id']}", timeout=240).json()  # the SDK serves POST
-    assert status["status"] == "COMPLETED" and status["output"][-1]["s3_uri"].startswith("s3://")
+    assert status["status"] == "COMPLETED" and status["output"]["s3_uri"].startswith("s3://")
     bad = requests.post(f"{api_server}/runsync", json={"input": {"text": "Hi.", "temperature": 9}}, timeout=60).json()
-    # The SDK's local simulation aggregates a generator's items without looking for "error" (the real
-    # worker loop marks the job FAILED: tests/test_runpod_worker_loop.py); the item is the error alone.
-    assert bad["output"] == [{"error": bad["output"][0]["error"]}]
-    assert bad["output"][0]["error"].startswith("invalid_input: temperature")
+    assert bad["status"] == "FAILED" and bad["error"].startswith("invalid_input: temperature"), bad
+    assert "output" not in bad
 
 
-def test_rp_serve_api_stream_yields_pcm_chunks_then_the_result(api_server):
+def test_stream_on_an_endpoint_that_does_not_stream_is_refused(api_server):
+    body = requests.post(f"{api_server}/runsync", json={"input": {"text": "Hi.", "stream": True}}, timeout=60).json()
+    assert body["status"] == "FAILED", body
+    assert body["error"].startswith("invalid_input: ")
+    assert "STREAM_JOBS" in body["error"] and "WORKER_MODE=http" in body["error"]
+    job = requests.post(f"{api_server}/run", json={"input": {"text": "Hi.", "stream": "true"}}, timeout=30).json()
+    streamed = requests.post(f"{api_server}/stream/{job['id']}", timeout=60).json()
+    assert streamed["status"] == "FAILED"  # the SDK's own answer: the handler is not a generator
+
+
+@pytest.fixture
+def streaming_api_server(subprocess_env):
+    with rp_serve_api({**subprocess_env, "STREAM_JOBS": "true"}) as (url, _proc):
+        yield url
+
+
+def decode_items(chunks: list[dict]) -> np.ndarray:
+    pieces = []
+    for chunk in chunks:
+        audio, rate = sf.read(io.BytesIO(base64.b64decode(chunk["audio_base64"])), dtype="float32")
+        assert rate == 24000
+        pieces.append(audio)
+    return np.concatenate(pieces)
+
+
+def test_rp_serve_api_stream_yields_opus_chunks_then_the_result(streaming_api_server):
     job_input = {"text": "Hello there, this is a streaming test.", "seed": 3, "stream": True,
                  "delivery": "base64", "output_format": "wav", "max_new_tokens": 120}
-    job = requests.post(f"{api_server}/run", json={"input": job_input}, timeout=30).json()
-    body = requests.post(f"{api_server}/stream/{job['id']}", timeout=240).json()
+    job = requests.post(f"{streaming_api_server}/run", json={"input": job_input}, timeout=30).json()
+    body = requests.post(f"{streaming_api_server}/stream/{job['id']}", timeout=240).json()
     assert body["status"] == "COMPLETED", body
     items = [entry["output"] for entry in body["stream"]]
     chunks, result = items[:-1], items[-1]
     assert len(chunks) > 1
     assert [c["chunk"] for c in chunks] == list(range(len(chunks)))
     for chunk in chunks:
-        assert chunk["format"] == "pcm_s16le" and chunk["sample_rate"] == 24000
-        assert len(chunk["audio_base64"]) < 1_000_000
-    joined = np.concatenate([np.frombuffer(base64.b64decode(c["audio_base64"]), dtype="<i2") for c in chunks])
-    final, rate = sf.read(io.BytesIO(base64.b64decode(result["audio_base64"])), dtype="int16")
+        assert chunk["format"] == "opus" and chunk["sample_rate"] == 24000
+        assert len(chunk["audio_base64"]) < 100_000
+    joined = decode_items(chunks)  # every item is a complete Ogg Opus file
+    final, rate = sf.read(io.BytesIO(base64.b64decode(result["audio_base64"])), dtype="float32")
     assert rate == 24000 and len(joined) == len(final)
-    assert np.abs(joined.astype(int) - final.astype(int)).max() <= 2  # a few LSB of 16-bit audio
+    # Opus is lossy: the joined items carry the same signal, not the same samples
+    assert np.corrcoef(joined, final)[0, 1] > 0.5
+    # a plain job on a streaming endpoint: the documented list, the result its only item
+    plain = requests.post(f"{streaming_api_server}/runsync", json={"input": {"text": "Hi.", "seed": 1,
+                          "max_new_tokens": 20, "delivery": "base64"}}, timeout=120).json()
+    assert isinstance(plain["output"], list) and len(plain["output"]) == 1 and plain["output"][0]["duration_s"] > 0
 
 
 def test_preload_loads_and_warms_up_before_the_first_job(subprocess_env, moto_server, s3_client):

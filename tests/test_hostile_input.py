@@ -93,10 +93,11 @@ def check_refused(out, codes: str | tuple[str, ...] = "reference_audio: ") -> st
 
 
 def run_handler(worker, job: dict) -> list:
-    """Run ``job`` through handler.py's async handler (the entry RunPod calls); all its items."""
+    """Run ``job`` through handler.py's streaming handler (the entry RunPod calls with
+    STREAM_JOBS=true, the superset of the plain one); all its items."""
 
     async def collect() -> list:
-        return [item async for item in handler_module.handler(job)]
+        return [item async for item in handler_module.stream_handler(job)]
 
     previous = handler_module._worker
     handler_module._worker = worker

@@ -188,8 +188,9 @@ def test_stream_items_are_the_raw_chunks_and_the_file_gets_the_pauses(make_worke
     items: list[dict] = []
     job = {**JOBS["long"], "stream": True, "loudness_lufs": -20}
     out, lengths = run_with_chunks(make_worker(), monkeypatch, job, emit=items.append)
-    streamed = sum(len(base64.b64decode(i["audio_base64"])) // 2 for i in items)
-    assert streamed == sum(lengths)  # no pauses, no loudness change in the stream
+    # each item is a complete Ogg Opus file (higgs_worker/stream_items.py): decoded lengths add up
+    streamed = sum(len(sf.read(io.BytesIO(base64.b64decode(i["audio_base64"])))[0]) for i in items)
+    assert streamed == sum(lengths)  # no pauses in the stream
     assert len(decoded(out)[0]) == sum(lengths) + 3 * round(0.4 * 24000)
     assert "loudness" in out and out["segments"][1]["start_sample"] - out["segments"][0]["end_sample"] == 9600
 

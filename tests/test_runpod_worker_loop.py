@@ -81,10 +81,11 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
 
 
-def start_loop(base_env: dict, home) -> tuple[FakeRunPod, WorkerProcess]:
+def start_loop(base_env: dict, home, stream_jobs: bool) -> tuple[FakeRunPod, WorkerProcess]:
     fake = FakeRunPod(hold_seconds=1.0).__enter__()
     env = {
         **base_env,
+        "STREAM_JOBS": "true" if stream_jobs else "false",
         **fake.worker_env(),
         # The SDK's automatic fitness checks need 8.8.8.8:53 (no network here) and a GPU.
         "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
@@ -97,27 +98,38 @@ def start_loop(base_env: dict, home) -> tuple[FakeRunPod, WorkerProcess]:
 
 @pytest.fixture(scope="module")
 def _loops():
-    loops: list[tuple[FakeRunPod, WorkerProcess]] = []
+    loops: dict[bool, tuple[FakeRunPod, WorkerProcess]] = {}
     yield loops
-    for fake, worker in loops:
+    for fake, worker in loops.values():
         worker.close()
         fake.__exit__(None, None, None)
         assert not fake.of("rejected"), [e.body for e in fake.of("rejected")]  # wrong URLs or a missing key
 
 
+def _loop(loops: dict, stream_jobs: bool, env: dict, home) -> tuple[FakeRunPod, WorkerProcess]:
+    if stream_jobs not in loops:
+        loops[stream_jobs] = start_loop(env, home, stream_jobs)
+    fake, worker = loops[stream_jobs]
+    assert worker.proc.poll() is None, f"the worker exited:\n{worker.output()[-4000:]}"
+    fake.stream_delay = 0.0
+    return fake, worker
+
+
 @pytest.fixture
 def runpod_loop(_loops, subprocess_env, tmp_path) -> tuple[FakeRunPod, WorkerProcess]:
-    """(fake control plane, worker on the SDK's production loop), one pair for the module.
+    """(fake control plane, worker on the SDK's production loop with STREAM_JOBS=true), one pair
+    for the module.
 
     Started by the first test that asks, from its ``subprocess_env``; later tests queue their
     jobs (each with its own id) on the same worker, as RunPod does, which saves a worker start
     (imports + model load) per test."""
-    if not _loops:
-        _loops.append(start_loop(subprocess_env, tmp_path))
-    fake, worker = _loops[0]
-    assert worker.proc.poll() is None, f"the worker exited:\n{worker.output()[-4000:]}"
-    fake.stream_delay = 0.0
-    return fake, worker
+    return _loop(_loops, True, subprocess_env, tmp_path)
+
+
+@pytest.fixture
+def plain_loop(_loops, subprocess_env, tmp_path) -> tuple[FakeRunPod, WorkerProcess]:
+    """The same with the default STREAM_JOBS=false: the handler returns the output dict."""
+    return _loop(_loops, False, subprocess_env, tmp_path)
 
 
 def result_of(fake: FakeRunPod, worker: WorkerProcess, job_id: str) -> dict:
@@ -131,16 +143,15 @@ def pcm_of(item: dict) -> np.ndarray:
     return np.frombuffer(base64.b64decode(item["audio_base64"]), dtype="<i2")
 
 
-def test_plain_job_completes_with_the_contract_output(runpod_loop):
-    fake, worker = runpod_loop
+def test_plain_job_completes_with_the_contract_output(plain_loop):
+    fake, worker = plain_loop
     job_id = fake.submit({"text": "Hello there.", "seed": 7, "max_new_tokens": 40, "delivery": "base64"})
     body = result_of(fake, worker, job_id)
 
     assert set(body) == {"output"}, body.get("error")  # no "error": RunPod marks the job COMPLETED
-    assert fake.of("result", job_id)[0].query["isStream"] == "true"  # a generator's aggregated output
-    output = body["output"]
-    assert isinstance(output, list) and len(output) == 1  # no "stream": the result is the only item
-    result = output[-1]
+    assert fake.of("result", job_id)[0].query["isStream"] == "false"  # a plain handler's result
+    result = body["output"]
+    assert isinstance(result, dict)  # the output dict itself, not a list
     audio, rate = sf.read(io.BytesIO(base64.b64decode(result["audio_base64"])))
     assert result["format"] == "wav" and result["content_type"] == "audio/wav"
     assert rate == result["sample_rate"] == 24000
@@ -154,9 +165,24 @@ def test_plain_job_completes_with_the_contract_output(runpod_loop):
     assert take.query["job_in_progress"] == "0" and take.body["input"]["seed"] == 7
     # the heartbeat (a separate process) reports to the ping URL with the key
     fake.wait_for(lambda: fake.of("ping"), 10, "heartbeat")
+    # a job asking to stream on this endpoint fails with invalid_input naming the ways to stream
+    refused = result_of(fake, worker, fake.submit({**SHORT, "stream": True}))
+    assert set(refused) == {"error"} and refused["error"].startswith("invalid_input: "), refused
+    assert "STREAM_JOBS" in refused["error"] and "WORKER_MODE=http" in refused["error"]
+    assert not fake.of("stream")
 
 
-def test_stream_job_posts_pcm_chunks_before_its_result(runpod_loop):
+def test_streaming_endpoint_gives_the_list_with_the_result_last(runpod_loop):
+    fake, worker = runpod_loop
+    job_id = fake.submit({"text": "Hello there.", "seed": 7, "max_new_tokens": 40, "delivery": "base64"})
+    body = result_of(fake, worker, job_id)
+    assert fake.of("result", job_id)[0].query["isStream"] == "true"  # a generator's aggregated output
+    output = body["output"]
+    assert isinstance(output, list) and len(output) == 1  # no "stream": the result is the only item
+    assert output[-1]["seed"] == 7 and output[-1]["duration_s"] > 0
+
+
+def test_stream_job_posts_opus_chunks_before_its_result(runpod_loop):
     fake, worker = runpod_loop
     job_input = {
         "text": "Hello there, this is a streaming test.",
@@ -177,15 +203,18 @@ def test_stream_job_posts_pcm_chunks_before_its_result(runpod_loop):
     assert all(e.t <= result_at for e in streamed)
     assert [c["chunk"] for c in chunks] == list(range(len(chunks)))
     for chunk in chunks:
-        assert chunk["format"] == "pcm_s16le" and chunk["sample_rate"] == 24000
-        assert len(chunk["audio_base64"]) < 1_000_000
+        assert chunk["format"] == "opus" and chunk["sample_rate"] == 24000
+        assert len(chunk["audio_base64"]) < 100_000
     output = body["output"]
     assert output[:-1] == chunks  # the aggregate: every streamed chunk, in order, then the result
     final = output[-1]
     assert final["format"] == "pcm" and final["sample_rate"] == 24000
-    joined, whole = np.concatenate([pcm_of(c) for c in chunks]), pcm_of(final)
+    # each item is a complete Ogg Opus file; joined, they are the job's audio (lossy, same length)
+    joined = np.concatenate([sf.read(io.BytesIO(base64.b64decode(c["audio_base64"])), dtype="float32")[0]
+                             for c in chunks])
+    whole = pcm_of(final).astype(np.float32) / 32767
     assert len(joined) == len(whole) == round(final["duration_s"] * 24000)
-    assert np.abs(joined.astype(int) - whole.astype(int)).max() <= 2  # a few LSB of 16-bit audio
+    assert np.corrcoef(joined, whole)[0, 1] > 0.5
 
 
 def test_bad_input_fails_the_job_without_a_traceback(runpod_loop):

@@ -47,6 +47,7 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
             "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": s3.url, "S3_ATTEMPTS": "2",
             "MODEL_PATH": str(tmp_path / "vol" / "model"), "TOKENIZER_PATH": str(tmp_path / "vol" / "tokenizer"),
             "MODEL_DOWNLOAD_ATTEMPTS": "1",
+            "STREAM_JOBS": "true",  # the streaming handler (the plain one: tests/test_http_mode.py)
         })
         log_path = tmp_path / "worker.log"
         answers = []
