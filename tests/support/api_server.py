@@ -11,6 +11,8 @@ from pathlib import Path
 
 import requests
 
+from tests.support.processes import stop
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,9 +50,4 @@ def rp_serve_api(
                 time.sleep(0.3)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

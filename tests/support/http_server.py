@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.support.api_server import ROOT, _free_port
+from tests.support.processes import stop
 
 
 @dataclass
@@ -61,10 +62,5 @@ def http_worker(env: dict, log_path: Path, ready_timeout: float = 180) -> Iterat
             time.sleep(0.1)
         yield worker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log_file.close()
