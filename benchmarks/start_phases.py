@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
             model_dir, tokenizer_dir = put_tiny_model(volume)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TORCHINDUCTOR_", "TRITON_"))}
         env.update({
-            "PYTHONPATH": str(ROOT),
+            # the worker code first, then what was already there (carried wheels on a GPU machine)
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             "DEVICE": device,
             "DECODE_COMPILE": "true",
             "MODEL_PATH": str(model_dir),
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
             "BENCH_TOKENS": str(args.tokens or (250 if args.full_size_random else 60)),
         })
         first = start_worker(env)
+        # as soon as it is known (stderr): a run stopped at its time limit still shows it
+        print("1st worker: " + json.dumps(phase_rows(first)), file=sys.stderr, flush=True)
         second = start_worker(env)
         shutil.rmtree(volume, ignore_errors=True)
     for name, run in (("1st worker", first), ("2nd worker", second)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -239,6 +240,8 @@ def concurrency_table(engine: Engine, levels: list[int], frames: int) -> dict:
         together = concurrent_jobs(engine, prompts[:level], sampling, late_after_rows=frames // 4)
         ratio = {k: (together[k] / alone[k] if alone[k] else None) for k in alone}
         table[level] = {"sequential": alone, "concurrent": together, "ratio": ratio}
+        # each level as it is done (stderr): a run stopped at its time limit still shows these
+        print(f"level {level}: " + json.dumps(table[level]), file=sys.stderr, flush=True)
     return {"frames": frames, "device": engine.device, "slots": engine.scheduler.capacity,
             "slot_len": engine.scheduler.slots.length, "levels": table}
 
