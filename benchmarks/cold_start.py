@@ -109,20 +109,35 @@ def main() -> None:
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         s3_url = f"http://127.0.0.1:{moto._server.server_port}"
-        creds = {"AWS_ACCESS_KEY_ID": "bench-access-key", "AWS_SECRET_ACCESS_KEY": "bench",
-                 "AWS_DEFAULT_REGION": "us-east-1"}
+        creds = {
+            "AWS_ACCESS_KEY_ID": "bench-access-key",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         import boto3
 
-        boto3.client("s3", endpoint_url=s3_url, **{k.lower(): v for k, v in creds.items()
-                                                   if k != "AWS_DEFAULT_REGION"},
-                     region_name="us-east-1").create_bucket(Bucket="bench")
+        boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            **{k.lower(): v for k, v in creds.items() if k != "AWS_DEFAULT_REGION"},
+            region_name="us-east-1",
+        ).create_bucket(Bucket="bench")
         with HubServer(work / "hub") as hub:
             env = hub.env(work / "hf-home", base={**os.environ, **creds})
-            env.update({"PYTHONPATH": str(ROOT), "BENCH_JOBS": str(args.jobs), "DEVICE": "cpu",
-                        "BENCH_NARRATION_JOBS": str(args.narration_jobs),
-                        "MODEL_PATH": str(work / "volume" / "model"), "TOKENIZER_PATH": str(work / "volume" / "tok"),
-                        "RUNPOD_HF_CACHE_DIR": str(work / "none"), "S3_BUCKET": "bench", "S3_ENDPOINT_URL": s3_url,
-                        "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+            env.update(
+                {
+                    "PYTHONPATH": str(ROOT),
+                    "BENCH_JOBS": str(args.jobs),
+                    "DEVICE": "cpu",
+                    "BENCH_NARRATION_JOBS": str(args.narration_jobs),
+                    "MODEL_PATH": str(work / "volume" / "model"),
+                    "TOKENIZER_PATH": str(work / "volume" / "tok"),
+                    "RUNPOD_HF_CACHE_DIR": str(work / "none"),
+                    "S3_BUCKET": "bench",
+                    "S3_ENDPOINT_URL": s3_url,
+                    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                }
+            )
             start = time.perf_counter()
             proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=900)
             wall = time.perf_counter() - start
@@ -177,12 +192,14 @@ def narration_figures(data: dict) -> dict:
         out[f"{prefix}_audio_s_median"] = round(statistics.median(p["audio_s"] for p in pairs), 3)
         out[f"{prefix}_overhead_ms_median"] = round(1000 * statistics.median(extra), 3)
         out[f"{prefix}_overhead_ms_per_audio_s"] = round(
-            1000 * statistics.median(e / p["audio_s"] for e, p in zip(extra, pairs, strict=True)), 3)
+            1000 * statistics.median(e / p["audio_s"] for e, p in zip(extra, pairs, strict=True)), 3
+        )
         out[f"{prefix}_overhead_share_median"] = round(statistics.median(share), 4)
         # against the job's own time outside generation, the ratio measured in the same run
         base = statistics.median(outside(p["plain"]) for p in pairs)
-        out[f"{prefix}_outside_generation_ratio"] = round(
-            statistics.median(outside(p["narration"]) for p in pairs) / base, 2) if base > 0 else None
+        out[f"{prefix}_outside_generation_ratio"] = (
+            round(statistics.median(outside(p["narration"]) for p in pairs) / base, 2) if base > 0 else None
+        )
     return out
 
 

@@ -62,8 +62,9 @@ def http_stream(url: str, job: dict) -> tuple[float, float]:
 
 def http_full(url: str, job: dict) -> float:
     start = time.perf_counter()
-    response = requests.post(f"{url}/v1/synthesize", json={"input": {"text": TEXT, "delivery": "base64", **job}},
-                             timeout=900)
+    response = requests.post(
+        f"{url}/v1/synthesize", json={"input": {"text": TEXT, "delivery": "base64", **job}}, timeout=900
+    )
     response.raise_for_status()
     assert response.json()["audio_base64"]
     return time.perf_counter() - start
@@ -71,8 +72,9 @@ def http_full(url: str, job: dict) -> float:
 
 def queue_stream(url: str, job: dict) -> float:
     start = time.perf_counter()
-    run = requests.post(f"{url}/run", json={"input": {"text": TEXT, "stream": True, "delivery": "base64", **job}},
-                        timeout=60).json()
+    run = requests.post(
+        f"{url}/run", json={"input": {"text": TEXT, "stream": True, "delivery": "base64", **job}}, timeout=60
+    ).json()
     body = requests.post(f"{url}/stream/{run['id']}", timeout=900).json()
     assert body["status"] == "COMPLETED" and "chunk" in body["stream"][0]["output"], str(body)[:500]
     return time.perf_counter() - start
@@ -93,11 +95,24 @@ def main() -> None:
         folder = Path(tmp)
         model, tokenizer = endless_tiny_model(folder)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_"))}
-        env.update({"MODEL_PATH": str(model), "TOKENIZER_PATH": str(tokenizer), "DEVICE": "cpu",
-                    "VOICES_DIR": str(folder / "voices"), "RUNPOD_HF_CACHE_DIR": str(folder / "hf"),
-                    "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "PRELOAD_MODELS": "true"})
-        rows: dict[str, list[float]] = {"http_stream_first_byte_s": [], "http_stream_total_s": [],
-                                        "queue_stream_first_audio_s": [], "full_response_s": []}
+        env.update(
+            {
+                "MODEL_PATH": str(model),
+                "TOKENIZER_PATH": str(tokenizer),
+                "DEVICE": "cpu",
+                "VOICES_DIR": str(folder / "voices"),
+                "RUNPOD_HF_CACHE_DIR": str(folder / "hf"),
+                "HF_HUB_OFFLINE": "1",
+                "PYTHONPATH": str(ROOT),
+                "PRELOAD_MODELS": "true",
+            }
+        )
+        rows: dict[str, list[float]] = {
+            "http_stream_first_byte_s": [],
+            "http_stream_total_s": [],
+            "queue_stream_first_audio_s": [],
+            "full_response_s": [],
+        }
         with http_worker(env, folder / "http.log") as http, rp_serve_api({**env, "STREAM_JOBS": "true"}) as (api, _):
             warm = {"seed": 1, "max_new_tokens": 20}
             http_stream(http.url, warm), http_full(http.url, warm), queue_stream(api, warm)
@@ -112,8 +127,17 @@ def main() -> None:
     print(f"time to first audio, {args.seconds:g} s of audio, tiny model on the CPU, median of {args.runs}:")
     for key, value in medians.items():
         print(f"  {key:32s} {value:8.3f} s   x{value / base:6.1f} of the HTTP stream's first byte")
-    print(json.dumps({"audio_s": args.seconds, "runs": args.runs, "medians": medians, "all": rows,
-                      "ratio_to_http_first_byte": {k: v / base for k, v in medians.items()}}))
+    print(
+        json.dumps(
+            {
+                "audio_s": args.seconds,
+                "runs": args.runs,
+                "medians": medians,
+                "all": rows,
+                "ratio_to_http_first_byte": {k: v / base for k, v in medians.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -116,8 +116,10 @@ def phase_rows(run: dict) -> dict:
 
 def print_table(first: dict, second: dict, device: str) -> None:
     a, b = phase_rows(first), phase_rows(second)
-    print(f"{'phase (s)':<34}{'1st worker':>12}{'2nd worker':>12}{'2nd/1st':>9}   ({device}; compile cache: "
-          f"{first['phases']['compile_cache']} -> {second['phases']['compile_cache']})")
+    print(
+        f"{'phase (s)':<34}{'1st worker':>12}{'2nd worker':>12}{'2nd/1st':>9}   ({device}; compile cache: "
+        f"{first['phases']['compile_cache']} -> {second['phases']['compile_cache']})"
+    )
     for name in a:
         ratio = b[name] / a[name] if a[name] else float("nan")
         print(f"{name:<34}{a[name]:>12.2f}{b[name]:>12.2f}{ratio:>9.2f}")
@@ -145,19 +147,21 @@ def main(argv: list[str] | None = None) -> None:
         else:
             model_dir, tokenizer_dir = put_tiny_model(volume)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TORCHINDUCTOR_", "TRITON_"))}
-        env.update({
-            # the worker code first, then what was already there (carried wheels on a GPU machine)
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "DEVICE": device,
-            "DECODE_COMPILE": "true",
-            "MODEL_PATH": str(model_dir),
-            "TOKENIZER_PATH": str(tokenizer_dir),
-            "COMPILE_CACHE_DIR": str(volume / "bosonai" / "compile-cache"),
-            "VOICES_DIR": str(volume / "bosonai" / "voices"),
-            "RUNPOD_HF_CACHE_DIR": str(volume / "huggingface-cache" / "hub"),
-            "HF_HUB_OFFLINE": "1",
-            "BENCH_TOKENS": str(args.tokens or (250 if args.full_size_random else 60)),
-        })
+        env.update(
+            {
+                # the worker code first, then what was already there (carried wheels on a GPU machine)
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                "DEVICE": device,
+                "DECODE_COMPILE": "true",
+                "MODEL_PATH": str(model_dir),
+                "TOKENIZER_PATH": str(tokenizer_dir),
+                "COMPILE_CACHE_DIR": str(volume / "bosonai" / "compile-cache"),
+                "VOICES_DIR": str(volume / "bosonai" / "voices"),
+                "RUNPOD_HF_CACHE_DIR": str(volume / "huggingface-cache" / "hub"),
+                "HF_HUB_OFFLINE": "1",
+                "BENCH_TOKENS": str(args.tokens or (250 if args.full_size_random else 60)),
+            }
+        )
         first = start_worker(env)
         # as soon as it is known (stderr): a run stopped at its time limit still shows it
         print("1st worker: " + json.dumps(phase_rows(first)), file=sys.stderr, flush=True)

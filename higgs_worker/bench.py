@@ -242,14 +242,21 @@ def concurrency_table(engine: Engine, levels: list[int], frames: int) -> dict:
         table[level] = {"sequential": alone, "concurrent": together, "ratio": ratio}
         # each level as it is done (stderr): a run stopped at its time limit still shows these
         print(f"level {level}: " + json.dumps(table[level]), file=sys.stderr, flush=True)
-    return {"frames": frames, "device": engine.device, "slots": engine.scheduler.capacity,
-            "slot_len": engine.scheduler.slots.length, "levels": table}
+    return {
+        "frames": frames,
+        "device": engine.device,
+        "slots": engine.scheduler.capacity,
+        "slot_len": engine.scheduler.slots.length,
+        "levels": table,
+    }
 
 
 def print_concurrency_table(result: dict) -> None:
     keys = ["audio_s_per_s", "job_rtf", "newcomer_first_audio_s", "peak_memory_mb"]
-    print(f"{result['frames']} frames per job, {result['device']}, {result['slots']} KV slots x "
-          f"{result['slot_len']} positions; sequential = the same jobs one after another")
+    print(
+        f"{result['frames']} frames per job, {result['device']}, {result['slots']} KV slots x "
+        f"{result['slot_len']} positions; sequential = the same jobs one after another"
+    )
     print(f"{'jobs':>5} {'figure':<24}{'sequential':>12}{'concurrent':>12}{'conc/seq':>10}")
     for level, row in result["levels"].items():
         for key in keys:
@@ -300,8 +307,10 @@ def full_size_tokenizer_config(config_class):
 
 def print_table(result: dict) -> None:
     keys = ["time_to_first_audio_s", "total_s", "audio_s", "rtf", "ms_per_step", "peak_memory_mb"]
-    print(f"{'figure':<24}{'reference':>14}{'engine':>14}{'engine/ref':>12}   ({result['frames']} frames, "
-          f"{result['device']})")
+    print(
+        f"{'figure':<24}{'reference':>14}{'engine':>14}{'engine/ref':>12}   ({result['frames']} frames, "
+        f"{result['device']})"
+    )
     for key in keys:
         ref, ours, ratio = result["reference"][key], result["engine"][key], result["ratio"][key]
         ratio_text = f"{ratio:.3f}" if ratio is not None else "-"
@@ -315,8 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=None, help="override the layer count (full size)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", choices=["auto", "true", "false"], default="auto")
-    parser.add_argument("--concurrency", default=None,
-                        help="e.g. 1,4,8,16: jobs at once vs the same jobs one after another")
+    parser.add_argument(
+        "--concurrency", default=None, help="e.g. 1,4,8,16: jobs at once vs the same jobs one after another"
+    )
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.concurrency.split(",")] if args.concurrency else None
     slots = max(levels) if levels else None

@@ -173,7 +173,7 @@ def _env_table() -> list[str]:
 
 
 def render() -> str:
-    parts = [INTRO, "## Job input (`job[\"input\"]`)", ""]
+    parts = [INTRO, '## Job input (`job["input"]`)', ""]
     parts += _input_table()
     parts += [
         "",
@@ -182,7 +182,7 @@ def render() -> str:
         "",
         "## Job output",
         "",
-        "A successful job returns one object (on `/runsync`: `{\"output\": {...}}`):",
+        'A successful job returns one object (on `/runsync`: `{"output": {...}}`):',
         "",
         "| key | type | meaning |",
         "|---|---|---|",
@@ -192,7 +192,7 @@ def render() -> str:
         "",
         "## Errors",
         "",
-        f"A failed job returns only `{{\"error\": \"<code>: <message>\"}}` "
+        f'A failed job returns only `{{"error": "<code>: <message>"}}` '
         f"({_cell(JobError.model_fields['error'].description)}), never a traceback. Codes:",
         "",
         "| code | meaning |",

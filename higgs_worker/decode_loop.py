@@ -200,10 +200,12 @@ def sample_many(states: list[SequenceState], logits: torch.Tensor) -> torch.Tens
             chosen = warped.argmax(dim=-1).view(len(members), n)
         else:
             probs = warped.softmax(dim=-1).view(len(members), n, size)
-            chosen = torch.stack([
-                torch.multinomial(probs[j], num_samples=1, generator=states[i].generator).squeeze(1)
-                for j, i in enumerate(members)
-            ])
+            chosen = torch.stack(
+                [
+                    torch.multinomial(probs[j], num_samples=1, generator=states[i].generator).squeeze(1)
+                    for j, i in enumerate(members)
+                ]
+            )
         if picked is None:
             codes = chosen
         else:

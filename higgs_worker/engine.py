@@ -140,7 +140,9 @@ class Engine:
                 per_token = slot_cache.bytes_per_token(self.model.config, dtype)
                 log.info(
                     "KV cache: %d slots x %d positions (%.2f GB); longer sequences take the solo lane",
-                    slots, length, slots * length * per_token / 1e9,
+                    slots,
+                    length,
+                    slots * length * per_token / 1e9,
                 )
                 self._scheduler = Scheduler(self.loop, slots, length, compile_step=self.loop.settings.compile)
             return self._scheduler
@@ -186,7 +188,13 @@ class Engine:
             rss_before,
         )
         return cls(
-            model, audio_tokenizer, tokenizer, features, device, loop_settings, max_concurrency,
+            model,
+            audio_tokenizer,
+            tokenizer,
+            features,
+            device,
+            loop_settings,
+            max_concurrency,
             kv_cache_memory_fraction,
         )
 

@@ -117,7 +117,10 @@ class Job:
             output = {"error": "generation_failed: the job ended unexpectedly; the worker is still serving"}
             try:
                 output = service.worker.run(
-                    {"id": self.id, "input": self.job_input}, self.stop.is_set, None, None,
+                    {"id": self.id, "input": self.job_input},
+                    self.stop.is_set,
+                    None,
+                    None,
                     on_audio if self.want_audio else None,
                 )
             finally:  # whatever happens, the slot is freed and the waiting side gets its result
@@ -143,6 +146,7 @@ async def _disconnected(request: Request) -> None:
 
 async def _first_event(job: Job, request: Request) -> tuple[str, Any] | None:
     """Start ``job`` and wait for its first event; None when the client left first."""
+
     async def first() -> tuple[str, Any]:
         await job.start()
         return await job.events.get()
@@ -241,14 +245,25 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "bosonai"}
-                                           for name in speech.model_ids(settings)]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "bosonai"}
+                for name in speech.model_ids(settings)
+            ],
+        }
 
     @app.get("/v1/audio/voices")
     async def voices() -> dict:
         names = worker.voices.names()
-        data = [{"id": speech.AUTO_VOICE, "object": "voice", "name": speech.AUTO_VOICE,
-                 "description": "the model picks a voice"}]
+        data = [
+            {
+                "id": speech.AUTO_VOICE,
+                "object": "voice",
+                "name": speech.AUTO_VOICE,
+                "description": "the model picks a voice",
+            }
+        ]
         data += [{"id": name, "object": "voice", "name": name} for name in names]
         return {"object": "list", "data": data}
 
@@ -261,17 +276,26 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
         try:
             form = await request.form(max_files=1, max_fields=4, max_part_size=settings.max_reference_bytes)
         except Exception as exc:  # a body that is not multipart/form-data
-            raise ApiError(400, f"send multipart/form-data with name, file and transcript ({type(exc).__name__})",
-                           "invalid_form") from None
+            raise ApiError(
+                400, f"send multipart/form-data with name, file and transcript ({type(exc).__name__})", "invalid_form"
+            ) from None
         name, upload, transcript = form.get("name"), form.get("file"), form.get("transcript")
         if not isinstance(name, str) or upload is None or isinstance(upload, str):
-            raise ApiError(400, "multipart fields 'name' (text) and 'file' (an audio file) are required",
-                           "missing_required_parameter")
+            raise ApiError(
+                400,
+                "multipart fields 'name' (text) and 'file' (an audio file) are required",
+                "missing_required_parameter",
+            )
         data = await upload.read(settings.max_reference_bytes + 1)
         try:
             voice = await asyncio.to_thread(
-                save_voice, settings.voices_dir, name, data, transcript if isinstance(transcript, str) else None,
-                settings.max_reference_bytes, settings.max_reference_seconds,
+                save_voice,
+                settings.voices_dir,
+                name,
+                data,
+                transcript if isinstance(transcript, str) else None,
+                settings.max_reference_bytes,
+                settings.max_reference_seconds,
             )
         except VoiceAdminError as exc:
             raise ApiError(exc.status, exc.message, exc.code, "file" if exc.status == 413 else "name") from None
@@ -300,8 +324,12 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
         if not isinstance(body, dict) or set(body) != {"input"}:
             raise ApiError(400, "send {\"input\": {...}}: the queue job's input (README's job input)", "invalid_body")
         if isinstance(body["input"], dict) and body["input"].get("stream"):
-            raise ApiError(400, "stream is for queue endpoints with STREAM_JOBS=true; over HTTP, stream with "
-                           "POST /v1/audio/speech", "invalid_value", "stream")
+            raise ApiError(
+                400,
+                "stream is for queue endpoints with STREAM_JOBS=true; over HTTP, stream with POST /v1/audio/speech",
+                "invalid_value",
+                "stream",
+            )
         service.require_ready()
         job = Job(service, body["input"], want_audio=False)
         event = await _first_event(job, request)
@@ -330,7 +358,8 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
         headers = {"X-Request-Id": job.id, "Cache-Control": "no-store"}
         return StreamingResponse(
             _speech_body(job, options, first, len(job_input["text"]), started),
-            media_type=options.content_type, headers=headers,
+            media_type=options.content_type,
+            headers=headers,
         )
 
     return app
@@ -396,16 +425,21 @@ def serve(worker: Worker, load: Callable[[], None] | None = None) -> None:
 
     settings = worker.settings
     app = create_app(worker, load, start_loading=False)
-    servers = [uvicorn.Server(uvicorn.Config(app, host="0.0.0.0", port=settings.port, log_config=None,
-                                             access_log=False))]
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, host="0.0.0.0", port=settings.port, log_config=None, access_log=False))
+    ]
     health_port = settings.port_health
     if health_port and health_port != settings.port:
         health = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         health.add_api_route("/ping", next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/ping"))
-        servers.append(uvicorn.Server(uvicorn.Config(health, host="0.0.0.0", port=health_port, log_config=None,
-                                                     access_log=False)))
-    log.info("HTTP mode: listening on port %d%s", settings.port,
-             f", health on port {health_port}" if len(servers) > 1 else "")
+        servers.append(
+            uvicorn.Server(uvicorn.Config(health, host="0.0.0.0", port=health_port, log_config=None, access_log=False))
+        )
+    log.info(
+        "HTTP mode: listening on port %d%s",
+        settings.port,
+        f", health on port {health_port}" if len(servers) > 1 else "",
+    )
 
     async def run_servers() -> None:
         await asyncio.gather(*(server.serve() for server in servers))

@@ -187,9 +187,7 @@ class Worker:
         try:
             request = parse_request(job.get("input"), self.settings)
             engine = self.ensure_engine(timer)
-            return self._synthesize_and_deliver(
-                job_id, request, engine, timer, should_stop, progress, emit, on_audio
-            )
+            return self._synthesize_and_deliver(job_id, request, engine, timer, should_stop, progress, emit, on_audio)
         except WorkerError as exc:
             log.info("job %s failed: %s", job_id, exc.code)
             return exc.as_output()
@@ -215,7 +213,11 @@ class Worker:
         result: Synthesis | None = None
         with timer.measure("generate_s"):
             for event in synthesize(
-                engine, request, setup, self.settings.max_new_tokens_cap, should_stop,
+                engine,
+                request,
+                setup,
+                self.settings.max_new_tokens_cap,
+                should_stop,
                 stream=send_items or on_audio is not None,
             ):
                 if isinstance(event, ChunkStarted):  # "chunk i of n" as chunk i starts
@@ -239,8 +241,13 @@ class Worker:
         with timer.measure("upload_s"):
             output.update(
                 deliver(
-                    self.store, request.delivery.value, request.file_name(job_id), data, codec.content_type,
-                    self.settings.inline_max_bytes, streamed["bytes"],
+                    self.store,
+                    request.delivery.value,
+                    request.file_name(job_id),
+                    data,
+                    codec.content_type,
+                    self.settings.inline_max_bytes,
+                    streamed["bytes"],
                 )
             )
             output.update(narration.deliver_subtitles(rendered, request, job_id, output, self.store))

@@ -124,8 +124,9 @@ def normalize(audio: np.ndarray, rate: int, target_lufs: float, ceiling_dbtp: fl
     peak = _true_peak(audio)  # oversampling is linear: a gain scales the peak
     if gain * peak <= ceiling:  # no limiting needed: one gain
         out = (audio * np.float32(gain)).astype(np.float32)
-        return out, LoudnessReport(target_lufs, before, integrated_lufs(out, rate), 20 * math.log10(gain * peak),
-                                   ceiling_dbtp)
+        return out, LoudnessReport(
+            target_lufs, before, integrated_lufs(out, rate), 20 * math.log10(gain * peak), ceiling_dbtp
+        )
     peaks = _oversampled_peaks(audio)
 
     def limited(gain_db: float) -> tuple[np.ndarray, float | None]:

@@ -40,9 +40,7 @@ class Rendered:
 
 def render(result: Synthesis, request: SynthesisRequest) -> Rendered:
     chunks = result.chunks or [ChunkAudio(0, request.text, result.audio, None)]
-    joined, spans = segments.join(
-        [c.audio for c in chunks], result.sample_rate, request.pause_s, request.trim_silence
-    )
+    joined, spans = segments.join([c.audio for c in chunks], result.sample_rate, request.pause_s, request.trim_silence)
     waveform = audio_codec.resample(joined, result.sample_rate, request.sample_rate)
     timed = segments.build([(c.text, c.speaker) for c in chunks], spans, result.sample_rate, request.sample_rate)
     report = None

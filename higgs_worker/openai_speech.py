@@ -36,12 +36,24 @@ AUTO_VOICE = "auto"  # the model picks a voice (the job's voice: null)
 MODEL_IDS = ("higgs-audio-v2",)
 OPENAI_MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")  # so tools that hard-code them work
 FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
-CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav",
-                 "pcm": "audio/pcm"}
+CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "pcm": "audio/pcm"}
 OPENAI_FIELDS = ("model", "input", "voice", "response_format", "speed", "instructions", "stream_format")
 # Job fields that the OpenAI fields (or this door) set: not accepted as extras.
-DOOR_FIELDS = {"text", "transcript", "input", "voice", "ref_audio", "output_format", "response_format", "stream",
-               "delivery", "output_name", "sample_rate", "scene_description", "scene_prompt"}
+DOOR_FIELDS = {
+    "text",
+    "transcript",
+    "input",
+    "voice",
+    "ref_audio",
+    "output_format",
+    "response_format",
+    "stream",
+    "delivery",
+    "output_name",
+    "sample_rate",
+    "scene_description",
+    "scene_prompt",
+}
 EXTRA_FIELDS = tuple(name for name in KNOWN_FIELDS if name not in DOOR_FIELDS) + ("scene_description",)
 
 
@@ -63,8 +75,14 @@ class ApiError(Exception):
 
 
 # The job's error codes as HTTP statuses.
-_STATUS = {"invalid_input": 400, "reference_audio": 400, "model_unavailable": 503, "out_of_memory": 503,
-           "generation_failed": 500, "storage": 502}
+_STATUS = {
+    "invalid_input": 400,
+    "reference_audio": 400,
+    "model_unavailable": 503,
+    "out_of_memory": 503,
+    "generation_failed": 500,
+    "storage": 502,
+}
 
 
 def job_error(error: str) -> ApiError:
@@ -100,7 +118,7 @@ def _voice_name(voice: Any) -> str | None:
     if voice is None:
         return None
     if not isinstance(voice, str):
-        raise ApiError(400, "voice must be a voice name or {\"id\": name}", "invalid_value", "voice")
+        raise ApiError(400, 'voice must be a voice name or {"id": name}', "invalid_value", "voice")
     return None if voice == AUTO_VOICE else voice
 
 
@@ -121,14 +139,22 @@ def to_job_input(body: Any, settings: Settings) -> tuple[dict, SpeechOptions]:
     if not isinstance(model, str) or not model:
         raise ApiError(400, "model is required (GET /v1/models lists them)", "missing_required_parameter", "model")
     if model not in model_ids(settings):
-        raise ApiError(404, f"the model {model[:100]!r} does not exist here; models: {', '.join(model_ids(settings))}",
-                       "model_not_found", "model")
+        raise ApiError(
+            404,
+            f"the model {model[:100]!r} does not exist here; models: {', '.join(model_ids(settings))}",
+            "model_not_found",
+            "model",
+        )
     if "input" not in body:
         raise ApiError(400, "input is required (the text to speak)", "missing_required_parameter", "input")
     response_format = body.get("response_format", "mp3")
     if response_format == "aac":
-        raise ApiError(400, "response_format 'aac' is not available: this image has no AAC encoder; use mp3, opus, "
-                       "flac, wav or pcm", "unsupported_value", "response_format")
+        raise ApiError(
+            400,
+            "response_format 'aac' is not available: this image has no AAC encoder; use mp3, opus, flac, wav or pcm",
+            "unsupported_value",
+            "response_format",
+        )
     if response_format not in FORMATS:
         raise ApiError(400, f"response_format must be one of {', '.join(FORMATS)}", "invalid_value", "response_format")
     stream_format = body.get("stream_format", "audio")
@@ -227,8 +253,16 @@ class AudioEncoder:
         self.sink = _Sink()
         self.started = False
         if response_format == "mp3":
-            self.file = sf.SoundFile(self.sink, "w", MODEL_SAMPLE_RATE, 1, "MPEG_LAYER_III", format="MP3",
-                                     bitrate_mode="CONSTANT", compression_level=0.6)
+            self.file = sf.SoundFile(
+                self.sink,
+                "w",
+                MODEL_SAMPLE_RATE,
+                1,
+                "MPEG_LAYER_III",
+                format="MP3",
+                bitrate_mode="CONSTANT",
+                compression_level=0.6,
+            )
         elif response_format == "opus":
             self.file = sf.SoundFile(self.sink, "w", MODEL_SAMPLE_RATE, 1, "OPUS", format="OGG")
 

@@ -103,8 +103,12 @@ def patterned_rows(codes: torch.Tensor, processor) -> torch.Tensor:
     and the delay pattern applied by the processor, (frames + 2 + num_codebooks - 1, num_codebooks)."""
     n = codes.shape[0]
     framed = torch.cat(
-        [codes.new_full((n, 1), processor.audio_stream_bos_id), codes,
-         codes.new_full((n, 1), processor.audio_stream_eos_id)], dim=1
+        [
+            codes.new_full((n, 1), processor.audio_stream_bos_id),
+            codes,
+            codes.new_full((n, 1), processor.audio_stream_eos_id),
+        ],
+        dim=1,
     )
     return processor.build_delay_pattern(framed.unsqueeze(0))[0].transpose(0, 1)
 

@@ -126,9 +126,10 @@ def _get(attempt: _Fetch, url: str, max_bytes: int, timeout: float) -> tuple[byt
     """One hop on a fresh connection (a pooled one could be stale, and each peer is
     checked anyway): (body, None), or (b"", Location) for a redirect."""
     headers = {"User-Agent": "higgs-runpod-worker", "Accept-Encoding": "identity", "Connection": "close"}
-    with attempt.session() as session, session.get(
-        url, stream=True, allow_redirects=False, timeout=(timeout, timeout), headers=headers
-    ) as response:
+    with (
+        attempt.session() as session,
+        session.get(url, stream=True, allow_redirects=False, timeout=(timeout, timeout), headers=headers) as response,
+    ):
         if response.is_redirect:
             return b"", response.headers.get("Location", "")
         if response.status_code != 200:

@@ -137,19 +137,17 @@ class SynthesisRequest(_Strict):
     )
     speakers: dict[str, SpeakerVoice] | None = Field(
         default=None,
-        description="per-speaker voices for dialogues: `{\"SPEAKER0\": {\"voice\": \"belinda\"}, "
-        "\"SPEAKER1\": {\"description\": \"masculine, deep\"}}`; each takes `voice`, `reference_audio` "
+        description='per-speaker voices for dialogues: `{"SPEAKER0": {"voice": "belinda"}, '
+        '"SPEAKER1": {"description": "masculine, deep"}}`; each takes `voice`, `reference_audio` '
         "and/or `description`",
     )
     scene_description: str = Field(
         default=DEFAULT_SCENE,
         max_length=MAX_DESCRIPTION_CHARS,
         validation_alias=AliasChoices("scene_description", "scene_prompt"),
-        description="the acoustic scene; `\"\"` for none",
+        description='the acoustic scene; `""` for none',
     )
-    temperature: float = Field(
-        default=1.0, ge=0.0, le=2.0, description=f"0 = greedy, else {MIN_TEMPERATURE}..2"
-    )
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0, description=f"0 = greedy, else {MIN_TEMPERATURE}..2")
     top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="nucleus sampling")
     top_k: int = Field(default=50, ge=0, le=1024, description="0 = off")
     max_new_tokens: int | None = Field(

@@ -66,8 +66,9 @@ class SlotCache(Cache):
         self.positions = torch.zeros(slots, dtype=torch.long, device=device)
         self.columns = torch.arange(length, device=device)
         layers = [
-            SlotLayer(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device),
-                      self)
+            SlotLayer(
+                torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device), self
+            )
             for _ in range(text.num_hidden_layers)
         ]
         super().__init__(layers=layers)

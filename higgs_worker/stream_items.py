@@ -56,8 +56,12 @@ class StreamItems:
                 self._stop()
                 return
             self.emit(
-                {"chunk": self.count["n"], "format": STREAM_FORMAT, "sample_rate": STREAM_SAMPLE_RATE,
-                 "audio_base64": encoded}
+                {
+                    "chunk": self.count["n"],
+                    "format": STREAM_FORMAT,
+                    "sample_rate": STREAM_SAMPLE_RATE,
+                    "audio_base64": encoded,
+                }
             )
             self.count["n"] += 1
             self.count["bytes"] += len(encoded)

@@ -87,4 +87,3 @@ class StreamingDecoder:
         self.tail = None if final else audio[(end_frame - start) * self.spf :].copy()
         self.emitted_frames = end_frame
         return piece
-

@@ -61,16 +61,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_bytes: int,
-               max_seconds: float) -> dict:
+def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_bytes: int, max_seconds: float) -> dict:
     """Validate and store a voice; return its description. Replaces a voice of that name."""
     check_voice_name(name)
     if len(data) > max_bytes:
-        raise VoiceAdminError(413, f"the audio file is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)",
-                              "file_too_large")
+        raise VoiceAdminError(
+            413, f"the audio file is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)", "file_too_large"
+        )
     if transcript is not None and len(transcript) > MAX_DESCRIPTION_CHARS * 5:
-        raise VoiceAdminError(400, f"the transcript is longer than {MAX_DESCRIPTION_CHARS * 5} characters",
-                              "transcript_too_long")
+        raise VoiceAdminError(
+            400, f"the transcript is longer than {MAX_DESCRIPTION_CHARS * 5} characters", "transcript_too_long"
+        )
     try:
         waveform = decode_reference(data, max_seconds)
     except WorkerError as exc:
@@ -89,8 +90,13 @@ def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_
     for suffix in AUDIO_SUFFIXES:  # an older file of another type would shadow nothing, but confuse
         if suffix != ".wav":
             _path(root, name, suffix).unlink(missing_ok=True)
-    return {"id": name, "object": "voice", "name": name, "duration_s": round(len(waveform) / MODEL_SAMPLE_RATE, 3),
-            "transcript": bool(transcript and transcript.strip())}
+    return {
+        "id": name,
+        "object": "voice",
+        "name": name,
+        "duration_s": round(len(waveform) / MODEL_SAMPLE_RATE, 3),
+        "transcript": bool(transcript and transcript.strip()),
+    }
 
 
 def delete_voice(folder: str, name: str) -> bool:

@@ -104,14 +104,17 @@ def summary(result: dict, audio_path: Path | None, subtitles_path: Path | None) 
     segments = result.get("segments") or []
     if segments:
         first = segments[0]
-        lines.append(f"segments   {len(segments)} (first: {first['start_s']:.3f}-{first['end_s']:.3f} s "
-                     f"{first['text'][:40]!r})")
+        lines.append(
+            f"segments   {len(segments)} (first: {first['start_s']:.3f}-{first['end_s']:.3f} s {first['text'][:40]!r})"
+        )
     if subtitles_path is not None:
         lines.append(f"subtitles  {shown(subtitles_path)}")
     loud = result.get("loudness")
     if loud:
-        lines.append(f"loudness   {loud.get('before_lufs')} -> {loud.get('after_lufs')} LUFS "
-                     f"(target {loud.get('target_lufs')}), true peak {loud.get('true_peak_dbtp')} dBTP")
+        lines.append(
+            f"loudness   {loud.get('before_lufs')} -> {loud.get('after_lufs')} LUFS "
+            f"(target {loud.get('target_lufs')}), true peak {loud.get('true_peak_dbtp')} dBTP"
+        )
     timings = result.get("timings") or {}
     lines.append("timings    " + ", ".join(f"{k} {v}" for k, v in timings.items()) + f", rtf {result.get('rtf')}")
     return lines

@@ -29,8 +29,9 @@ def test_decode_mixes_stereo_and_keeps_rate():
     assert rate == 44100 and mono.ndim == 1 and len(mono) == 22050
 
 
-@pytest.mark.parametrize("data", [b"", b"not audio at all", b"RIFF\xff\xff\xff\xffWAVEfmt " + b"\x00" * 64,
-                                  b"hello" * 100])
+@pytest.mark.parametrize(
+    "data", [b"", b"not audio at all", b"RIFF\xff\xff\xff\xffWAVEfmt " + b"\x00" * 64, b"hello" * 100]
+)
 def test_decode_refuses_garbage(data):
     with pytest.raises(AudioDecodeError):
         decode(data)

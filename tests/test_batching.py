@@ -37,8 +37,9 @@ def prompt(index: int, clone: bool = False) -> Prompt:
 def batch_engine(engine):
     """The tiny model's modules behind a scheduler with 8 slots; the stream-eos id moved out
     of reach so that every sequence runs exactly its max_new_tokens rows (overlap is certain)."""
-    batched = Engine(engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu",
-                     max_concurrency=8)
+    batched = Engine(
+        engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu", max_concurrency=8
+    )
     batched.loop.rules = replace(batched.loop.rules, eos_id=engine.model.config.codebook_size + 100)
     return batched
 
@@ -171,8 +172,9 @@ def test_a_failing_reference_url_fails_only_that_job(make_worker, batch_engine, 
         {"text": "Hello there.", "seed": 3, "max_new_tokens": 30, "reference_audio": {"url": f"{url}/ref.wav"}},
     ]
     outputs: dict[int, dict] = {}
-    threads = [threading.Thread(target=lambda i=i: outputs.__setitem__(i, worker.run({"input": inputs[i]})))
-               for i in range(3)]
+    threads = [
+        threading.Thread(target=lambda i=i: outputs.__setitem__(i, worker.run({"input": inputs[i]}))) for i in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -194,8 +196,9 @@ def decoded(s3_client, uri: str) -> np.ndarray:
 
 
 def eight_jobs() -> list[dict]:
-    jobs = [{"text": f"Job {i} says hello.", "seed": 10 + i, "max_new_tokens": 40, "output_name": f"c{i}"}
-            for i in range(7)]
+    jobs = [
+        {"text": f"Job {i} says hello.", "seed": 10 + i, "max_new_tokens": 40, "output_name": f"c{i}"} for i in range(7)
+    ]
     jobs.append({**jobs[0], "output_name": "c0-again"})  # the same seed and text as job 0
     return jobs
 

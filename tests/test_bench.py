@@ -15,8 +15,13 @@ from tests.conftest import ROOT
 
 @pytest.mark.slow
 def test_ci_mode_prints_both_paths_and_their_ratios():
-    proc = subprocess.run([sys.executable, "-m", "higgs_worker.bench", "--frames", "40"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "higgs_worker.bench", "--frames", "40"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "engine/ref" in proc.stdout

@@ -460,8 +460,12 @@ def test_the_default_lock_wait_derives_from_runpod_init_timeout(env: Env) -> Non
     environ = env.environ(RUNPOD_INIT_TIMEOUT="1200")
     del environ["BOOTSTRAP_LOCK_TIMEOUT"]
     result = subprocess.run(
-        ["bash", str(BOOTSTRAP), "--rp_serve_api"], env=environ, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=120,
+        ["bash", str(BOOTSTRAP), "--rp_serve_api"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout
     assert "waiting at most 1140s for another worker's install (RUNPOD_INIT_TIMEOUT=1200s)" in result.stdout

@@ -41,8 +41,9 @@ print("RESULT " + json.dumps({"phases": phases, "timings": out.get("timings"), "
 
 
 def start_worker(env: dict) -> tuple[dict, str]:
-    proc = subprocess.run([sys.executable, "-c", WORKER], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(line for line in reversed(proc.stdout.splitlines()) if line.startswith("RESULT "))
     return json.loads(line[7:]), proc.stdout
@@ -96,13 +97,28 @@ def local_dir(tmp_path: Path, name: str, files: dict[str, bytes] | None = None) 
     return fill(folder, files or {})
 
 
-KERNELS = {"fxgraph/ab/fabc/entry": b"graph" * 100, "ab/cabc.so": b"\x7fELF" + b"k" * 5000,
-           "locks/cabc.lock": b"", "aotautograd/x/y": b"aot"}
+KERNELS = {
+    "fxgraph/ab/fabc/entry": b"graph" * 100,
+    "ab/cabc.so": b"\x7fELF" + b"k" * 5000,
+    "locks/cabc.lock": b"",
+    "aotautograd/x/y": b"aot",
+}
 
 
 def test_key_names_what_invalidates_compiled_code(engine, key):
-    assert {"torch", "triton", "transformers", "python", "cpu", "cpu_capability", "model_revision",
-            "model_config_sha256", "dtype", "compile", "code_sha256"} <= set(key)
+    assert {
+        "torch",
+        "triton",
+        "transformers",
+        "python",
+        "cpu",
+        "cpu_capability",
+        "model_revision",
+        "model_config_sha256",
+        "dtype",
+        "compile",
+        "code_sha256",
+    } <= set(key)
     assert key["dtype"] == "torch.float32" and key["model_revision"] == "abc123"
     assert key_id(key) == key_id(json.loads(json.dumps(key)))
     other_revision = cache_key(engine, "def456", str(Path(engine.model.name_or_path)))

@@ -13,9 +13,11 @@ SMART = Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("u
 CLONE = Prompt(
     SYSTEM_SINGLE,
     ["Audio is recorded from a quiet room."],
-    [Turn("user", "Reference words."),
-     Turn("assistant", audio=AudioClip(torch.randint(0, 1024, (8, 20), generator=torch.Generator().manual_seed(1)))),
-     Turn("user", "Hi.")],
+    [
+        Turn("user", "Reference words."),
+        Turn("assistant", audio=AudioClip(torch.randint(0, 1024, (8, 20), generator=torch.Generator().manual_seed(1)))),
+        Turn("user", "Hi."),
+    ],
 )
 
 
@@ -32,12 +34,16 @@ def loop_rows(engine, prompt, sampling, seed, settings=None):
 
 
 @pytest.mark.parametrize("prompt", [SMART, CLONE], ids=["smart-voice", "cloning"])
-@pytest.mark.parametrize("sampling", [
-    Sampling(temperature=0, ras_win_len=0, max_new_tokens=80),
-    Sampling(temperature=0, max_new_tokens=80),
-    Sampling(max_new_tokens=80),
-    Sampling(temperature=0.7, top_k=20, top_p=0.8, max_new_tokens=80),
-], ids=["greedy", "greedy-ras", "sampled", "sampled-warped"])
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        Sampling(temperature=0, ras_win_len=0, max_new_tokens=80),
+        Sampling(temperature=0, max_new_tokens=80),
+        Sampling(max_new_tokens=80),
+        Sampling(temperature=0.7, top_k=20, top_p=0.8, max_new_tokens=80),
+    ],
+    ids=["greedy", "greedy-ras", "sampled", "sampled-warped"],
+)
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic-cache", "static-cache"])
 def test_codes_equal_the_reference_generate(engine, prompt, sampling, static):
     expected = reference_rows(engine, prompt, sampling, seed=5)

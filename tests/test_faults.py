@@ -116,11 +116,18 @@ def hub(tmp_path, tiny_models, monkeypatch):
 
 
 def volume_worker(volume: Path, tmp_path: Path) -> Worker:
-    return Worker(Settings.from_env({
-        "MODEL_PATH": str(volume / "model"), "TOKENIZER_PATH": str(volume / "tokenizer"), "DEVICE": "cpu",
-        "RUNPOD_HF_CACHE_DIR": str(tmp_path / "no-cache"), "MODEL_DOWNLOAD_ATTEMPTS": "2",
-        "MODEL_DOWNLOAD_BACKOFF_SECONDS": "0.01",
-    }))
+    return Worker(
+        Settings.from_env(
+            {
+                "MODEL_PATH": str(volume / "model"),
+                "TOKENIZER_PATH": str(volume / "tokenizer"),
+                "DEVICE": "cpu",
+                "RUNPOD_HF_CACHE_DIR": str(tmp_path / "no-cache"),
+                "MODEL_DOWNLOAD_ATTEMPTS": "2",
+                "MODEL_DOWNLOAD_BACKOFF_SECONDS": "0.01",
+            }
+        )
+    )
 
 
 def test_full_volume_is_a_clear_error_and_recovers_when_space_is_freed(tmp_path, tmpfs, hub):
@@ -161,8 +168,15 @@ def test_200_jobs_in_a_row_keep_memory_and_open_files_bounded(subprocess_env, mo
 
         def job(i: int) -> None:
             delivery = "s3" if i % 2 else "base64"
-            body = {"input": {"text": f"Job number {i}.", "seed": i, "max_new_tokens": 12, "delivery": delivery,
-                              "output_format": ["wav", "mp3", "opus", "flac"][i % 4]}}
+            body = {
+                "input": {
+                    "text": f"Job number {i}.",
+                    "seed": i,
+                    "max_new_tokens": 12,
+                    "delivery": delivery,
+                    "output_format": ["wav", "mp3", "opus", "flac"][i % 4],
+                }
+            }
             result = session.post(f"{base}/runsync", json=body, timeout=60).json()
             assert result["status"] == "COMPLETED" and "error" not in result["output"], result  # the plain output dict
 
@@ -174,7 +188,9 @@ def test_200_jobs_in_a_row_keep_memory_and_open_files_bounded(subprocess_env, mo
             job(1000 + i)
         elapsed = time.monotonic() - start
         rss1, fds1 = _rss_and_fds(proc.pid)
-    print(f"200 jobs in {elapsed:.1f}s; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB "
-          f"({(rss1 - rss0) / 2**20:+.1f}); open files {fds0} -> {fds1}")
+    print(
+        f"200 jobs in {elapsed:.1f}s; RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB "
+        f"({(rss1 - rss0) / 2**20:+.1f}); open files {fds0} -> {fds1}"
+    )
     assert rss1 - rss0 < 64 * 2**20, "memory grew by more than 64 MiB over 200 jobs"
     assert fds1 - fds0 <= 4, "open files grew over 200 jobs"

@@ -23,7 +23,11 @@ pytestmark = pytest.mark.slow
 def run_test_input(env: dict, job_input: dict, timeout: int = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "handler.py", "--test_input", json.dumps({"input": job_input})],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -112,8 +116,14 @@ def decode_items(chunks: list[dict]) -> np.ndarray:
 
 
 def test_rp_serve_api_stream_yields_opus_chunks_then_the_result(streaming_api_server):
-    job_input = {"text": "Hello there, this is a streaming test.", "seed": 3, "stream": True,
-                 "delivery": "base64", "output_format": "wav", "max_new_tokens": 120}
+    job_input = {
+        "text": "Hello there, this is a streaming test.",
+        "seed": 3,
+        "stream": True,
+        "delivery": "base64",
+        "output_format": "wav",
+        "max_new_tokens": 120,
+    }
     job = requests.post(f"{streaming_api_server}/run", json={"input": job_input}, timeout=30).json()
     body = requests.post(f"{streaming_api_server}/stream/{job['id']}", timeout=240).json()
     assert body["status"] == "COMPLETED", body
@@ -130,8 +140,11 @@ def test_rp_serve_api_stream_yields_opus_chunks_then_the_result(streaming_api_se
     # Opus is lossy: the joined items carry the same signal, not the same samples
     assert np.corrcoef(joined, final)[0, 1] > 0.5
     # a plain job on a streaming endpoint: the documented list, the result its only item
-    plain = requests.post(f"{streaming_api_server}/runsync", json={"input": {"text": "Hi.", "seed": 1,
-                          "max_new_tokens": 20, "delivery": "base64"}}, timeout=120).json()
+    plain = requests.post(
+        f"{streaming_api_server}/runsync",
+        json={"input": {"text": "Hi.", "seed": 1, "max_new_tokens": 20, "delivery": "base64"}},
+        timeout=120,
+    ).json()
     assert isinstance(plain["output"], list) and len(plain["output"]) == 1 and plain["output"][0]["duration_s"] > 0
 
 

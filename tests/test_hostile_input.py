@@ -120,8 +120,15 @@ def wav_header(channels: int, rate: int, bits: int, data_len: int) -> bytes:
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * block) & 0xFFFFFFFF, block, bits)
     riff = (36 + data_len) & 0xFFFFFFFF
-    return b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack(
-        "<I", data_len
+    return (
+        b"RIFF"
+        + struct.pack("<I", riff)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_len)
     )
 
 
@@ -134,11 +141,7 @@ def encoded(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | Non
 # -- 1. fuzzing the job input ---------------------------------------------------------------
 
 JSON_LEAVES = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=40)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
 )
 JSON = st.recursive(
     JSON_LEAVES,
@@ -169,8 +172,21 @@ def _not_a_url(value) -> bool:
 
 # URLs in fuzzed input only ever name private, loopback or malformed hosts, so that no
 # example can reach out to the internet (every one must be refused before connecting).
-HOSTS = ["127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "localhost", "0.0.0.0", "[::ffff:127.0.0.1]",
-         "192.168.0.1", "2130706433", "[::1", "[fe80::1%25lo]", "127.0.0.1\\@10.0.0.1", ""]
+HOSTS = [
+    "127.0.0.1",
+    "10.0.0.1",
+    "169.254.169.254",
+    "[::1]",
+    "localhost",
+    "0.0.0.0",
+    "[::ffff:127.0.0.1]",
+    "192.168.0.1",
+    "2130706433",
+    "[::1",
+    "[fe80::1%25lo]",
+    "127.0.0.1\\@10.0.0.1",
+    "",
+]
 PORTS = ["", ":0", ":1", ":80", ":65535", ":65536", ":99999", ":-1", ":abc", ":"]
 URLS = st.builds(
     lambda scheme, host, port, path: f"{scheme}://{host}{port}/{path}",
@@ -185,8 +201,10 @@ BASE64S = st.text(max_size=24) | st.sampled_from(
 )
 SAYABLE = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and any(c.isprintable() for c in t))
 VALID_TEXTS = SAYABLE | st.sampled_from(["Hello there.", "[SPEAKER0] Hi. [SPEAKER1] Hello.", "😀 你好 مرحبا"])
-VALID_RATES = st.sampled_from([(f, r) for f in ("wav", "flac", "ogg", "pcm") for r in (8000, 16000, 24000, 44100)]
-                              + [("mp3", 22050), ("mp3", 24000), ("opus", 24000), ("opus", 48000)])
+VALID_RATES = st.sampled_from(
+    [(f, r) for f in ("wav", "flac", "ogg", "pcm") for r in (8000, 16000, 24000, 44100)]
+    + [("mp3", 22050), ("mp3", 24000), ("opus", 24000), ("opus", 48000)]
+)
 # Values the schema accepts: a near-valid job is a valid job with 0-2 fields replaced by hostile values.
 VALID_FIELDS = {
     "voice": st.sampled_from(["belinda", "broom"]),
@@ -226,10 +244,18 @@ HOSTILE_FIELDS = {
     "reference_audio": st.one_of(st.fixed_dictionaries({"url": URLS}), HOSTILE_REFERENCE, JSON),
     "speakers": st.dictionaries(
         st.sampled_from(["SPEAKER0", "SPEAKER1", "SPEAKER99", "SPEAKER100", "narrator"]) | st.text(max_size=8),
-        st.fixed_dictionaries({}, optional={"voice": VOICES | JSON, "reference_audio": HOSTILE_REFERENCE | JSON,
-                                            "description": st.text(max_size=30) | JSON}) | JSON,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "voice": VOICES | JSON,
+                "reference_audio": HOSTILE_REFERENCE | JSON,
+                "description": st.text(max_size=30) | JSON,
+            },
+        )
+        | JSON,
         max_size=3,
-    ) | JSON,
+    )
+    | JSON,
     "scene_description": JSON | st.just("x" * 2001),
     "temperature": st.floats(allow_nan=True) | JSON,
     "top_p": st.floats(allow_nan=True) | JSON,
@@ -263,8 +289,10 @@ def near_valid_inputs(draw) -> dict:
 
 
 FUZZ = settings(  # random locally (new examples each run), the same examples in CI (CI=true)
-    max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=150,
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
@@ -289,8 +317,10 @@ def fuzz_worker(make_worker):
 
 def test_fuzz_any_json_input_gets_an_output_or_a_contract_error(fuzz_worker):
     @FUZZ
-    @given(job_input=JSON | st.dictionaries(st.sampled_from(KNOWN_FIELDS), JSON, max_size=5),
-           job_id=st.none() | st.text(max_size=20))
+    @given(
+        job_input=JSON | st.dictionaries(st.sampled_from(KNOWN_FIELDS), JSON, max_size=5),
+        job_id=st.none() | st.text(max_size=20),
+    )
     def one_job(job_input, job_id):
         check_handler_items(run_handler(fuzz_worker, {"id": job_id, "input": job_input}))
 
@@ -470,9 +500,20 @@ def test_odd_sample_rates_work_within_bounded_memory(tiny_models):
     output_rates = [8001, 44101, 47999]
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", ODD_RATES_CHILD, str(tiny_models[0]), str(tiny_models[1]), str(2 * 2**30),
-         json.dumps(reference_rates), json.dumps(output_rates)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-c",
+            ODD_RATES_CHILD,
+            str(tiny_models[0]),
+            str(tiny_models[1]),
+            str(2 * 2**30),
+            json.dumps(reference_rates),
+            json.dumps(output_rates),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
         env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
     )
     print(f"odd sample rates: child ran {time.monotonic() - started:.1f} s")
@@ -569,21 +610,44 @@ def test_other_spellings_of_private_addresses_are_refused_without_a_request(make
     assert first.requests == [] and second.requests == []
 
 
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd", "ftp://127.0.0.1/ref.wav", "gopher://127.0.0.1:25/_HELO", "dict://127.0.0.1:11211/stat",
-    "data:audio/wav;base64,AAAA", "javascript:alert(1)", "//127.0.0.1/ref.wav", "/etc/passwd", "ref.wav",
-    "http:/127.0.0.1/ref.wav", "http:127.0.0.1/ref.wav", "http://", "http:///ref.wav",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/ref.wav",
+        "gopher://127.0.0.1:25/_HELO",
+        "dict://127.0.0.1:11211/stat",
+        "data:audio/wav;base64,AAAA",
+        "javascript:alert(1)",
+        "//127.0.0.1/ref.wav",
+        "/etc/passwd",
+        "ref.wav",
+        "http:/127.0.0.1/ref.wav",
+        "http:127.0.0.1/ref.wav",
+        "http://",
+        "http:///ref.wav",
+    ],
+)
 def test_non_http_urls_are_refused(make_worker, url):
     check_refused(make_worker(CHEAP).run(ref_job({"url": url})), ("invalid_input: ", "reference_audio: "))
 
 
-@pytest.mark.parametrize("url", [
-    "http://[::1", "http://[::1]]:80/", "http://127.0.0.1:99999/ref.wav", "http://[::1]:65536/ref.wav",
-    "http://10.0.0.1:-1/ref.wav", "http://10.0.0.1:1e3/ref.wav", "http://10.0.0.1:port/ref.wav",
-    "http://[not-an-address]/ref.wav", "http://\x00/ref.wav", "http://" + "a" * 300 + "/ref.wav",
-    "http://a..b/ref.wav",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://[::1]]:80/",
+        "http://127.0.0.1:99999/ref.wav",
+        "http://[::1]:65536/ref.wav",
+        "http://10.0.0.1:-1/ref.wav",
+        "http://10.0.0.1:1e3/ref.wav",
+        "http://10.0.0.1:port/ref.wav",
+        "http://[not-an-address]/ref.wav",
+        "http://\x00/ref.wav",
+        "http://" + "a" * 300 + "/ref.wav",
+        "http://a..b/ref.wav",
+    ],
+)
 def test_malformed_urls_are_refused_as_contract_errors(make_worker, url):
     """Malformed URLs fail as ``invalid_input`` or ``reference_audio``, not as an unexpected error."""
     worker = make_worker(CHEAP)
@@ -655,20 +719,25 @@ def test_redirect_loops_are_cut_off(make_worker, public_standin):
     print(f"redirect loop refused after {len(public.requests)} requests, {elapsed:.2f} s")
 
 
-@pytest.mark.parametrize("template", [
-    "http://127.0.0.2:{private}\\@127.0.0.3:{public}/ref.wav",
-    "http://127.0.0.2:{private}\\\\@127.0.0.3:{public}/ref.wav",
-    "http://127.0.0.2:{private}\t@127.0.0.3:{public}/ref.wav",
-    "http://127.0.0.2:{private}%5C@127.0.0.3:{public}/ref.wav",
-    "http://127.0.0.2:{private}/\\@127.0.0.3:{public}/ref.wav",
-    "http://127.0.0.3:{public}\\@127.0.0.2:{private}/ref.wav",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://127.0.0.2:{private}\\@127.0.0.3:{public}/ref.wav",
+        "http://127.0.0.2:{private}\\\\@127.0.0.3:{public}/ref.wav",
+        "http://127.0.0.2:{private}\t@127.0.0.3:{public}/ref.wav",
+        "http://127.0.0.2:{private}%5C@127.0.0.3:{public}/ref.wav",
+        "http://127.0.0.2:{private}/\\@127.0.0.3:{public}/ref.wav",
+        "http://127.0.0.3:{public}\\@127.0.0.2:{private}/ref.wav",
+    ],
+)
 def test_url_parser_confusion_cannot_reach_a_private_server(make_worker, public_standin, template):
     """URLs that Python's ``urlsplit`` (used by the address check) and urllib3 (used to connect)
     may read as different hosts: the private server must never see a request. The public
     address is the stand-in 127.0.0.3, which serves a clip, so a fetch from it is fine."""
-    with HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private, \
-            HostileServer(serve(wav_bytes(1.0)), host=PUBLIC_STANDIN) as public:
+    with (
+        HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private,
+        HostileServer(serve(wav_bytes(1.0)), host=PUBLIC_STANDIN) as public,
+    ):
         url = template.format(private=private.port, public=public.port)
         out = make_worker(CHEAP).run(ref_job({"url": url}))
     check_contract(out)
@@ -697,12 +766,15 @@ def fake_dns(monkeypatch):
     return table, lookups
 
 
-@pytest.mark.parametrize("answers", [
-    [["169.254.169.254"]],
-    [["127.0.0.2"]],
-    [["10.0.0.1"]],
-    [["127.0.0.3", "127.0.0.2"]],  # one "public" answer and one private: refused
-])
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [["169.254.169.254"]],
+        [["127.0.0.2"]],
+        [["10.0.0.1"]],
+        [["127.0.0.3", "127.0.0.2"]],  # one "public" answer and one private: refused
+    ],
+)
 def test_names_that_resolve_to_private_addresses_are_refused(make_worker, public_standin, fake_dns, answers):
     table, lookups = fake_dns
     with HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private:
@@ -717,8 +789,10 @@ def test_dns_rebinding_cannot_reach_a_private_server(make_worker, public_standin
     lookup and to the private 127.0.0.2 on every later one. Both servers listen on the same
     port. The worker may fetch from the public one or refuse; the private one must see nothing."""
     table, lookups = fake_dns
-    with HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private, \
-            HostileServer(serve(wav_bytes(1.0)), host=PUBLIC_STANDIN, port=private.port) as public:
+    with (
+        HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private,
+        HostileServer(serve(wav_bytes(1.0)), host=PUBLIC_STANDIN, port=private.port) as public,
+    ):
         table["rebind.test"] = [[PUBLIC_STANDIN], [PRIVATE]]
         out = make_worker(CHEAP).run(ref_job({"url": f"http://rebind.test:{private.port}/ref.wav"}))
     check_contract(out)
@@ -793,11 +867,42 @@ def test_non_200_answers_are_refused(make_worker, status):
 # -- 4. names -----------------------------------------------------------------------------------
 
 NAME_TRICKS = [
-    "..", ".", "../secret", "../../etc/passwd", "/etc/passwd", "a/b", "a\\b", "..\\secret", "secret\x00",
-    "belinda\x00.wav", "\x00", "x" * 129, "x" * 10000, "ｂｅｌｉｎｄａ", "．．", "\u2025", "..\u2215secret",
-    "\u2024\u2024\u2215secret", "belinda\u200b", "b\u0435linda", "\u202ebelinda", "belinda\n", "belinda\r\n",
-    "\nbelinda", " belinda", "belinda ", "\tbelinda", ".belinda", "-belinda", "~", "$HOME", "%2e%2e%2fsecret",
-    "belinda%00", "", "İ", "belinda\u0301",
+    "..",
+    ".",
+    "../secret",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "a/b",
+    "a\\b",
+    "..\\secret",
+    "secret\x00",
+    "belinda\x00.wav",
+    "\x00",
+    "x" * 129,
+    "x" * 10000,
+    "ｂｅｌｉｎｄａ",
+    "．．",
+    "\u2025",
+    "..\u2215secret",
+    "\u2024\u2024\u2215secret",
+    "belinda\u200b",
+    "b\u0435linda",
+    "\u202ebelinda",
+    "belinda\n",
+    "belinda\r\n",
+    "\nbelinda",
+    " belinda",
+    "belinda ",
+    "\tbelinda",
+    ".belinda",
+    "-belinda",
+    "~",
+    "$HOME",
+    "%2e%2e%2fsecret",
+    "belinda%00",
+    "",
+    "İ",
+    "belinda\u0301",
 ]
 
 
@@ -818,8 +923,9 @@ def test_voice_names_cannot_leave_the_voice_folder(make_worker, secret_outside, 
     worker = make_worker(CHEAP)
     check_refused(worker.run({"input": {"text": "Hi", "voice": name}}), "invalid_input: ")
     speakers = {"SPEAKER0": {"voice": name}, "SPEAKER1": {"description": "calm"}}
-    check_refused(worker.run({"input": {"text": "[SPEAKER0] Hi [SPEAKER1] Yo", "speakers": speakers}}),
-                  "invalid_input: ")
+    check_refused(
+        worker.run({"input": {"text": "[SPEAKER0] Hi [SPEAKER1] Yo", "speakers": speakers}}), "invalid_input: "
+    )
 
 
 def test_symlinks_out_of_the_voice_folder_are_not_used(make_worker, secret_outside, voices_dir):
@@ -873,7 +979,7 @@ def test_output_names_cannot_write_outside_the_prefix(make_worker, s3_env, s3_cl
     outside = [key for key in new if not key.startswith(prefix)]
     assert not outside, f"written outside {prefix!r}: {outside}"
     for key in new:
-        rest = key[len(prefix):]
+        rest = key[len(prefix) :]
         assert "/" not in rest and rest not in (".", ".."), repr(key)
     assert not not_refused, "output names not refused as invalid_input:\n" + "\n".join(not_refused)
     assert all(key.isprintable() for key in new), sorted(new)

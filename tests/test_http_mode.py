@@ -40,14 +40,26 @@ def server(tiny_models, tmp_path_factory, moto_server):
     (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
     (voices / "belinda.txt").write_text("The sun rises in the east.")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_"))}
-    env.update({
-        "MODEL_PATH": str(tiny_models[0]), "TOKENIZER_PATH": str(tiny_models[1]), "VOICES_DIR": str(voices),
-        "RUNPOD_HF_CACHE_DIR": str(root / "hf-cache"), "DEVICE": "cpu", "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1", "HF_TOKEN": HF_TOKEN, "API_KEY": API_KEY,
-        "AWS_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1", "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1", "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server,
-        "MAX_TEXT_CHARS": "2000", "MAX_REFERENCE_BYTES": "2MB",
-    })
+    env.update(
+        {
+            "MODEL_PATH": str(tiny_models[0]),
+            "TOKENIZER_PATH": str(tiny_models[1]),
+            "VOICES_DIR": str(voices),
+            "RUNPOD_HF_CACHE_DIR": str(root / "hf-cache"),
+            "DEVICE": "cpu",
+            "PYTHONPATH": str(ROOT),
+            "HF_HUB_OFFLINE": "1",
+            "HF_TOKEN": HF_TOKEN,
+            "API_KEY": API_KEY,
+            "AWS_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1",
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "S3_BUCKET": BUCKET,
+            "S3_ENDPOINT_URL": moto_server,
+            "MAX_TEXT_CHARS": "2000",
+            "MAX_REFERENCE_BYTES": "2MB",
+        }
+    )
     with http_worker(env, root / "worker.log") as worker:
         worker.voices = voices
         yield worker
@@ -68,8 +80,9 @@ def post(server, path: str, body, **kwargs) -> requests.Response:
 
 
 def speak(client, fmt: str, text: str = "Hello there.", **extra) -> bytes:
-    response = client.audio.speech.create(model="higgs-audio-v2", voice="auto", input=text, response_format=fmt,
-                                          extra_body={**SHORT, **extra})
+    response = client.audio.speech.create(
+        model="higgs-audio-v2", voice="auto", input=text, response_format=fmt, extra_body={**SHORT, **extra}
+    )
     return response.content
 
 
@@ -113,11 +126,17 @@ def test_streamed_body_starts_before_generation_ends(server, client):
 
 
 def test_sse_events_join_to_the_same_audio(server, client):
-    body = {"model": "higgs-audio-v2", "input": "Hello there.", "voice": "auto", "response_format": "pcm",
-            "stream_format": "sse", **SHORT}
+    body = {
+        "model": "higgs-audio-v2",
+        "input": "Hello there.",
+        "voice": "auto",
+        "response_format": "pcm",
+        "stream_format": "sse",
+        **SHORT,
+    }
     response = post(server, "/v1/audio/speech", body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-    events = [json.loads(line[len("data: "):]) for line in response.text.splitlines() if line.startswith("data: ")]
+    events = [json.loads(line[len("data: ") :]) for line in response.text.splitlines() if line.startswith("data: ")]
     deltas, done = events[:-1], events[-1]
     assert len(deltas) >= 2 and all(e["type"] == "speech.audio.delta" and set(e) == {"type", "audio"} for e in deltas)
     assert done["type"] == "speech.audio.done" and done["usage"]["output_tokens"] > 0
@@ -125,8 +144,11 @@ def test_sse_events_join_to_the_same_audio(server, client):
     assert joined == speak(client, "pcm")
     # mp3 over SSE: the deltas joined are one decodable stream
     mp3_events = post(server, "/v1/audio/speech", {**body, "response_format": "mp3"}).text.splitlines()
-    mp3 = b"".join(base64.b64decode(json.loads(line[6:])["audio"]) for line in mp3_events
-                   if line.startswith("data: ") and "speech.audio.delta" in line)
+    mp3 = b"".join(
+        base64.b64decode(json.loads(line[6:])["audio"])
+        for line in mp3_events
+        if line.startswith("data: ") and "speech.audio.delta" in line
+    )
     assert len(sf.read(io.BytesIO(mp3))[0]) >= len(joined) // 2
 
 
@@ -170,8 +192,11 @@ def error_of(response: requests.Response) -> dict:
         ({"model": "higgs-audio-v2", "input": "Hi", "speed": 1.5}, 400, "unsupported_value"),
         ({"model": "higgs-audio-v2", "input": "Hi", "temperature": 9}, 400, "invalid_input"),
         ({"model": "higgs-audio-v2", "input": "Hi", "voice": "../etc/passwd"}, 400, "invalid_input"),
-        ({"model": "higgs-audio-v2", "input": "Hi", "reference_audio": {"url": "http://169.254.169.254/x"}},
-         400, "reference_audio"),
+        (
+            {"model": "higgs-audio-v2", "input": "Hi", "reference_audio": {"url": "http://169.254.169.254/x"}},
+            400,
+            "reference_audio",
+        ),
     ],
 )
 def test_bad_requests_get_openai_errors_with_honest_statuses(server, body, status, code):
@@ -190,16 +215,24 @@ def test_oversized_body_missing_key_and_unknown_paths(server, client):
     assert no_key.status_code == 401 and error_of(no_key)["type"] == "authentication_error"
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0).models.list()
-    assert requests.get(f"{server.url}/v2/nothing", headers={"Authorization": f"Bearer {API_KEY}"},
-                        timeout=10).status_code == 404
+    assert (
+        requests.get(f"{server.url}/v2/nothing", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).status_code
+        == 404
+    )
     with pytest.raises(openai.NotFoundError):
         client.audio.speech.create(model="higgs-audio-v2", voice="nobody", input="Hi")
     assert [m.id for m in client.models.list()][0] == "higgs-audio-v2"
 
 
 def test_client_disconnect_stops_generation(server):
-    body = {"model": "higgs-audio-v2", "input": "A long one.", "voice": "auto", "response_format": "pcm",
-            "seed": 3, "max_new_tokens": 3000}
+    body = {
+        "model": "higgs-audio-v2",
+        "input": "A long one.",
+        "voice": "auto",
+        "response_format": "pcm",
+        "seed": 3,
+        "max_new_tokens": 3000,
+    }
     response = post(server, "/v1/audio/speech", body, stream=True)
     request_id = response.headers["x-request-id"]
     assert next(response.iter_content(chunk_size=None))  # streaming has begun
@@ -208,8 +241,9 @@ def test_client_disconnect_stops_generation(server):
     assert f"request {request_id}: the client disconnected" in server.log()
     assert f"job {request_id} done" not in server.log()
     deadline = time.monotonic() + 30
-    while requests.get(f"{server.url}/v1/state", headers={"Authorization": f"Bearer {API_KEY}"},
-                       timeout=10).json()["requests"]:
+    while requests.get(f"{server.url}/v1/state", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).json()[
+        "requests"
+    ]:
         assert time.monotonic() < deadline, "the stopped job still holds its slot"
         time.sleep(0.2)
 
@@ -218,16 +252,22 @@ def test_voice_library_admin(server, client):
     auth = {"Authorization": f"Bearer {API_KEY}"}
     url = f"{server.url}/v1/audio/voices"
     files = {"file": ("me.flac", wav_bytes(2.0, fmt="FLAC"), "audio/flac")}
-    created = requests.post(url, data={"name": "newvoice", "transcript": "Hello."}, files=files, headers=auth,
-                            timeout=60)
+    created = requests.post(
+        url, data={"name": "newvoice", "transcript": "Hello."}, files=files, headers=auth, timeout=60
+    )
     assert created.status_code == 201, created.text
     assert created.json()["name"] == "newvoice" and created.json()["duration_s"] == pytest.approx(2.0, abs=0.01)
     assert (server.voices / "newvoice.wav").is_file() and (server.voices / "newvoice.txt").read_text() == "Hello."
     assert not [p for p in server.voices.iterdir() if p.name.startswith(".")]  # no temporary file left
     names = [v["id"] for v in requests.get(url, headers=auth, timeout=10).json()["data"]]
     assert names[0] == "auto" and {"belinda", "newvoice"} <= set(names)
-    audio, rate = sf.read(io.BytesIO(client.audio.speech.create(
-        model="higgs-audio-v2", voice="newvoice", input="Hi.", response_format="wav", extra_body=SHORT).content))
+    audio, rate = sf.read(
+        io.BytesIO(
+            client.audio.speech.create(
+                model="higgs-audio-v2", voice="newvoice", input="Hi.", response_format="wav", extra_body=SHORT
+            ).content
+        )
+    )
     assert rate == 24000 and len(audio) > 0
     assert requests.delete(f"{url}/newvoice", headers=auth, timeout=10).json()["deleted"] is True
     assert not (server.voices / "newvoice.wav").exists()

@@ -539,5 +539,3 @@ def test_two_processes_past_the_head_both_download(hub: HubServer, tmp_path: Pat
     # finished file and downloads it again. The worker needs its own cross-process lock.
     downloads = hub.downloads(WEIGHTS)
     assert len(downloads) == 2 and all(d.complete for d in downloads)
-
-

@@ -31,8 +31,18 @@ def decode_output(out: dict) -> tuple[np.ndarray, int]:
 def test_smart_voice_returns_the_contract_output(make_worker):
     out = make_worker().run({"id": "job-1", "input": {"text": SHORT, "seed": 7}})
     assert "error" not in out, out
-    for key in ("audio_base64", "format", "content_type", "sample_rate", "duration_s", "num_chunks",
-                "seed", "model", "timings", "rtf"):
+    for key in (
+        "audio_base64",
+        "format",
+        "content_type",
+        "sample_rate",
+        "duration_s",
+        "num_chunks",
+        "seed",
+        "model",
+        "timings",
+        "rtf",
+    ):
         assert key in out
     assert out["format"] == "wav" and out["content_type"] == "audio/wav"
     assert out["seed"] == 7 and out["num_chunks"] == 1
@@ -46,10 +56,17 @@ def test_smart_voice_returns_the_contract_output(make_worker):
     assert out["rtf"] == pytest.approx(out["timings"]["generate_s"] / out["duration_s"], rel=0.01)
 
 
-@pytest.mark.parametrize("fmt,content_type", [
-    ("wav", "audio/wav"), ("mp3", "audio/mpeg"), ("flac", "audio/flac"),
-    ("ogg", "audio/ogg"), ("opus", "audio/opus"), ("pcm", "audio/pcm"),
-])
+@pytest.mark.parametrize(
+    "fmt,content_type",
+    [
+        ("wav", "audio/wav"),
+        ("mp3", "audio/mpeg"),
+        ("flac", "audio/flac"),
+        ("ogg", "audio/ogg"),
+        ("opus", "audio/opus"),
+        ("pcm", "audio/pcm"),
+    ],
+)
 def test_every_output_format_decodes_back(make_worker, fmt, content_type):
     out = make_worker().run({"id": f"f-{fmt}", "input": {"text": SHORT, "seed": 3, "output_format": fmt}})
     assert "error" not in out, out
@@ -61,8 +78,9 @@ def test_every_output_format_decodes_back(make_worker, fmt, content_type):
 
 
 def test_response_format_alias_and_resampling(make_worker):
-    out = make_worker().run({"input": {"transcript": SHORT, "response_format": "FLAC", "sample_rate": 16000,
-                                       "seed": 1}})
+    out = make_worker().run(
+        {"input": {"transcript": SHORT, "response_format": "FLAC", "sample_rate": 16000, "seed": 1}}
+    )
     assert out["format"] == "flac" and out["sample_rate"] == 16000
     audio, rate = decode_output(out)
     assert rate == 16000 and len(audio) / rate == pytest.approx(out["duration_s"], abs=1e-3)
@@ -131,8 +149,14 @@ def test_cloning_from_base64_url_and_s3_key_agree(make_worker, file_server, s3_e
     worker = make_worker({**s3_env, "ALLOW_PRIVATE_URLS": "true"})
     common = {"text": SHORT, "seed": 11, "delivery": "base64"}
     outs = [
-        worker.run({"input": {**common, "reference_audio": {"base64": base64.b64encode(data).decode(),
-                                                           "transcript": "A tone."}}}),
+        worker.run(
+            {
+                "input": {
+                    **common,
+                    "reference_audio": {"base64": base64.b64encode(data).decode(), "transcript": "A tone."},
+                }
+            }
+        ),
         worker.run({"input": {**common, "reference_audio": {"url": f"{url}/ref.wav", "transcript": "A tone."}}}),
         worker.run({"input": {**common, "reference_audio": {"s3_key": "refs/ref.wav", "transcript": "A tone."}}}),
     ]
@@ -150,10 +174,15 @@ def test_private_url_refused_by_default(make_worker, file_server):
 
 def test_dialogue_with_per_speaker_voices(make_worker):
     text = "[SPEAKER0] I can't believe you did that. [SPEAKER1] Oh, come on! [SPEAKER0] Really."
-    out = make_worker().run({"input": {
-        "text": text, "seed": 4,
-        "speakers": {"SPEAKER0": {"voice": "belinda"}, "SPEAKER1": {"description": "masculine, deep"}},
-    }})
+    out = make_worker().run(
+        {
+            "input": {
+                "text": text,
+                "seed": 4,
+                "speakers": {"SPEAKER0": {"voice": "belinda"}, "SPEAKER1": {"description": "masculine, deep"}},
+            }
+        }
+    )
     assert "error" not in out, out
     assert out["num_chunks"] == 3  # auto chunking: one generation per speaker turn
     assert out["duration_s"] > 0
@@ -162,8 +191,10 @@ def test_dialogue_with_per_speaker_voices(make_worker):
 def test_long_text_is_chunked_and_reports_chunks(make_worker):
     text = " ".join(f"Sentence number {i} is here." for i in range(12))
     progress = []
-    out = make_worker().run({"input": {"text": text, "chunk_max_words": 10, "seed": 8, "max_new_tokens": 30}},
-                            progress=lambda i, n: progress.append((i, n)))
+    out = make_worker().run(
+        {"input": {"text": text, "chunk_max_words": 10, "seed": 8, "max_new_tokens": 30}},
+        progress=lambda i, n: progress.append((i, n)),
+    )
     assert "error" not in out, out
     assert out["num_chunks"] == len(progress) == 6
     assert progress[-1] == (6, 6)
@@ -200,8 +231,12 @@ def test_runpod_bucket_aliases_work(make_worker, moto_server, s3_client, monkeyp
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    env = {"BUCKET_ENDPOINT_URL": moto_server, "S3_BUCKET": BUCKET,
-           "BUCKET_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1", "BUCKET_SECRET_ACCESS_KEY": "x" * 20}
+    env = {
+        "BUCKET_ENDPOINT_URL": moto_server,
+        "S3_BUCKET": BUCKET,
+        "BUCKET_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1",
+        "BUCKET_SECRET_ACCESS_KEY": "x" * 20,
+    }
     out = make_worker(env).run({"id": "alias", "input": {"text": SHORT, "seed": 1}})
     assert out["s3_uri"] == f"s3://{BUCKET}/higgs-audio/alias.wav", out
 
@@ -275,5 +310,11 @@ def test_cancel_stops_generation(make_worker):
 
 
 def test_error_codes_are_the_contract_ones():
-    assert CODES == {"invalid_input", "model_unavailable", "reference_audio", "generation_failed",
-                     "out_of_memory", "storage"}
+    assert CODES == {
+        "invalid_input",
+        "model_unavailable",
+        "reference_audio",
+        "generation_failed",
+        "out_of_memory",
+        "storage",
+    }

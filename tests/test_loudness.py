@@ -67,5 +67,10 @@ def test_too_short_or_silent_audio_is_left_alone():
     silent = np.zeros(RATE * 2, dtype=np.float32)
     out, report = normalize(silent, RATE, -16.0)
     assert not out.any() and report.before_lufs is None
-    assert report.as_output() == {"target_lufs": -16.0, "before_lufs": None, "after_lufs": None,
-                                  "true_peak_dbtp": None, "ceiling_dbtp": CEILING_DBTP}
+    assert report.as_output() == {
+        "target_lufs": -16.0,
+        "before_lufs": None,
+        "after_lufs": None,
+        "true_peak_dbtp": None,
+        "ceiling_dbtp": CEILING_DBTP,
+    }

@@ -132,9 +132,14 @@ def hub_root_of(hub) -> Path:
 
 def test_unreachable_hub_is_model_unavailable_and_next_job_retries(tmp_path, monkeypatch, hub_root, tiny_models):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    env = {"MODEL_PATH": str(tmp_path / "m"), "TOKENIZER_PATH": str(tmp_path / "t"), "DEVICE": "cpu",
-           "RUNPOD_HF_CACHE_DIR": str(tmp_path / "c"), "MODEL_DOWNLOAD_ATTEMPTS": "2",
-           "MODEL_DOWNLOAD_BACKOFF_SECONDS": "0.01"}
+    env = {
+        "MODEL_PATH": str(tmp_path / "m"),
+        "TOKENIZER_PATH": str(tmp_path / "t"),
+        "DEVICE": "cpu",
+        "RUNPOD_HF_CACHE_DIR": str(tmp_path / "c"),
+        "MODEL_DOWNLOAD_ATTEMPTS": "2",
+        "MODEL_DOWNLOAD_BACKOFF_SECONDS": "0.01",
+    }
     worker = Worker(Settings.from_env(env))
     out = worker.run({"input": {"text": "Hi."}})
     assert list(out) == ["error"] and out["error"].startswith("model_unavailable: MODEL_REPO=")
@@ -171,9 +176,18 @@ print(json.dumps({"revision": local.revision, "downloaded": local.downloaded}))
 def start_downloader(hub, tmp_path, name: str) -> subprocess.Popen:
     env = hub.env(tmp_path / f"hf-home-{name}", base={**os.environ, "PYTHONPATH": str(ROOT)})
     return subprocess.Popen(
-        [sys.executable, "-c", DOWNLOAD_SCRIPT, MODEL_REPO, str(tmp_path / "volume" / "model"),
-         str(tmp_path / "cache")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            DOWNLOAD_SCRIPT,
+            MODEL_REPO,
+            str(tmp_path / "volume" / "model"),
+            str(tmp_path / "cache"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -71,8 +71,10 @@ def test_segments_are_the_positions_of_the_chunks_in_the_file(make_worker, monke
     # where each chunk starts and ends in the joined audio at 24 kHz, then in the file
     pause = round(job.get("pause_s", 0) * 24000)
     starts = [sum(lengths[:i]) + i * pause for i in range(len(lengths))]
-    expected = [(output_position(s, 24000, rate), output_position(s + n, 24000, rate))
-                for s, n in zip(starts, lengths, strict=True)]
+    expected = [
+        (output_position(s, 24000, rate), output_position(s + n, 24000, rate))
+        for s, n in zip(starts, lengths, strict=True)
+    ]
     assert [(s["start_sample"], s["end_sample"]) for s in segments] == expected
     assert segments[0]["start_s"] == 0 and segments[-1]["end_sample"] == len(audio)
     assert segments[-1]["end_s"] == pytest.approx(out["duration_s"], abs=1e-3)
@@ -133,8 +135,9 @@ def test_inline_subtitles_parse_in_order_with_the_jobs_text(make_worker, monkeyp
         assert cues[0].content.startswith("[SPEAKER0]") and cues[-1].content.startswith("[SPEAKER0]")
     else:
         cues = webvtt.from_buffer(io.StringIO(subs["text"])).captions
-        times = [(c.start_in_seconds + int(c.start[-3:]) / 1000, c.end_in_seconds + int(c.end[-3:]) / 1000)
-                 for c in cues]
+        times = [
+            (c.start_in_seconds + int(c.start[-3:]) / 1000, c.end_in_seconds + int(c.end[-3:]) / 1000) for c in cues
+        ]
         words = [w for c in cues for w in c.text.split()]
         assert [c.voice for c in cues][:1] == ["SPEAKER0"]
     assert words == spoken
@@ -145,8 +148,9 @@ def test_inline_subtitles_parse_in_order_with_the_jobs_text(make_worker, monkeyp
 
 def test_s3_subtitles_sit_next_to_the_audio_with_their_own_url(make_worker, s3_env, s3_client, monkeypatch):
     worker = make_worker(s3_env)
-    out, _ = run_with_chunks(worker, monkeypatch, {**JOBS["long"], "subtitles": "vtt", "output_format": "mp3",
-                                                   "output_name": "chapter-1"})
+    out, _ = run_with_chunks(
+        worker, monkeypatch, {**JOBS["long"], "subtitles": "vtt", "output_format": "mp3", "output_name": "chapter-1"}
+    )
     assert out["s3_uri"] == f"s3://{BUCKET}/higgs-audio/chapter-1.mp3"
     subs = out["subtitles"]
     assert subs["s3_uri"] == f"s3://{BUCKET}/higgs-audio/chapter-1.vtt" and "text" not in subs
@@ -172,8 +176,9 @@ def test_loudness_reaches_the_target_under_the_ceiling(make_worker, monkeypatch,
     if scale != 1.0:
         real_decode = worker.engine.decode_codes
         monkeypatch.setattr(worker.engine, "decode_codes", lambda codes: real_decode(codes) * np.float32(scale))
-    out, _ = run_with_chunks(worker, monkeypatch, {**JOBS["single"], "max_new_tokens": 40, "sample_rate": 44100,
-                                                   "loudness_lufs": -16})
+    out, _ = run_with_chunks(
+        worker, monkeypatch, {**JOBS["single"], "max_new_tokens": 40, "sample_rate": 44100, "loudness_lufs": -16}
+    )
     audio, rate = decoded(out)
     report = out["loudness"]
     assert (report["before_lufs"] < -40) if scale == 1.0 else (report["before_lufs"] > -10)
@@ -196,30 +201,37 @@ def test_stream_items_are_the_raw_chunks_and_the_file_gets_the_pauses(make_worke
 
 
 def test_without_the_options_the_audio_is_the_plain_join(make_worker, monkeypatch):
-    out, lengths = run_with_chunks(make_worker(), monkeypatch, {"text": LONG, "chunk_method": "word",
-                                                                "chunk_max_words": 5})
+    out, lengths = run_with_chunks(
+        make_worker(), monkeypatch, {"text": LONG, "chunk_method": "word", "chunk_max_words": 5}
+    )
     assert "loudness" not in out and "subtitles" not in out
     assert len(decoded(out)[0]) == sum(lengths)
     assert [s["end_sample"] for s in out["segments"]] == list(np.cumsum(lengths))
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("subtitles", "ass", "subtitles: Input should be 'srt' or 'vtt'"),
-    ("loudness_lufs", -80, "loudness_lufs: Input should be greater than or equal to -70"),
-    ("loudness_lufs", 0, "loudness_lufs: Input should be less than or equal to -5"),
-    ("loudness_lufs", "loud", "loudness_lufs: Input should be a valid number"),
-    ("pause_s", -0.1, "pause_s: Input should be greater than or equal to 0"),
-    ("pause_s", 6, "pause_s: Input should be less than or equal to 5"),
-    ("trim_silence", "maybe", "trim_silence: Input should be a valid boolean"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("subtitles", "ass", "subtitles: Input should be 'srt' or 'vtt'"),
+        ("loudness_lufs", -80, "loudness_lufs: Input should be greater than or equal to -70"),
+        ("loudness_lufs", 0, "loudness_lufs: Input should be less than or equal to -5"),
+        ("loudness_lufs", "loud", "loudness_lufs: Input should be a valid number"),
+        ("pause_s", -0.1, "pause_s: Input should be greater than or equal to 0"),
+        ("pause_s", 6, "pause_s: Input should be less than or equal to 5"),
+        ("trim_silence", "maybe", "trim_silence: Input should be a valid boolean"),
+    ],
+)
 def test_bad_narration_fields_are_invalid_input(make_worker, field, value, message):
     out = make_worker().run({"input": {"text": "Hi.", field: value}})
     assert list(out) == ["error"] and out["error"].startswith(f"invalid_input: {message}"), out
 
 
 def test_narration_fields_are_accepted_in_any_case(make_worker, monkeypatch):
-    out, _ = run_with_chunks(make_worker(), monkeypatch, {**JOBS["single"], "subtitles": " VTT ", "pause_s": 0,
-                                                          "trim_silence": False, "loudness_lufs": None})
+    out, _ = run_with_chunks(
+        make_worker(),
+        monkeypatch,
+        {**JOBS["single"], "subtitles": " VTT ", "pause_s": 0, "trim_silence": False, "loudness_lufs": None},
+    )
     assert out["subtitles"]["format"] == "vtt" and out["subtitles"]["text"].startswith("WEBVTT")
 
 
@@ -232,8 +244,16 @@ def test_smoke_script_on_a_fresh_checkout_leaves_a_decodable_file_in_out(tmp_pat
 
     from tests.conftest import ROOT
 
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     clone = tmp_path / "clone"
     for name in filter(None, listed):
         source = ROOT / name
@@ -243,12 +263,16 @@ def test_smoke_script_on_a_fresh_checkout_leaves_a_decodable_file_in_out(tmp_pat
         (clone / name).write_bytes(source.read_bytes())
         (clone / name).chmod(source.stat().st_mode)
     (clone / ".venv").symlink_to((ROOT / ".venv").resolve())
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_", "MODEL_", "TOKENIZER_", "VOICES_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_", "MODEL_", "TOKENIZER_", "VOICES_"))
+    }
     env["HF_HUB_OFFLINE"] = "1"
     job = '{"input": {"text": "Hello there.", "output_format": "mp3", "subtitles": "vtt", "seed": 3}}'
-    proc = subprocess.run(["bash", "scripts/smoke.sh", job], cwd=clone, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        ["bash", "scripts/smoke.sh", job], cwd=clone, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     mp3s, vtts = list((clone / "out").glob("*.mp3")), list((clone / "out").glob("*.vtt"))
     assert len(mp3s) == 1 and len(vtts) == 1

@@ -159,7 +159,13 @@ def test_plain_job_completes_with_the_contract_output(plain_loop):
     assert result["seed"] == 7 and result["num_chunks"] == 1
     assert result["model"]["repo"] == "bosonai/higgs-audio-v2-generation-3B-base"
     assert set(result["timings"]) == {
-        "download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s", "total_s"
+        "download_s",
+        "load_s",
+        "warmup_s",
+        "generate_s",
+        "encode_s",
+        "upload_s",
+        "total_s",
     }
     take = fake.of("take", job_id)[0]
     assert take.query["job_in_progress"] == "0" and take.body["input"]["seed"] == 7
@@ -210,8 +216,9 @@ def test_stream_job_posts_opus_chunks_before_its_result(runpod_loop):
     final = output[-1]
     assert final["format"] == "pcm" and final["sample_rate"] == 24000
     # each item is a complete Ogg Opus file; joined, they are the job's audio (lossy, same length)
-    joined = np.concatenate([sf.read(io.BytesIO(base64.b64decode(c["audio_base64"])), dtype="float32")[0]
-                             for c in chunks])
+    joined = np.concatenate(
+        [sf.read(io.BytesIO(base64.b64decode(c["audio_base64"])), dtype="float32")[0] for c in chunks]
+    )
     whole = pcm_of(final).astype(np.float32) / 32767
     assert len(joined) == len(whole) == round(final["duration_s"] * 24000)
     assert np.corrcoef(joined, whole)[0, 1] > 0.5

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.slow
 
 def test_scrub_removes_secret_values_presigned_queries_and_payloads():
     env = {"AWS_SECRET_ACCESS_KEY": SECRET_KEY, "HF_TOKEN": HF_TOKEN}
-    line = (f"token {HF_TOKEN} key {SECRET_KEY} url https://b.s3.amazonaws.com/k.wav?X-Amz-Algorithm=AWS4"
-            f"&X-Amz-Credential={ACCESS_KEY_ID}%2F20261128&X-Amz-Signature=abcdef0123 data {'A' * 300}")
+    line = (
+        f"token {HF_TOKEN} key {SECRET_KEY} url https://b.s3.amazonaws.com/k.wav?X-Amz-Algorithm=AWS4"
+        f"&X-Amz-Credential={ACCESS_KEY_ID}%2F20261128&X-Amz-Signature=abcdef0123 data {'A' * 300}"
+    )
     cleaned = scrub(line, env)
     for secret in (HF_TOKEN, SECRET_KEY, ACCESS_KEY_ID, "abcdef0123", "A" * 300):
         assert secret not in cleaned
@@ -42,13 +44,20 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
         hub.set_auth("fake-other-hub-token-the-worker-lacks")
         env = {**subprocess_env, **hub.env(tmp_path / "hf-home", token=HF_TOKEN, base=subprocess_env)}
         env.pop("HF_HUB_OFFLINE", None)
-        env.update({
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1",
-            "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": s3.url, "S3_ATTEMPTS": "2",
-            "MODEL_PATH": str(tmp_path / "vol" / "model"), "TOKENIZER_PATH": str(tmp_path / "vol" / "tokenizer"),
-            "MODEL_DOWNLOAD_ATTEMPTS": "1",
-            "STREAM_JOBS": "true",  # the streaming handler (the plain one: tests/test_http_mode.py)
-        })
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "S3_BUCKET": BUCKET,
+                "S3_ENDPOINT_URL": s3.url,
+                "S3_ATTEMPTS": "2",
+                "MODEL_PATH": str(tmp_path / "vol" / "model"),
+                "TOKENIZER_PATH": str(tmp_path / "vol" / "tokenizer"),
+                "MODEL_DOWNLOAD_ATTEMPTS": "1",
+                "STREAM_JOBS": "true",  # the streaming handler (the plain one: tests/test_http_mode.py)
+            }
+        )
         log_path = tmp_path / "worker.log"
         answers = []
         with open(log_path, "w") as log_file, rp_serve_api(env, output=log_file) as (base, _proc):

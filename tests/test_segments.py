@@ -76,18 +76,35 @@ def test_build_one_segment_per_chunk_at_the_output_rate():
     assert [s.text for s in segments] == ["First sentence.", "Second one."]
     assert not any(s.approximate for s in segments)
     out = segments[1].as_output(44100)
-    assert out == {"text": "Second one.", "speaker": None, "start_s": 1.3, "end_s": 1.8,
-                   "start_sample": 57330, "end_sample": 79380}
+    assert out == {
+        "text": "Second one.",
+        "speaker": None,
+        "start_s": 1.3,
+        "end_s": 1.8,
+        "start_sample": 57330,
+        "end_sample": 79380,
+    }
 
 
 def test_build_dialogue_turns_and_shared_chunks():
-    chunks = [("[SPEAKER0] Hello.", "SPEAKER0"), ("[SPEAKER1] Hi! [SPEAKER0] How are you?", "SPEAKER1"),
-              ("Fine, thanks.", None)]
+    chunks = [
+        ("[SPEAKER0] Hello.", "SPEAKER0"),
+        ("[SPEAKER1] Hi! [SPEAKER0] How are you?", "SPEAKER1"),
+        ("Fine, thanks.", None),
+    ]
     spans = [(0, 1000), (1000, 3000), (3000, 4000)]
     segments = build(chunks, spans, 24000, 24000)
     assert [(s.speaker, s.text) for s in segments] == [
-        ("SPEAKER0", "Hello."), ("SPEAKER1", "Hi!"), ("SPEAKER0", "How are you?"), ("SPEAKER0", "Fine, thanks.")]
+        ("SPEAKER0", "Hello."),
+        ("SPEAKER1", "Hi!"),
+        ("SPEAKER0", "How are you?"),
+        ("SPEAKER0", "Fine, thanks."),
+    ]
     # the shared chunk is split by characters (3 : 12) and marked approximate
     assert [(s.start, s.end, s.approximate) for s in segments] == [
-        (0, 1000, False), (1000, 1400, True), (1400, 3000, True), (3000, 4000, False)]
+        (0, 1000, False),
+        (1000, 1400, True),
+        (1400, 3000, True),
+        (3000, 4000, False),
+    ]
     assert segments[1].as_output(24000)["approximate"] is True

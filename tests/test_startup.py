@@ -30,8 +30,14 @@ def worker_for(env: dict) -> Worker:
 
 
 def test_model_on_the_volume_is_loaded_and_warmed_up_before_the_first_job(tiny_models, voices_dir, tmp_path):
-    worker = worker_for({"MODEL_PATH": str(tiny_models[0]), "TOKENIZER_PATH": str(tiny_models[1]),
-                         "VOICES_DIR": str(voices_dir), "RUNPOD_HF_CACHE_DIR": str(tmp_path / "none")})
+    worker = worker_for(
+        {
+            "MODEL_PATH": str(tiny_models[0]),
+            "TOKENIZER_PATH": str(tiny_models[1]),
+            "VOICES_DIR": str(voices_dir),
+            "RUNPOD_HF_CACHE_DIR": str(tmp_path / "none"),
+        }
+    )
     phases = warm_start(worker)
     assert phases["warm"] and worker.engine is not None
     assert phases["load_s"] > 0 and phases["warmup_s"] > 0 and phases["download_s"] == 0
@@ -56,8 +62,12 @@ def hub(tmp_path, tiny_models, monkeypatch):
 
 def empty_volume_env(tmp_path: Path, voices_dir: Path) -> dict:
     volume = tmp_path / "volume"
-    return {"MODEL_PATH": str(volume / MODEL_REPO), "TOKENIZER_PATH": str(volume / TOKENIZER_REPO),
-            "VOICES_DIR": str(voices_dir), "RUNPOD_HF_CACHE_DIR": str(tmp_path / "none")}
+    return {
+        "MODEL_PATH": str(volume / MODEL_REPO),
+        "TOKENIZER_PATH": str(volume / TOKENIZER_REPO),
+        "VOICES_DIR": str(voices_dir),
+        "RUNPOD_HF_CACHE_DIR": str(tmp_path / "none"),
+    }
 
 
 def test_empty_volume_is_still_filled_by_the_first_job(hub, tmp_path, voices_dir):

@@ -57,10 +57,21 @@ def endless_model(tiny_models, tmp_path_factory):
 def test_ten_minute_streamed_job_keeps_the_aggregate_under_the_limit(subprocess_env, endless_model):
     """About 4 minutes on 2 CPU cores: 15,000 decoding steps of the tiny model."""
     frames = TEN_MINUTES * FRAME_RATE
-    env = {**subprocess_env, "MODEL_PATH": str(endless_model), "STREAM_JOBS": "true", "PRELOAD_MODELS": "true",
-           "MAX_NEW_TOKENS": str(frames + 100)}
-    job_input = {"text": "Hello there.", "seed": 1, "stream": True, "max_new_tokens": frames + 7,
-                 "delivery": "base64", "output_format": "opus"}
+    env = {
+        **subprocess_env,
+        "MODEL_PATH": str(endless_model),
+        "STREAM_JOBS": "true",
+        "PRELOAD_MODELS": "true",
+        "MAX_NEW_TOKENS": str(frames + 100),
+    }
+    job_input = {
+        "text": "Hello there.",
+        "seed": 1,
+        "stream": True,
+        "max_new_tokens": frames + 7,
+        "delivery": "base64",
+        "output_format": "opus",
+    }
     with rp_serve_api(env) as (url, _proc):
         response = requests.post(f"{url}/runsync", json={"input": job_input}, timeout=1500)
     body = response.json()
@@ -69,9 +80,9 @@ def test_ten_minute_streamed_job_keeps_the_aggregate_under_the_limit(subprocess_
     assert result["duration_s"] == pytest.approx(TEN_MINUTES, abs=0.5)  # really ten minutes of audio
     assert len(response.content) < RUNPOD_RUN_LIMIT, len(response.content)  # the aggregate, every item in it
     assert all("chunk" in item for item in items) and len(items) > 300  # all streamed: no budget cut at 10 min
-    streamed_seconds = sum(
-        len(sf.read(io.BytesIO(base64.b64decode(item["audio_base64"])))[0]) for item in items
-    ) / 24000
+    streamed_seconds = (
+        sum(len(sf.read(io.BytesIO(base64.b64decode(item["audio_base64"])))[0]) for item in items) / 24000
+    )
     assert streamed_seconds == pytest.approx(result["duration_s"], abs=0.05)
     final, rate = sf.read(io.BytesIO(base64.b64decode(result["audio_base64"])))
     assert rate == 24000 and len(final) / rate == pytest.approx(TEN_MINUTES, abs=0.5)

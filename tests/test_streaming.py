@@ -59,8 +59,16 @@ def test_a_streamed_job_emits_audio_before_generation_ends(make_worker, monkeypa
     monkeypatch.setattr(worker.engine, "generate_rows", counting_rows)
     emitted = []
     out = worker.run(
-        {"input": {"text": "Streaming is fun to test.", "stream": True, "seed": 2, "max_new_tokens": 100,
-                   "delivery": "base64", "output_format": "pcm"}},
+        {
+            "input": {
+                "text": "Streaming is fun to test.",
+                "stream": True,
+                "seed": 2,
+                "max_new_tokens": 100,
+                "delivery": "base64",
+                "output_format": "pcm",
+            }
+        },
         emit=lambda item: emitted.append((rows_seen["n"], item)),
     )
     assert "error" not in out, out
@@ -69,8 +77,9 @@ def test_a_streamed_job_emits_audio_before_generation_ends(make_worker, monkeypa
     assert first_at < rows_seen["n"]  # the first audio left before the last row was generated
     assert first_at <= 1 + 10 + 7 + 3  # bos row + 10 frames + delay + held frames
     # each item is a complete Ogg Opus file (higgs_worker/stream_items.py): lossy, the same length
-    joined = np.concatenate([sf.read(io.BytesIO(base64.b64decode(i["audio_base64"])), dtype="float32")[0]
-                             for _, i in emitted])
+    joined = np.concatenate(
+        [sf.read(io.BytesIO(base64.b64decode(i["audio_base64"])), dtype="float32")[0] for _, i in emitted]
+    )
     final = np.frombuffer(base64.b64decode(out["audio_base64"]), "<i2").astype(np.float32) / 32767
     assert all(i["format"] == "opus" and i["sample_rate"] == 24000 for _, i in emitted)
     assert len(joined) == len(final) and np.corrcoef(joined, final)[0, 1] > 0.5
@@ -79,8 +88,17 @@ def test_a_streamed_job_emits_audio_before_generation_ends(make_worker, monkeypa
 def test_streamed_bytes_count_toward_the_inline_limit(make_worker, s3_env):
     """The aggregated result repeats every stream item: a streamed job whose chunks plus
     inline audio exceed INLINE_MAX_BYTES goes to S3, or fails clearly without S3."""
-    job = {"id": "streamed", "input": {"text": "Streaming is fun to test.", "stream": True, "seed": 2,
-                                       "max_new_tokens": 100, "output_format": "opus", "delivery": "base64"}}
+    job = {
+        "id": "streamed",
+        "input": {
+            "text": "Streaming is fun to test.",
+            "stream": True,
+            "seed": 2,
+            "max_new_tokens": 100,
+            "output_format": "opus",
+            "delivery": "base64",
+        },
+    }
     items = []
     full = make_worker().run(job, emit=items.append)
     streamed = sum(len(i["audio_base64"]) for i in items)
@@ -97,8 +115,15 @@ def test_on_audio_gets_the_pieces_of_a_job_that_does_not_stream_to_runpod(make_w
     that join to the final audio, and no RunPod stream item is produced."""
     pieces, items = [], []
     out = make_worker().run(
-        {"input": {"text": "Streaming is fun to test.", "seed": 2, "max_new_tokens": 100,
-                   "delivery": "base64", "output_format": "pcm"}},
+        {
+            "input": {
+                "text": "Streaming is fun to test.",
+                "seed": 2,
+                "max_new_tokens": 100,
+                "delivery": "base64",
+                "output_format": "pcm",
+            }
+        },
         emit=items.append,
         on_audio=pieces.append,
     )

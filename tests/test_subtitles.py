@@ -12,9 +12,11 @@ from higgs_worker.segments import Segment
 from higgs_worker.subtitles import MAX_CUE_CHARS, MAX_CUE_S, build_cues, render
 
 RATE = 24000
-LONG = ("The harbour was quiet before dawn, and the boats lay still on the water. "
-        "A gull called once; then another answered from the breakwater, far away. "
-        "Nobody on the quay moved until the bell rang.")
+LONG = (
+    "The harbour was quiet before dawn, and the boats lay still on the water. "
+    "A gull called once; then another answered from the breakwater, far away. "
+    "Nobody on the quay moved until the bell rang."
+)
 
 
 def seg(text: str, start_s: float, end_s: float, speaker: str | None = None) -> Segment:
@@ -47,17 +49,26 @@ def test_long_segment_is_split_at_sentences_and_clauses_by_characters():
 def test_cuts_fall_at_sentence_then_clause_ends():
     sentences = "The tide came in slowly. The boats rose with it. Then the wind turned west."
     cues = build_cues([seg(sentences, 0, 12.0)], RATE)  # each sentence about 4 s: one cue each
-    assert [c.text for c in cues] == ["The tide came in slowly.", "The boats rose with it.",
-                                      "Then the wind turned west."]
+    assert [c.text for c in cues] == [
+        "The tide came in slowly.",
+        "The boats rose with it.",
+        "Then the wind turned west.",
+    ]
     clauses = "When the tide came in, the boats rose slowly, and the wind turned west at last."
     cues = build_cues([seg(clauses, 0, 12.0)], RATE)
-    assert [c.text for c in cues] == ["When the tide came in,", "the boats rose slowly,",
-                                      "and the wind turned west at last."]
+    assert [c.text for c in cues] == [
+        "When the tide came in,",
+        "the boats rose slowly,",
+        "and the wind turned west at last.",
+    ]
 
 
 def test_srt_parses_in_order_with_speakers():
-    segments = [seg("I can't believe you did that.", 0, 2.5, "SPEAKER0"), seg("Oh, come on!", 2.9, 4.0, "SPEAKER1"),
-                seg(LONG, 4.0, 30.0, "SPEAKER0")]
+    segments = [
+        seg("I can't believe you did that.", 0, 2.5, "SPEAKER0"),
+        seg("Oh, come on!", 2.9, 4.0, "SPEAKER1"),
+        seg(LONG, 4.0, 30.0, "SPEAKER0"),
+    ]
     parsed = list(srt.parse(render("srt", segments, RATE)))
     assert [p.index for p in parsed] == list(range(1, len(parsed) + 1))
     starts = [p.start.total_seconds() for p in parsed]

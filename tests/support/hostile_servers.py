@@ -138,8 +138,13 @@ def serve(body: bytes, content_type: str = "audio/wav") -> Behaviour:
 
 
 def redirect(location: str, status: int = 302) -> Behaviour:
-    reasons = {301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect",
-               308: "Permanent Redirect"}
+    reasons = {
+        301: "Moved Permanently",
+        302: "Found",
+        303: "See Other",
+        307: "Temporary Redirect",
+        308: "Permanent Redirect",
+    }
 
     def behaviour(conn: Connection) -> None:
         conn.head(f"{status} {reasons[status]}", {"Location": location, "Content-Length": "0"})
@@ -158,8 +163,11 @@ def trickle_body(
     framing: str = "length", piece: bytes = b"RIFF", interval: float = 0.25, give_up_after: float = 12.0
 ) -> Behaviour:
     """``framing``: "length" (Content-Length: 1 MB), "chunked", or "close" (no length)."""
-    headers = {"length": {"Content-Length": "1000000"}, "chunked": {"Transfer-Encoding": "chunked"},
-               "close": {"Connection": "close"}}[framing]
+    headers = {
+        "length": {"Content-Length": "1000000"},
+        "chunked": {"Transfer-Encoding": "chunked"},
+        "close": {"Connection": "close"},
+    }[framing]
 
     def behaviour(conn: Connection) -> None:
         conn.head("200 OK", {"Content-Type": "audio/wav", **headers})
@@ -188,8 +196,11 @@ def trickle_headers(interval: float = 0.4, give_up_after: float = 12.0) -> Behav
 
 def endless_body(framing: str = "chunked", block: int = 16384, give_up_after: float = 20.0) -> Behaviour:
     """An endless body: "chunked", "close" (no length) or "declared" (Content-Length: 10 GB)."""
-    headers = {"chunked": {"Transfer-Encoding": "chunked"}, "close": {"Connection": "close"},
-               "declared": {"Content-Length": str(10 * 10**9)}}[framing]
+    headers = {
+        "chunked": {"Transfer-Encoding": "chunked"},
+        "close": {"Connection": "close"},
+        "declared": {"Content-Length": str(10 * 10**9)},
+    }[framing]
     payload = b"\0" * block
 
     def behaviour(conn: Connection) -> None:
@@ -210,8 +221,15 @@ def gzip_bomb(size: int) -> Behaviour:
     body = gzip.compress(b"\0" * size, compresslevel=9)
 
     def behaviour(conn: Connection) -> None:
-        conn.head("200 OK", {"Content-Type": "audio/wav", "Content-Encoding": "gzip",
-                             "Content-Length": str(len(body)), "Connection": "close"})
+        conn.head(
+            "200 OK",
+            {
+                "Content-Type": "audio/wav",
+                "Content-Encoding": "gzip",
+                "Content-Length": str(len(body)),
+                "Connection": "close",
+            },
+        )
         conn.send(body, body=True)
 
     return behaviour
