@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import Cancelled
+
 log = logging.getLogger(__name__)
 
 STATIC_CACHE_BUCKETS = (1024, 2048, 4096, 8192)
@@ -36,10 +38,6 @@ class LoopSettings:
     compile_backend: str | object = "inductor"  # a torch.compile backend name or callable
     compile_mode: str | None = "reduce-overhead"
     fullgraph: bool = False
-
-
-class Stopped(Exception):
-    """Raised inside the loop when ``should_stop`` answered True."""
 
 
 @dataclass(frozen=True)
@@ -316,7 +314,7 @@ class DecodeLoop:
     ) -> Iterator[torch.Tensor]:
         """Yield each generated row (num_codebooks codes, on the CPU) until the stream
         ends (all codebooks emit stream-eos; that row is yielded too) or
-        ``sampling.max_new_tokens`` steps. Raises ``Stopped`` when asked to stop.
+        ``sampling.max_new_tokens`` steps. Raises ``Cancelled`` when asked to stop.
         Random draws come from ``generator`` (the default generator when None)."""
         device = batch["input_ids"].device
         n = self.rules.num_codebooks
@@ -326,7 +324,7 @@ class DecodeLoop:
         logits = self._prefill(batch, cache)
         while True:
             if should_stop is not None and should_stop():
-                raise Stopped()
+                raise Cancelled()
             codes = state.sample(logits[0])
             row = codes.to("cpu")
             yield row

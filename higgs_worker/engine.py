@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import slot_cache
-from .decode_loop import DecodeLoop, LoopSettings, Stopped
+from .decode_loop import DecodeLoop, LoopSettings
 from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
 from .scheduler import Scheduler
 from .streaming import StreamingDecoder
@@ -39,10 +39,6 @@ class Sampling:
     ras_win_len: int = 7
     ras_win_max_num_repeat: int = 2
     max_new_tokens: int = 1000
-
-
-class Cancelled(Exception):
-    """Generation was stopped because the job was cancelled or timed out."""
 
 
 def peak_rss_mb() -> float:
@@ -259,10 +255,7 @@ class Engine:
         one seeded 0 when None), so the rows depend on it alone."""
         if generator is None:
             generator = self.generator(0)
-        try:
-            yield from self.scheduler.generate(self.batch_for(prompt), sampling, generator, should_stop)
-        except Stopped:
-            raise Cancelled() from None
+        yield from self.scheduler.generate(self.batch_for(prompt), sampling, generator, should_stop)
 
     def generator(self, seed: int) -> torch.Generator:
         """A job's own random generator on the model's device."""

@@ -26,6 +26,11 @@ MEANINGS = {
 CODES = frozenset(MEANINGS)
 
 
+class Cancelled(Exception):
+    """Generation stopped because the job was cancelled or timed out (its ``should_stop``
+    answered true); the job then fails with ``generation_failed``."""
+
+
 class WorkerError(Exception):
     """A failure with a contract error code and a message a user can act on."""
 

@@ -20,10 +20,11 @@ import numpy as np
 from . import audio as audio_codec
 from . import compile_cache, narration
 from .config import Settings
-from .engine import Cancelled, Engine, loop_settings_for, pick_device, pick_dtype
+from .engine import Engine, loop_settings_for, pick_device, pick_dtype
 from .errors import (
     GENERATION_FAILED,
     MODEL_UNAVAILABLE,
+    Cancelled,
     WorkerError,
     free_device_memory,
     is_out_of_memory,

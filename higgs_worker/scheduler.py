@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .decode_loop import DecodeLoop, SequenceState, Stopped, sample_many
+from .decode_loop import DecodeLoop, SequenceState, sample_many
+from .errors import Cancelled
 from .slot_cache import SlotCache
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Scheduler:
         generator: torch.Generator | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Yield the sequence's rows (CPU) as the scheduler produces them. Raises ``Stopped``
+        """Yield the sequence's rows (CPU) as the scheduler produces them. Raises ``Cancelled``
         when ``should_stop`` answered True, or the error that failed the sequence."""
         state = self.loop.sequence(batch, sampling, generator)
         seq = Sequence(batch, state, should_stop)
@@ -185,7 +186,7 @@ class Scheduler:
         for seq in list(self._waiting):  # queued jobs can be cancelled too
             if seq.abandoned or (seq.should_stop is not None and seq.should_stop()):
                 self._waiting.remove(seq)
-                seq.out.put(Stopped())
+                seq.out.put(Cancelled())
         stepping = [seq for seq in [*self._active, *self._solo] if self._keeps_going(seq)]
         if any(seq.slot is not None for seq in stepping):
             self._forward_slots()
@@ -204,7 +205,7 @@ class Scheduler:
             self._finish(seq, exc)
             return False
         if stop:
-            self._finish(seq, Stopped())
+            self._finish(seq, Cancelled())
         return not stop
 
     # -- prefill and placement ----------------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .audio import MODEL_SAMPLE_RATE
 from .config import Settings
 from .errors import INVALID_INPUT, WorkerError
 
@@ -176,7 +177,7 @@ class SynthesisRequest(_Strict):
         description="wav, mp3, flac, ogg (vorbis), opus, pcm (raw 16-bit little-endian mono)",
     )
     sample_rate: int = Field(
-        default=24000,
+        default=MODEL_SAMPLE_RATE,
         ge=8000,
         le=48000,
         description="one of 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000 "

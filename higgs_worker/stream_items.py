@@ -21,7 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import soundfile as sf
 
-STREAM_SAMPLE_RATE = 24000
+from .audio import MODEL_SAMPLE_RATE
+
+STREAM_SAMPLE_RATE = MODEL_SAMPLE_RATE  # stream items carry the model's own audio
 STREAM_FORMAT = "opus"
 STREAM_BUDGET_BYTES = 6_000_000  # base64 bytes of all items; the result's own audio is counted by jobs._deliver
 OPUS_COMPRESSION_LEVEL = 0.9  # libsndfile maps it to the Opus bitrate: about 32 kbit/s for speech

@@ -17,8 +17,8 @@ import requests
 import soundfile as sf
 import torch
 
-from higgs_worker.decode_loop import Stopped
 from higgs_worker.engine import Engine, Sampling
+from higgs_worker.errors import Cancelled
 from higgs_worker.prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from tests.conftest import BUCKET, FAKE_AWS, wav_bytes
 from tests.support.api_server import rp_serve_api
@@ -146,7 +146,7 @@ def test_cancel_one_of_four_mid_generation(batch_engine):
                 batch_engine.batch_for(prompt(2)), sampling, batch_engine.generator(2), stop_after_ten_rows
             ):
                 cancelled_rows.append(row)
-        except Stopped as exc:
+        except Cancelled as exc:
             outcome["stopped"] = exc
 
     threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from higgs_worker.decode_loop import DecodeLoop, LoopSettings, Stopped
+from higgs_worker.decode_loop import DecodeLoop, LoopSettings
 from higgs_worker.engine import Sampling
+from higgs_worker.errors import Cancelled
 from higgs_worker.prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn
 
 SMART = Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], [Turn("user", "Hello there, how are you?")])
@@ -83,7 +84,7 @@ def test_stop_is_checked_every_step(engine):
         return asked["n"] > 3
 
     rows = []
-    with pytest.raises(Stopped):
+    with pytest.raises(Cancelled):
         for row in DecodeLoop(engine.model).rows(engine.batch_for(SMART), Sampling(max_new_tokens=500), stop):
             rows.append(row)
     assert len(rows) == 3
