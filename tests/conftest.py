@@ -156,19 +156,24 @@ def file_server(tmp_path):
     server.server_close()
 
 
-@pytest.fixture
-def subprocess_env(tiny_models, voices_dir, tmp_path) -> dict:
-    """Environment for running handler.py as a separate process against the tiny model."""
+def worker_process_env(tiny_models, voices_dir: Path, work_dir: Path) -> dict:
+    """Environment for running handler.py as a separate process against the tiny model
+    (this process's environment without S3, bucket and hub settings)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_"))}
     env.update(
         {
             "MODEL_PATH": str(tiny_models[0]),
             "TOKENIZER_PATH": str(tiny_models[1]),
             "VOICES_DIR": str(voices_dir),
-            "RUNPOD_HF_CACHE_DIR": str(tmp_path / "hf-cache"),
+            "RUNPOD_HF_CACHE_DIR": str(work_dir / "hf-cache"),
             "DEVICE": "cpu",
             "PYTHONPATH": str(ROOT),
             "HF_HUB_OFFLINE": "1",
         }
     )
     return env
+
+
+@pytest.fixture
+def subprocess_env(tiny_models, voices_dir, tmp_path) -> dict:
+    return worker_process_env(tiny_models, voices_dir, tmp_path)

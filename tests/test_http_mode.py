@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import threading
 import time
 
@@ -20,7 +19,7 @@ import pytest
 import requests
 import soundfile as sf
 
-from tests.conftest import BUCKET, ROOT, wav_bytes
+from tests.conftest import BUCKET, wav_bytes, worker_process_env
 from tests.support.http_server import http_worker
 
 pytestmark = pytest.mark.slow
@@ -39,16 +38,9 @@ def server(tiny_models, tmp_path_factory, moto_server):
     voices.mkdir()
     (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
     (voices / "belinda.txt").write_text("The sun rises in the east.")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "BUCKET_", "HF_"))}
+    env = worker_process_env(tiny_models, voices, root)
     env.update(
         {
-            "MODEL_PATH": str(tiny_models[0]),
-            "TOKENIZER_PATH": str(tiny_models[1]),
-            "VOICES_DIR": str(voices),
-            "RUNPOD_HF_CACHE_DIR": str(root / "hf-cache"),
-            "DEVICE": "cpu",
-            "PYTHONPATH": str(ROOT),
-            "HF_HUB_OFFLINE": "1",
             "HF_TOKEN": HF_TOKEN,
             "API_KEY": API_KEY,
             "AWS_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1",
