@@ -151,10 +151,7 @@ async def stream_handler(job: dict):
 def concurrency_modifier(current: int) -> int:
     """How many jobs this worker takes at once (the SDK asks between jobs): MAX_CONCURRENCY,
     or auto: 16 on CUDA, 1 on the CPU. Jobs share every decode step (higgs_worker.scheduler)."""
-    from higgs_worker.engine import concurrency_for, pick_device
-
-    settings = get_worker().settings
-    return concurrency_for(settings.max_concurrency, pick_device(settings.device))
+    return get_worker().concurrency
 
 
 async def run_to_result(job: dict) -> dict:

@@ -48,12 +48,6 @@ class Service:
         self.slots: asyncio.Semaphore | None = None
         self.active: dict[str, str] = {}  # request id -> state ("queued", "running"), for /v1/state
 
-    def job_slots(self) -> int:
-        """Requests generating at once: MAX_CONCURRENCY, or auto (16 on CUDA, 1 on the CPU)."""
-        from .engine import concurrency_for, pick_device
-
-        return concurrency_for(self.settings.max_concurrency, pick_device(self.settings.device))
-
     def load_now(self) -> None:
         """Load the model here and now; /ping says 200 after it (or 503 if it failed)."""
         try:
@@ -92,7 +86,7 @@ class Job:
         """Wait for a slot (as long as it takes), then run in a thread that frees the slot when done."""
         service = self.service
         if service.slots is None:  # jobs share decode steps (scheduler); more requests wait, never refused
-            service.slots = asyncio.Semaphore(service.job_slots())
+            service.slots = asyncio.Semaphore(service.worker.concurrency)
         service.active[self.id] = "queued"
         try:
             await service.slots.acquire()

@@ -20,7 +20,7 @@ import numpy as np
 from . import audio as audio_codec
 from . import compile_cache, narration
 from .config import Settings
-from .engine import Engine, loop_settings_for, pick_device, pick_dtype
+from .engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
 from .errors import (
     GENERATION_FAILED,
     MODEL_UNAVAILABLE,
@@ -80,11 +80,17 @@ class Worker:
         self.model_info: LocalModel | None = None
         self.voices = VoiceLibrary(self.settings.voices_dir)
         self._voice_cache: dict[tuple, AudioClip] = {}
+        self._voice_lock = threading.Lock()  # jobs run at once: the cache is shared
         self._load_lock = threading.Lock()
         self._store: S3Store | None = None
         self.warmup_report: compile_cache.CacheReport | None = None
 
     # -- resources ------------------------------------------------------------------
+
+    @property
+    def concurrency(self) -> int:
+        """Jobs this worker runs at once (both doors use it): MAX_CONCURRENCY, or auto."""
+        return concurrency_for(self.settings.max_concurrency, pick_device(self.settings.device))
 
     @property
     def store(self) -> S3Store | None:
@@ -150,13 +156,15 @@ class Worker:
         if isinstance(source, str):
             voice = self.voices.find(source)
             key = ("voice", voice.name, voice.version)
-            clip = self._voice_cache.get(key)
+            with self._voice_lock:
+                clip = self._voice_cache.get(key)
             if clip is None:
                 waveform = decode_reference(voice.audio_path.read_bytes(), settings.max_reference_seconds)
                 clip = engine.encode_audio(waveform)
-                if len(self._voice_cache) >= VOICE_CACHE_SIZE:
-                    self._voice_cache.pop(next(iter(self._voice_cache)))
-                self._voice_cache[key] = clip
+                with self._voice_lock:
+                    if len(self._voice_cache) >= VOICE_CACHE_SIZE:
+                        self._voice_cache.pop(next(iter(self._voice_cache)))
+                    self._voice_cache[key] = clip
             return clip, voice.transcript
         store = self.store
         waveform, transcript = load_reference(
@@ -179,8 +187,8 @@ class Worker:
         emit: EmitFn | None = None,
         on_audio: AudioFn | None = None,
     ) -> dict[str, Any]:
-        """Run one job. With ``stream: true`` and ``emit``, stream items (PCM pieces as
-        base64) are handed to ``emit`` while they are generated; ``on_audio`` (any door that
+        """Run one job. With ``stream: true`` and ``emit``, stream items (``stream_items``:
+        Ogg Opus pieces as base64) are handed to ``emit`` while they are generated; ``on_audio`` (any door that
         streams itself, e.g. HTTP) gets the same pieces as float32 arrays at the model's rate,
         whatever the job's ``stream`` field. The return value is always the full output."""
         timer = Timer()
