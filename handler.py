@@ -28,8 +28,8 @@ os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
 from pydantic import TypeAdapter, ValidationError  # noqa: E402
 
 from higgs_worker import logs  # noqa: E402
-from higgs_worker.config import SettingsError  # noqa: E402
-from higgs_worker.errors import GENERATION_FAILED, INVALID_INPUT  # noqa: E402
+from higgs_worker.contract.config import SettingsError  # noqa: E402
+from higgs_worker.contract.errors import GENERATION_FAILED, INVALID_INPUT  # noqa: E402
 from higgs_worker.jobs import Worker  # noqa: E402
 from higgs_worker.startup import warm_start  # noqa: E402
 
@@ -150,7 +150,7 @@ async def stream_handler(job: dict):
 
 def concurrency_modifier(current: int) -> int:
     """How many jobs this worker takes at once (the SDK asks between jobs): MAX_CONCURRENCY,
-    or auto: 16 on CUDA, 1 on the CPU. Jobs share every decode step (higgs_worker.scheduler)."""
+    or auto: 16 on CUDA, 1 on the CPU. Jobs share every decode step (higgs_worker.model.scheduler)."""
     return get_worker().concurrency
 
 
@@ -185,7 +185,7 @@ def main() -> None:
         log.error("%s; the worker cannot start", exc)
         sys.exit(2)
     if worker.settings.worker_mode == "http":
-        from higgs_worker.http_app import serve
+        from higgs_worker.http.app import serve
 
         serve(worker, load=lambda: load_model(worker))  # loads the model at start; /ping says when
         return

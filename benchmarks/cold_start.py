@@ -36,9 +36,9 @@ CHILD = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
 import torch, transformers, runpod  # noqa: F401  the runtime a worker imports
-from higgs_worker.config import Settings
+from higgs_worker.contract.config import Settings
 from higgs_worker.jobs import Timer, Worker
-from higgs_worker.schema import parse_request
+from higgs_worker.contract.schema import parse_request
 t_import = time.perf_counter() - t0
 worker = Worker(Settings.from_env())
 timer = Timer(); worker.ensure_engine(timer); split = timer.summary()
@@ -54,7 +54,8 @@ for delivery in ("base64", "s3"):
         rows.append({"delivery": delivery, "validate_s": validate, **out["timings"]})
 narration_rows, segments = [], {}
 if int(os.environ.get("BENCH_NARRATION_JOBS", "0")):
-    from higgs_worker import audio as audio_codec, narration
+    from higgs_worker.audio import codecs as audio_codec
+    from higgs_worker import narration
     from higgs_worker.synthesis import build_voice_setup, synthesize
     story = {"text": "The harbour was quiet before dawn. A gull called once from the breakwater. "
                      "Then the bell rang and the boats went out.", "chunk_method": "word", "chunk_max_words": 8,
@@ -98,7 +99,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from moto.server import ThreadedMotoServer
 
-    from higgs_worker.tiny_model import build
+    from higgs_worker.devtools.tiny_model import build
     from tests.support.hub_server import HubServer
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,7 +37,7 @@ TEXT = "Hello there, this is the benchmark sentence for the first audio byte."
 
 
 def endless_tiny_model(folder: Path) -> tuple[Path, Path]:
-    from higgs_worker.tiny_model import build
+    from higgs_worker.devtools.tiny_model import build
 
     model, tokenizer = build(folder / "tiny")
     endless = folder / "endless"

@@ -54,7 +54,7 @@ print("PHASES " + json.dumps({"imports_at": imports, "ready_at": ready, "first_j
 
 
 def put_tiny_model(volume: Path) -> tuple[Path, Path]:
-    from higgs_worker.tiny_model import build
+    from higgs_worker.devtools.tiny_model import build
 
     return build(volume / "bosonai")
 
@@ -70,8 +70,8 @@ def put_full_size_random(volume: Path, device: str, layers: int | None = None) -
         HiggsAudioV2TokenizerModel,
     )
 
-    from higgs_worker.bench import full_size_tokenizer_config
-    from higgs_worker.tiny_model import build_text_tokenizer, special_ids
+    from higgs_worker.devtools.bench import full_size_tokenizer_config
+    from higgs_worker.devtools.tiny_model import build_text_tokenizer, special_ids
 
     model_dir, tokenizer_dir = volume / "bosonai" / "model", volume / "bosonai" / "tokenizer"
     tokenizer = build_text_tokenizer()

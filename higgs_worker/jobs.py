@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from . import audio as audio_codec
-from . import compile_cache, narration
-from .config import Settings
-from .engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
-from .errors import (
+from . import narration
+from .audio import codecs as audio_codec
+from .audio.stream_items import StreamItems
+from .contract.config import Settings
+from .contract.errors import (
     GENERATION_FAILED,
     MODEL_UNAVAILABLE,
     Cancelled,
@@ -30,14 +30,15 @@ from .errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from .model_store import LocalModel, check_format, ensure_local
-from .prompt import AudioClip
-from .reference_audio import decode_reference, load_reference
-from .schema import ReferenceAudio, SynthesisRequest, parse_request
-from .storage import S3Store, deliver
-from .stream_items import StreamItems
+from .contract.schema import ReferenceAudio, SynthesisRequest, parse_request
+from .io.reference_audio import decode_reference, load_reference
+from .io.storage import S3Store, deliver
+from .io.voices import VoiceLibrary
+from .model import compile_cache
+from .model.engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
+from .model.model_store import LocalModel, check_format, ensure_local
+from .model.prompt import AudioClip
 from .synthesis import AudioPiece, ChunkStarted, Synthesis, build_voice_setup, synthesize
-from .voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from . import audio as audio_codec
-from . import loudness, segments, subtitles
-from .schema import SynthesisRequest
-from .storage import S3Store
+from .audio import codecs as audio_codec
+from .audio import loudness, segments, subtitles
+from .contract.schema import SynthesisRequest
+from .io.storage import S3Store
 from .synthesis import ChunkAudio, Synthesis
 
 

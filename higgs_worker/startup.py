@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import os
 
-from .engine import peak_rss_mb
 from .jobs import Timer, Worker
-from .model_store import find_local
+from .model.engine import peak_rss_mb
+from .model.model_store import find_local
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .chunking import has_speaker_tags, speaker_of, split_text
-from .engine import Engine, Sampling
-from .prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
-from .schema import ReferenceAudio, SynthesisRequest
+from .contract.schema import ReferenceAudio, SynthesisRequest
+from .model.engine import Engine, Sampling
+from .model.prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
+from .text.chunking import has_speaker_tags, speaker_of, split_text
 
 CONTEXT_CHUNKS = 2
 

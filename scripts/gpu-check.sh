@@ -21,9 +21,9 @@
 #   nvidia-smi   (10 s) the GPU as the driver sees it
 #   versions     (40 s) python, torch + CUDA, transformers (must be our pin), every carried
 #                       package imported from the site, the worker's modules
-#   gpu-tests   (150 s) pytest -m gpu tests/test_gpu_batching.py (bf16, compiled paths vs
+#   gpu-tests   (150 s) pytest -m gpu tests/model/test_gpu_batching.py (bf16, compiled paths vs
 #                       generate()); a skipped test counts as a failure here
-#   batch-1      (80 s) python -m higgs_worker.bench --full-size-random --frames 200
+#   batch-1      (80 s) python -m higgs_worker.devtools.bench --full-size-random --frames 200
 #   concurrency (100 s) ... --frames 100 --concurrency 1,8,16,32
 #   cold-start   (60 s) benchmarks/cold_start.py --phases --full-size-random --layers 4
 #                       --tokens 60, MAX_CONCURRENCY=1 (one decode graph to compile)
@@ -140,7 +140,7 @@ fi
 
 run_section versions 40 "$PY" scripts/gpu_check_env.py
 
-run_section gpu-tests 150 "$PY" -m pytest tests/test_gpu_batching.py -m gpu -q -rs -p no:cacheprovider \
+run_section gpu-tests 150 "$PY" -m pytest tests/model/test_gpu_batching.py -m gpu -q -rs -p no:cacheprovider \
     --junitxml="$RESULTS/gpu-tests.xml"
 fail_on_skips gpu-tests
 
@@ -155,9 +155,9 @@ else
     phases=(--full-size-random --layers 4 --tokens 60)
     phases_env=(MAX_CONCURRENCY=1)
 fi
-run_section batch-1 80 "$PY" -m higgs_worker.bench "${batch1[@]}"
+run_section batch-1 80 "$PY" -m higgs_worker.devtools.bench "${batch1[@]}"
 save_json batch-1 bench-batch1.json
-run_section concurrency 100 "$PY" -m higgs_worker.bench "${concurrency[@]}"
+run_section concurrency 100 "$PY" -m higgs_worker.devtools.bench "${concurrency[@]}"
 save_json concurrency bench-concurrency.json
 run_section cold-start 60 env "${phases_env[@]}" "$PY" benchmarks/cold_start.py --phases "${phases[@]}"
 save_json cold-start cold-start-phases.json

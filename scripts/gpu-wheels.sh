@@ -26,12 +26,12 @@ pin() {
 wheels=(
     # transformers: the image has 5.17, we pin 5.24 (HiggsAudioV2 and the cache API we use)
     "$(pin transformers)"
-    # settings and the request schema (higgs_worker/config.py, schema.py, output.py)
+    # settings and the request schema (higgs_worker/contract/config.py, schema.py, output.py)
     "$(pin pydantic)" pydantic-core==2.50.5 "$(pin pydantic-settings)" python-dotenv==1.2.4
     annotated-types==0.8.0 typing-inspection==0.4.5
     # pydantic 2.14 needs typing-extensions>=4.16.0; the image's version is not recorded
     typing-extensions==4.16.0
-    # audio encode/decode (higgs_worker/audio.py, tests/conftest.py): libsndfile is in the wheel
+    # audio encode/decode (higgs_worker/audio/codecs.py, tests/conftest.py): libsndfile is in the wheel
     "$(pin soundfile)" cffi==2.1.1 pycparser==3.12
     # 'import runpod' in the start-phases benchmark's worker process, and what that import
     # loads that the image lacks (aiodns/pycares are optional for aiohttp: left out)

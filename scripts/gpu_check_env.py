@@ -81,7 +81,7 @@ def main() -> int:
     try:
         sys.path.insert(0, str(ROOT))
         importlib.import_module("higgs_worker.jobs")
-        importlib.import_module("higgs_worker.bench")
+        importlib.import_module("higgs_worker.devtools.bench")
         print("worker modules import")
     except Exception as exc:
         problems.append(f"the worker does not import: {type(exc).__name__}: {exc}")

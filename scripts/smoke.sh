@@ -13,7 +13,7 @@ JOB="${1:-$DEFAULT_JOB}"
 bash scripts/setup-dev.sh
 if [ -z "${MODEL_PATH:-}" ]; then
     if [ ! -f .tiny-models/model/config.json ]; then
-        .venv/bin/python -m higgs_worker.tiny_model --out .tiny-models
+        .venv/bin/python -m higgs_worker.devtools.tiny_model --out .tiny-models
     fi
     export MODEL_PATH="$PWD/.tiny-models/model" TOKENIZER_PATH="$PWD/.tiny-models/tokenizer"
     export VOICES_DIR="${VOICES_DIR:-$PWD/.tiny-models/voices}" DEVICE="${DEVICE:-cpu}"

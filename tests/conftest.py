@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from higgs_worker.config import Settings
+from higgs_worker.contract.config import Settings
 from higgs_worker.jobs import Worker
-from higgs_worker.model_store import LocalModel
+from higgs_worker.model.model_store import LocalModel
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "test-results"
@@ -53,7 +53,7 @@ def wav_bytes(seconds: float = 1.0, rate: int = 24000, channels: int = 1, fmt: s
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
     """The tiny checkpoint pair, built once per test session."""
-    from higgs_worker.tiny_model import build
+    from higgs_worker.devtools.tiny_model import build
 
     return build(tmp_path_factory.mktemp("tiny"))
 
@@ -62,7 +62,7 @@ def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
 def engine(tiny_models):
     import torch
 
-    from higgs_worker.engine import Engine
+    from higgs_worker.model.engine import Engine
 
     model_dir, tokenizer_dir = tiny_models
     return Engine.load(str(model_dir), str(tokenizer_dir), "cpu", torch.float32)

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_ci_mode_prints_both_paths_and_their_ratios():
     proc = subprocess.run(
-        [sys.executable, "-m", "higgs_worker.bench", "--frames", "40"],
+        [sys.executable, "-m", "higgs_worker.devtools.bench", "--frames", "40"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -36,7 +36,7 @@ def test_ci_mode_prints_both_paths_and_their_ratios():
 def test_full_size_random_has_the_real_sizes():
     from transformers import HiggsAudioV2Config, HiggsAudioV2ForConditionalGeneration, HiggsAudioV2TokenizerConfig
 
-    from higgs_worker.bench import full_size_tokenizer_config
+    from higgs_worker.devtools.bench import full_size_tokenizer_config
 
     config = HiggsAudioV2Config(codebook_size=1026, audio_stream_bos_id=1024, audio_stream_eos_id=1025)
     with torch.device("meta"):

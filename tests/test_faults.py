@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from higgs_worker.config import Settings
+from higgs_worker.contract.config import Settings
 from higgs_worker.jobs import Worker
-from higgs_worker.model_store import MARKER
+from higgs_worker.model.model_store import MARKER
 from tests.conftest import BUCKET, FAKE_AWS, free_port
 from tests.support.api_server import rp_serve_api
 from tests.support.hub_server import HubServer

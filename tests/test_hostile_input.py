@@ -37,8 +37,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import handler as handler_module
-from higgs_worker import safe_http
-from higgs_worker.schema import KNOWN_FIELDS, OPUS_RATES, SAMPLE_RATES
+from higgs_worker.contract.schema import KNOWN_FIELDS, OPUS_RATES, SAMPLE_RATES
+from higgs_worker.io import safe_http
 from tests.conftest import BUCKET, ROOT, wav_bytes
 from tests.support.hostile_servers import (
     HostileServer,
@@ -456,10 +456,10 @@ def test_reference_from_s3_too_large_or_missing_fails_cleanly(make_worker, s3_en
 ODD_RATES_CHILD = r"""
 import base64, io, json, resource, sys
 import numpy as np, soundfile as sf, torch
-from higgs_worker.config import Settings
-from higgs_worker.engine import Engine
+from higgs_worker.contract.config import Settings
+from higgs_worker.model.engine import Engine
 from higgs_worker.jobs import Worker
-from higgs_worker.model_store import LocalModel
+from higgs_worker.model.model_store import LocalModel
 
 model_dir, tokenizer_dir, headroom = sys.argv[1], sys.argv[2], int(sys.argv[3])
 settings = Settings.from_env({"MODEL_PATH": model_dir, "TOKENIZER_PATH": tokenizer_dir, "DEVICE": "cpu",

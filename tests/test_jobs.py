@@ -14,7 +14,7 @@ import pytest
 import requests
 import soundfile as sf
 
-from higgs_worker.errors import CODES
+from higgs_worker.contract.errors import CODES
 from tests.conftest import BUCKET, wav_bytes
 
 SHORT = "Hello there."

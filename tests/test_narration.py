@@ -18,8 +18,8 @@ import srt
 import webvtt
 
 from higgs_worker import narration
-from higgs_worker.loudness import CEILING_DBTP, integrated_lufs
-from higgs_worker.segments import output_position
+from higgs_worker.audio.loudness import CEILING_DBTP, integrated_lufs
+from higgs_worker.audio.segments import output_position
 from tests.conftest import BUCKET
 
 DIALOGUE = "[SPEAKER0] I can't believe you did that. [SPEAKER1] Oh, come on! [SPEAKER0] Really."
@@ -193,7 +193,7 @@ def test_stream_items_are_the_raw_chunks_and_the_file_gets_the_pauses(make_worke
     items: list[dict] = []
     job = {**JOBS["long"], "stream": True, "loudness_lufs": -20}
     out, lengths = run_with_chunks(make_worker(), monkeypatch, job, emit=items.append)
-    # each item is a complete Ogg Opus file (higgs_worker/stream_items.py): decoded lengths add up
+    # each item is a complete Ogg Opus file (higgs_worker/audio/stream_items.py): decoded lengths add up
     streamed = sum(len(sf.read(io.BytesIO(base64.b64decode(i["audio_base64"])))[0]) for i in items)
     assert streamed == sum(lengths)  # no pauses in the stream
     assert len(decoded(out)[0]) == sum(lengths) + 3 * round(0.4 * 24000)
@@ -314,8 +314,8 @@ def test_the_guides_narration_example_is_valid_and_consistent():
     import json
     import re
 
-    from higgs_worker.config import Settings
-    from higgs_worker.schema import parse_request
+    from higgs_worker.contract.config import Settings
+    from higgs_worker.contract.schema import parse_request
     from tests.conftest import ROOT
 
     guide = (ROOT / "docs" / "runpod-serverless-guide.md").read_text()

@@ -55,7 +55,7 @@ def test_no_secret_reaches_logs_outputs_or_errors(tmp_path, tiny_models, subproc
                 "MODEL_PATH": str(tmp_path / "vol" / "model"),
                 "TOKENIZER_PATH": str(tmp_path / "vol" / "tokenizer"),
                 "MODEL_DOWNLOAD_ATTEMPTS": "1",
-                "STREAM_JOBS": "true",  # the streaming handler (the plain one: tests/test_http_mode.py)
+                "STREAM_JOBS": "true",  # the streaming handler (the plain one: tests/http/test_http_mode.py)
             }
         )
         log_path = tmp_path / "worker.log"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from higgs_worker.schema import KNOWN_FIELDS
+from higgs_worker.contract.schema import KNOWN_FIELDS
 from tests.conftest import BUCKET, FAKE_AWS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """What a worker does before its first job (higgs_worker/startup.py, handler.py's main).
 
 The tiny model on the CPU (plain decode step; the compiled step and its cache are
-tests/test_compile_cache.py's). The empty-volume cases download from the local hub
+tests/model/test_compile_cache.py's). The empty-volume cases download from the local hub
 server (tests/support/hub_server.py) through huggingface_hub's real code.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from higgs_worker.config import Settings
+from higgs_worker.contract.config import Settings
 from higgs_worker.jobs import Worker
-from higgs_worker.model_store import MARKER
+from higgs_worker.model.model_store import MARKER
 from higgs_worker.startup import process_age_s, warm_start
 from tests.conftest import BUCKET, FAKE_AWS
 from tests.support.hub_server import HubServer

@@ -1,0 +1,3 @@
+"""Developer tools shipped in the image on purpose (the GPU check and the smoke run use
+it) but never imported by serving code: the tiny random-weight Higgs checkpoint and the
+engine/concurrency benchmark. It may import every layer; no layer imports it."""

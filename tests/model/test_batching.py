@@ -1,0 +1,252 @@
+"""Concurrent jobs share every decode step (higgs_worker.model.scheduler), on the tiny model.
+
+A job's codes do not depend on what runs beside it; a cancelled or failing job takes no
+other job with it; the SDK's local API and its real worker loop run 8 jobs at once.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+import torch
+
+from higgs_worker.contract.errors import Cancelled
+from higgs_worker.model.engine import Engine, Sampling
+from higgs_worker.model.prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn
+from tests.conftest import BUCKET, FAKE_AWS, wav_bytes
+from tests.support.api_server import rp_serve_api
+
+REFERENCE = AudioClip(torch.randint(0, 1024, (8, 30), generator=torch.Generator().manual_seed(4)))
+
+
+def prompt(index: int, clone: bool = False) -> Prompt:
+    turns = [Turn("user", f"Sentence number {index} is spoken here.")]
+    if clone:
+        turns = [Turn("user", "Reference words."), Turn("assistant", audio=REFERENCE), *turns]
+    return Prompt(SYSTEM_SINGLE, ["Audio is recorded from a quiet room."], turns)
+
+
+@pytest.fixture(scope="module")
+def batch_engine(engine):
+    """The tiny model's modules behind a scheduler with 8 slots; the stream-eos id moved out
+    of reach so that every sequence runs exactly its max_new_tokens rows (overlap is certain)."""
+    batched = Engine(
+        engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu", max_concurrency=8
+    )
+    batched.loop.rules = replace(batched.loop.rules, eos_id=engine.model.config.codebook_size + 100)
+    return batched
+
+
+class BatchSpy:
+    """Records the batch size of every batched forward (wraps the real step)."""
+
+    def __init__(self, scheduler):
+        self.sizes: list[int] = []
+        self.scheduler = scheduler
+        self.original = scheduler._step
+
+    def __enter__(self):
+        def step(codes):
+            self.sizes.append(codes.shape[0])
+            return self.original(codes)
+
+        self.scheduler._step = step
+        return self
+
+    def __exit__(self, *exc):
+        self.scheduler._step = self.original
+
+
+def rows_of(engine, p, sampling, seed, should_stop=None, started=None) -> torch.Tensor:
+    rows = []
+    for row in engine.generate_rows(p, sampling, should_stop, engine.generator(seed)):
+        if started is not None:
+            started.set()
+        rows.append(row)
+    return torch.stack(rows)
+
+
+def wait_steps(scheduler, count: int) -> None:
+    target = next(scheduler.steps) + count
+    deadline = time.monotonic() + 60
+    while next(scheduler.steps) < target and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+SAMPLINGS = {
+    "greedy-ras": Sampling(temperature=0, max_new_tokens=40),
+    "sampled-ras": Sampling(temperature=0.9, top_k=40, top_p=0.9, max_new_tokens=40),
+}
+
+
+@pytest.mark.parametrize("others", [1, 3, 7])
+@pytest.mark.parametrize("kind", list(SAMPLINGS))
+def test_a_jobs_codes_are_the_same_alone_and_beside_others(batch_engine, others, kind):
+    """Bit-equal: every operation on a row is row-wise (batched matmuls, a per-row 4D mask over
+    the same slot length, per-row warpers) and each job draws from its own generator."""
+    sampling = SAMPLINGS[kind]
+    target = prompt(100, clone=True)
+    alone = rows_of(batch_engine, target, sampling, seed=42)
+    assert alone.shape == (40, 8)
+
+    other_sampling = replace(sampling, max_new_tokens=40 + 6 * others + 20)  # still running when the target ends
+    results: dict[int, torch.Tensor] = {}
+    errors: list[BaseException] = []
+
+    def other(index: int) -> None:
+        try:
+            results[index] = rows_of(batch_engine, prompt(index, clone=index % 2 == 0), other_sampling, seed=index)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    scheduler = batch_engine.scheduler
+    with BatchSpy(scheduler) as spy:
+        threads = []
+        for index in range(others):  # each starts a few steps after the previous one
+            threads.append(threading.Thread(target=other, args=(index,)))
+            threads[-1].start()
+            wait_steps(scheduler, 5)
+        beside = rows_of(batch_engine, target, sampling, seed=42)
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    assert max(spy.sizes) == others + 1  # the target really shared its steps with all the others
+    assert torch.equal(beside, alone)
+    for index in range(others):  # and the others are what they would be alone, too
+        expected = rows_of(batch_engine, prompt(index, clone=index % 2 == 0), other_sampling, seed=index)
+        assert torch.equal(results[index], expected)
+
+
+def test_cancel_one_of_four_mid_generation(batch_engine):
+    sampling = Sampling(max_new_tokens=60)
+    alone = {i: rows_of(batch_engine, prompt(i), sampling, seed=i) for i in range(4)}
+    asked = {"n": 0}
+
+    def stop_after_ten_rows() -> bool:  # asked once before each row
+        asked["n"] += 1
+        return asked["n"] > 10
+
+    got: dict[int, torch.Tensor] = {}
+    cancelled_rows: list[torch.Tensor] = []
+    outcome: dict[str, BaseException] = {}
+
+    def job(index: int) -> None:
+        if index != 2:
+            got[index] = rows_of(batch_engine, prompt(index), sampling, seed=index)
+            return
+        try:
+            for row in batch_engine.scheduler.generate(
+                batch_engine.batch_for(prompt(2)), sampling, batch_engine.generator(2), stop_after_ten_rows
+            ):
+                cancelled_rows.append(row)
+        except Cancelled as exc:
+            outcome["stopped"] = exc
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert "stopped" in outcome
+    assert len(cancelled_rows) == 10 and asked["n"] == 11  # no row after the stop: it stopped within the step
+    assert torch.equal(torch.stack(cancelled_rows), alone[2][:10])
+    for index in (0, 1, 3):
+        assert torch.equal(got[index], alone[index])
+
+
+def test_a_failing_reference_url_fails_only_that_job(make_worker, batch_engine, file_server):
+    folder, url = file_server
+    (folder / "ref.wav").write_bytes(wav_bytes(1.0))
+    worker = make_worker({"ALLOW_PRIVATE_URLS": "true"})
+    worker.engine = batch_engine
+    inputs = [
+        {"text": "Hello there.", "seed": 1, "max_new_tokens": 30},
+        {"text": "Hello there.", "seed": 2, "max_new_tokens": 30, "reference_audio": {"url": f"{url}/missing.wav"}},
+        {"text": "Hello there.", "seed": 3, "max_new_tokens": 30, "reference_audio": {"url": f"{url}/ref.wav"}},
+    ]
+    outputs: dict[int, dict] = {}
+    threads = [
+        threading.Thread(target=lambda i=i: outputs.__setitem__(i, worker.run({"input": inputs[i]}))) for i in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outputs[1]["error"].startswith("reference_audio: ")
+    assert "audio_base64" in outputs[0] and "audio_base64" in outputs[2]
+
+
+def result_of(output):
+    """The queue handler's output is the aggregated list (its last item is the result) or the dict."""
+    return output[-1] if isinstance(output, list) else output
+
+
+def decoded(s3_client, uri: str) -> np.ndarray:
+    data = s3_client.get_object(Bucket=BUCKET, Key=uri.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
+    audio, rate = sf.read(io.BytesIO(data))
+    assert rate == 24000
+    return audio
+
+
+def eight_jobs() -> list[dict]:
+    jobs = [
+        {"text": f"Job {i} says hello.", "seed": 10 + i, "max_new_tokens": 40, "output_name": f"c{i}"} for i in range(7)
+    ]
+    jobs.append({**jobs[0], "output_name": "c0-again"})  # the same seed and text as job 0
+    return jobs
+
+
+@pytest.mark.slow
+def test_rp_serve_api_runs_eight_jobs_at_once(subprocess_env, moto_server, s3_client):
+    env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server, "MAX_CONCURRENCY": "8"}
+    with rp_serve_api(env) as (url, _proc):
+        ids = [requests.post(f"{url}/run", json={"input": job}, timeout=30).json()["id"] for job in eight_jobs()]
+        results = {}
+        deadline = time.monotonic() + 240
+        while len(results) < len(ids) and time.monotonic() < deadline:
+            for job_id in ids:
+                if job_id not in results:
+                    body = requests.post(f"{url}/status/{job_id}", timeout=30).json()
+                    if body.get("status") in ("COMPLETED", "FAILED"):
+                        results[job_id] = body
+            time.sleep(0.2)
+    assert [results[i]["status"] for i in ids] == ["COMPLETED"] * 8, results
+    outputs = [result_of(results[i]["output"]) for i in ids]
+    audio = [decoded(s3_client, out["s3_uri"]) for out in outputs]
+    for samples, out in zip(audio, outputs, strict=True):
+        assert len(samples) / 24000 == pytest.approx(out["duration_s"], abs=1e-3)
+    assert np.array_equal(audio[0], audio[7])  # the seed reproduces, whatever ran beside it
+
+
+@pytest.mark.slow
+def test_sdk_worker_loop_runs_eight_jobs_at_once(subprocess_env, moto_server, s3_client, tmp_path):
+    from tests.test_runpod_worker_loop import JOB_TIMEOUT, start_loop
+
+    env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server, "MAX_CONCURRENCY": "8"}
+    fake, worker = start_loop(env, tmp_path, stream_jobs=False)
+    try:
+        ids = [fake.submit(job) for job in eight_jobs()]
+        bodies = {}
+        for job_id in ids:
+            try:
+                bodies[job_id] = fake.wait_result(job_id, JOB_TIMEOUT).body
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\n{worker.output()[-4000:]}") from None
+        assert all(set(bodies[i]) == {"output"} for i in ids), bodies  # COMPLETED, no "error"
+        outputs = [result_of(bodies[i]["output"]) for i in ids]
+        audio = [decoded(s3_client, out["s3_uri"]) for out in outputs]
+        assert np.array_equal(audio[0], audio[7])
+        first_result = min(e.t for e in fake.of("result"))
+        taken_before = [e for e in fake.of("take") if e.t < first_result]
+        assert len(taken_before) >= 2  # the worker held several jobs at once
+        assert not fake.of("rejected"), [e.body for e in fake.of("rejected")]
+    finally:
+        worker.close()
+        fake.__exit__(None, None, None)
