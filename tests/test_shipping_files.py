@@ -559,10 +559,24 @@ def test_guide_documents_the_scripts_and_the_config() -> None:
     cfg = load(CONFIG_PATH)
     assert f"{cfg['endpoint']['timeout']}" in guide.replace(",", "")
     assert "https://rest.runpod.io" not in guide  # REST v1 is retired
+    # Issue 18, fault 6: RunPod caps /runsync's wait at 300000 ms, and documents no webhook body.
+    assert "300000" in guide and "long `?wait`" not in guide
+    assert not re.search(r"webhook[^\n]*same JSON as `/status`", guide)
+    assert "retries up to twice more, 10 s" in guide
     readme = ROOT / "README.md"
     if readme.exists():  # the README's quick start must name only real bootstrap settings
         known = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
         assert set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", readme.read_text())) <= known
+
+
+def test_http_mode_doc_states_the_load_balancer_limits() -> None:
+    """RunPod's load-balancing limits (docs.runpod.io/serverless/load-balancing/overview,
+    "Timeouts and limits") and what the worker does at each (issue 18, fault 2)."""
+    doc = (ROOT / "docs" / "http-mode.md").read_text()
+    section = doc[doc.index("## Limits of load-balancing endpoints") :]
+    for needle in ("5.5 min", "30 MB", "2 min", "8 minutes", "204", "queue endpoint", "S3_BUCKET", "mp3"):
+        assert needle in section, needle
+    assert "bootstrap.sh" in doc and "HEALTH_CHECK_PATH" in doc
 
 
 # --------------------------------------------------------------------------- the lint script itself
