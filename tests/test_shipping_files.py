@@ -559,6 +559,8 @@ def test_guide_documents_the_scripts_and_the_config() -> None:
     cfg = load(CONFIG_PATH)
     assert f"{cfg['endpoint']['timeout']}" in guide.replace(",", "")
     assert "https://rest.runpod.io" not in guide  # REST v1 is retired
+    for doc in (guide, (ROOT / "README.md").read_text()):  # the image's source, by its name
+        assert "Dockerfile.runpod.ultra" in doc and "root `Dockerfile`" not in doc
     # Issue 18, fault 6: RunPod caps /runsync's wait at 300000 ms, and documents no webhook body.
     assert "300000" in guide and "long `?wait`" not in guide
     assert not re.search(r"webhook[^\n]*same JSON as `/status`", guide)
