@@ -15,6 +15,15 @@
 #    `./bootstrap.sh --test_input '{...}'` and `./bootstrap.sh --rp_serve_api` reach
 #    the runpod SDK unchanged.
 #
+# HTTP mode (WORKER_MODE=http, RunPod load-balancing endpoints): while it installs or
+# waits for another worker's install, a small standard-library responder answers GET
+# /ping with 204 (RunPod: "initializing") on PORT_HEALTH and PORT, and every other
+# request with 503 and Retry-After, so the load balancer sees a starting worker, not a
+# dead port (RunPod stops a worker whose port does not answer after about 8 minutes, and
+# a first install plus model download can take longer). It is stopped, and its ports
+# are free, before handler.py starts; handler.py's own /ping answers from its server's
+# start (after the imports, 5-15 s) on. Queue mode starts no responder.
+#
 # Safety: the install runs under a lock on the venv folder (concurrent workers build
 # once), into a temporary folder next to its final place, and is published with one
 # atomic rename only when pip succeeded, so an install that crashed or was killed is
@@ -36,6 +45,8 @@
 #                             install; capped there, so the worker gives up with a
 #                             clear message before RunPod marks it unhealthy
 #   BOOTSTRAP_MIN_FREE_GB    [12]  warn when the venv folder has less free space
+#   WORKER_MODE, PORT, PORT_HEALTH   [queue, 8000, PORT]  the worker's own settings,
+#                             read here for the /ping responder of HTTP mode
 #   TORCH_INDEX_URL          []  PyTorch wheel index, passed as --extra-index-url
 #                             (e.g. https://download.pytorch.org/whl/cu126); part of
 #                             the key. Empty: PyPI's torch build (CUDA 12.8).
@@ -183,9 +194,77 @@ venv_usable() {
     [[ -f "$1/.bootstrap.json" && -x "$1/bin/python" ]] && "$1/bin/python" -c 'import sys' >/dev/null 2>&1
 }
 
+# ---------------------------------------------------------------- /ping while installing
+PING_PID=""
+# start_ping_responder: in HTTP mode, answer /ping with 204 until stop_ping_responder.
+start_ping_responder() {
+    local mode=${WORKER_MODE:-queue} port ports=()
+    mode=${mode//[[:space:]]/}
+    [[ "${mode,,}" == http ]] || return 0
+    for port in "${PORT:-8000}" "${PORT_HEALTH:-${PORT:-8000}}"; do
+        if [[ ! "$port" =~ ^[0-9]{1,5}$ ]] || ((port < 1 || port > 65535)); then
+            warn "HTTP mode: port '${port}' (PORT / PORT_HEALTH) is not a port number; no /ping answers while installing (handler.py will refuse it)"
+            continue
+        fi
+        [[ " ${ports[*]} " == *" ${port} "* ]] || ports+=("$port")
+    done
+    ((${#ports[@]})) || return 0
+    "$PYTHON_PATH" -u - "${ports[@]}" <<'PY' &
+import http.server, json, os, sys, threading, time
+parent = os.getppid()
+BUSY = json.dumps({"error": {
+    "message": "the worker is starting: its runtime is being installed; retry in a minute",
+    "type": "server_error", "code": "model_loading", "param": None}}).encode()
+
+class Ping(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def answer(self):
+        if self.path.split("?", 1)[0] == "/ping":
+            self.send_response(204)  # RunPod's load balancer: initializing
+            self.end_headers()
+            return
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "30")
+        self.send_header("Content-Length", str(len(BUSY)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(BUSY)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = answer
+
+bound = []
+for port in map(int, sys.argv[1:]):
+    try:
+        server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Ping)
+    except OSError as exc:
+        print("[bootstrap] WARNING: /ping responder: port %d: %s" % (port, exc.strerror), flush=True)
+        continue
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bound.append(str(port))
+if bound:
+    print("[bootstrap] HTTP mode: /ping answers 204 (initializing) on port %s until handler.py starts"
+          % ", ".join(bound), flush=True)
+    while os.getppid() == parent:  # bootstrap.sh gone (killed): stop answering for it
+        time.sleep(0.5)
+PY
+    PING_PID=$!
+}
+# stop_ping_responder: stop it and wait until it has exited (its ports are then free).
+stop_ping_responder() {
+    [[ -n "$PING_PID" ]] || return 0
+    kill -TERM "$PING_PID" 2>/dev/null || true
+    wait "$PING_PID" 2>/dev/null || true
+    PING_PID=""
+}
+
 start_handler() {
     local how=$1
     shift
+    stop_ping_responder
     export VIRTUAL_ENV="$VENV"
     export PATH="$VENV/bin:$PATH"
     unset PYTHONHOME
@@ -201,6 +280,8 @@ if venv_usable "$VENV"; then
 fi
 
 # ---------------------------------------------------------------- lock
+trap 'stop_ping_responder' EXIT
+start_ping_responder
 # flock(2) on an fd held by this shell: released by the kernel when this process
 # (and so the worker) dies, so a crashed worker never leaves a stale lock.
 T_PHASE=$(now_us)
@@ -288,7 +369,7 @@ HOST_TAG=${HOSTNAME:-host}
 HOST_TAG=${HOST_TAG//[^A-Za-z0-9_.-]/_}
 TMP_VENV="$VENV_ROOT/.tmp-${KEY}-${HOST_TAG}-$$"
 cleanup_tmp() { [[ -z "${TMP_VENV:-}" ]] || rm -rf -- "$TMP_VENV"; }
-trap 'cleanup_tmp' EXIT
+trap 'cleanup_tmp; stop_ping_responder' EXIT
 log "building a new environment in ${TMP_VENV}"
 
 T_PHASE=$(now_us)

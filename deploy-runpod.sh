@@ -5,7 +5,8 @@
 # ghcr.io.
 #
 # It never builds or pushes a container: images come from
-# .github/workflows/build-runpod-container.yml.
+# .github/workflows/build-runpod-container.yml, which builds Dockerfile.runpod.ultra,
+# checks the image and pushes that very image.
 #
 #   ./deploy-runpod.sh --dry-run        print the exact requests, send nothing
 #   ./deploy-runpod.sh                  create or update template + endpoint
@@ -21,7 +22,8 @@
 #   RUNPOD_NETWORK_VOLUME_ID  network volume to attach (strongly recommended); checked
 #                             with GET /network-volumes/{id} before it is used
 #   RUNPOD_TEMPLATE_ID        update this template [looked up by name, else created]
-#   RUNPOD_ENDPOINT_ID        update this endpoint [looked up by name, else created]
+#   RUNPOD_ENDPOINT_ID        update this endpoint [looked up by its exact name, else
+#                             created; an update never renames it]
 #   RUNPOD_TEMPLATE_NAME, RUNPOD_ENDPOINT_NAME   override the names in the config
 #   RUNPOD_REGISTRY_AUTH_ID   RunPod registry credential id for a private image, or:
 #   RUNPOD_REGISTRY_USERNAME, RUNPOD_REGISTRY_PASSWORD   create (or reuse, by the name
@@ -55,7 +57,8 @@ deprecation_notice() {
 [deploy] NOTICE: the old way of deploying (building and pushing the container image
 [deploy]         on your own machine with this script) is deprecated and removed.
 [deploy]         Push to GitHub instead: .github/workflows/build-runpod-container.yml
-[deploy]         builds the image and pushes ghcr.io/<owner>/<repo>:sha-<commit>;
+[deploy]         builds Dockerfile.runpod.ultra and pushes the tested image as
+[deploy]         ghcr.io/<owner>/<repo>:sha-<commit>;
 [deploy]         this script only points the RunPod template and endpoint at it.
 EOF
 }
@@ -154,7 +157,9 @@ TEMPLATE = CONTAINER | {"name", "allowedCudaVersions", "category", "mounts", "pu
                         "startJupyter", "startSsh"}
 ENDPOINT_CREATE = CONTAINER | {"cpu", "dataCenterIds", "flashboot", "gpu", "name", "networkVolumes", "scaling",
                                "templateId", "timeout", "type", "workers"}
-ENDPOINT_UPDATE = ENDPOINT_CREATE - {"type"}  # the routing type is fixed at create
+# The routing type is fixed at create; the name too: an endpoint is found by its exact name
+# (or RUNPOD_ENDPOINT_ID) and an update never renames it.
+ENDPOINT_UPDATE = ENDPOINT_CREATE - {"type", "name"}
 SECRETISH = re.compile(r"(^|_)(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIALS?)(_|$)", re.I)
 
 def fail(msg):
@@ -308,18 +313,31 @@ api() {
     fi
 }
 
-# find_named FILE LIST_KEY NAME: "id<TAB>type" of the item named NAME in the wrapped
-# v2 list {"LIST_KEY": [...]}; nothing when there is none.
+# find_named FILE LIST_KEY NAME: "id<TAB>type" of the item whose name is exactly NAME in
+# the wrapped v2 list {"LIST_KEY": [...]}; nothing when there is none. Exact: a name that
+# only starts with NAME ("NAME -fb", "NAME-lb") is another resource.
 find_named() {
     python3 - "$@" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
 items = data.get(sys.argv[2], []) if isinstance(data, dict) else []
 for item in items:
-    # " -fb": the name suffix endpoints with FlashBoot had when created through REST v1.
-    if isinstance(item, dict) and item.get("name") in (sys.argv[3], sys.argv[3] + " -fb"):
+    if isinstance(item, dict) and item.get("name") == sys.argv[3]:
         print("%s\t%s" % (item.get("id", ""), item.get("type", "")))
         break
+PY
+}
+# similar_names FILE LIST_KEY NAME: "id (name)" of the items whose name starts with NAME
+# but is not NAME, comma-separated (for a note: they are left alone).
+similar_names() {
+    python3 - "$@" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+items = data.get(sys.argv[2], []) if isinstance(data, dict) else []
+name = sys.argv[3]
+print(", ".join('%s ("%s")' % (i.get("id", "?"), i["name"]) for i in items
+                if isinstance(i, dict) and isinstance(i.get("name"), str)
+                and i["name"] != name and i["name"].startswith(name)))
 PY
 }
 json_get() { # FILE KEY[.KEY...]: the value, or nothing
@@ -420,6 +438,10 @@ if [[ -z "$ENDPOINT_ID" ]]; then
         IFS=$'\t' read -r ENDPOINT_ID found_type < <(find_named "$WORK/endpoints.json" endpoints "$ENDPOINT_NAME") || true
         if [[ -n "${ENDPOINT_ID:-}" && -n "${found_type:-}" && "$found_type" != "$ENDPOINT_KIND" ]]; then
             die "endpoint ${ENDPOINT_ID} (${ENDPOINT_NAME}) is a ${found_type} endpoint and the routing type cannot be changed; set RUNPOD_ENDPOINT_NAME to deploy a ${ENDPOINT_KIND} endpoint beside it"
+        fi
+        if [[ -z "${ENDPOINT_ID:-}" ]]; then
+            similar=$(similar_names "$WORK/endpoints.json" endpoints "$ENDPOINT_NAME")
+            [[ -z "$similar" ]] || note "no endpoint is named exactly \"${ENDPOINT_NAME}\", so a new one is created; left alone: ${similar}. To update one of those instead, set RUNPOD_ENDPOINT_ID"
         fi
     fi
 fi

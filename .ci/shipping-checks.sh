@@ -89,7 +89,7 @@ step "hadolint $(hadolint --version | grep -o '[0-9][0-9.]*' | head -n 1) on: ${
 if ((${#dockerfiles[@]})); then
     hadolint --failure-threshold style "${dockerfiles[@]}" || fail "hadolint"
 else
-    fail "no Dockerfile found (the root Dockerfile is expected)"
+    fail "no Dockerfile found (Dockerfile.runpod.ultra and its Hub copy .runpod/Dockerfile are expected)"
 fi
 
 # ---------------------------------------------------------------- workflows

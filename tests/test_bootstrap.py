@@ -14,13 +14,16 @@ stand-in handler.py that reports its argv, interpreter and working directory.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
+import http.client
 import http.server
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -293,13 +296,16 @@ def test_two_workers_at_once_build_once(env: Env) -> None:
 
 
 class _StallingIndex(http.server.ThreadingHTTPServer):
-    """A find-links page whose wheel download stalls halfway while ``stall`` is set."""
+    """A find-links page whose wheel download stalls halfway while ``stall`` is set (a
+    worker killed mid-install), or with ``finish=True`` stalls until ``release`` and then
+    sends the whole wheel (a slow install that succeeds)."""
 
     daemon_threads = True
 
-    def __init__(self, wheel: Path):
+    def __init__(self, wheel: Path, finish: bool = False):
         self.wheel = wheel.read_bytes()
         self.wheel_name = wheel.name
+        self.finish = finish
         self.stall = threading.Event()
         self.stall.set()
         self.download_started = threading.Event()
@@ -332,6 +338,8 @@ class _IndexHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 srv.download_started.set()
                 srv.release.wait(60)
+                if srv.finish:
+                    self.wfile.write(srv.wheel[len(srv.wheel) // 2 :])
                 return
             self.wfile.write(srv.wheel)
         else:
@@ -470,3 +478,131 @@ def test_the_default_lock_wait_derives_from_runpod_init_timeout(env: Env) -> Non
     assert result.returncode == 0, result.stdout
     assert "waiting at most 1140s for another worker's install (RUNPOD_INIT_TIMEOUT=1200s)" in result.stdout
     assert "outlives" not in result.stdout
+
+
+# --------------------------------------------------------------------------- /ping while installing (HTTP mode)
+# A stand-in handler.py for HTTP mode: it binds PORT and PORT_HEALTH the way the worker's
+# server does, which fails (EADDRINUSE) if bootstrap's /ping responder still holds them.
+HTTP_HANDLER = r"""
+import json, os, socket
+bound = []
+for port in dict.fromkeys(int(os.environ[name]) for name in ("PORT", "PORT_HEALTH")):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", port))
+    sock.listen()
+    bound.append(port)
+print("HANDLER " + json.dumps({"bound": bound}), flush=True)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(port: int, path: str = "/ping") -> tuple[int, dict, bytes] | None:
+    """(status, headers, body) of GET http://127.0.0.1:port/path, or None when nothing listens."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def _http_env(port: int, health: int) -> dict[str, str]:
+    return {"WORKER_MODE": "HTTP", "PORT": str(port), "PORT_HEALTH": str(health)}
+
+
+def test_http_mode_answers_ping_while_installing_then_frees_the_ports_for_the_handler(env: Env) -> None:
+    """Issue 18: nothing answered /ping while bootstrap.sh installed the runtime, and RunPod's
+    load balancer stops a worker whose port does not answer (after about 8 minutes)."""
+    (env.app / "handler.py").write_text(HTTP_HANDLER)
+    port, health = _free_port(), _free_port()
+    server = _StallingIndex(env.wheels / f"{PKG}-1.0-py3-none-any.whl", finish=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pip_args = f"--no-index --find-links http://127.0.0.1:{server.server_port}/links --trusted-host 127.0.0.1"
+    log = env.tmp / "http.log"
+    try:
+        start = time.monotonic()
+        proc = env.start(log=log, BOOTSTRAP_PIP_ARGS=pip_args, **_http_env(port, health))
+        wait_for(lambda: (_get(port) or (0,))[0] == 204, 10, f"/ping 204 on port {port}")
+        first_answer = time.monotonic() - start
+        assert first_answer < 2.0, f"/ping answered only {first_answer:.2f} s after the start"
+        assert _get(health)[0] == 204  # PORT_HEALTH too
+        assert server.download_started.wait(60), log.read_text()  # ...while the install is under way
+        assert _get(port)[0] == 204
+        status, headers, body = _get(port, "/v1/audio/speech")
+        assert status == 503 and headers["Retry-After"] == "30"
+        assert json.loads(body)["error"]["code"] == "model_loading"
+        server.release.set()  # the install finishes; handler.py binds the same ports
+        rc, out = finish(proc, log)
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+    assert rc == 0, out
+    assert f"/ping answers 204 (initializing) on port {port}, {health} until handler.py starts" in out
+    assert "built and published" in out
+    assert handler_report(out)["bound"] == [port, health]
+    assert _get(port) is None and _get(health) is None  # nothing left behind
+
+
+def test_http_mode_answers_ping_while_waiting_for_another_workers_install(env: Env) -> None:
+    (env.app / "handler.py").write_text(HTTP_HANDLER)
+    port = _free_port()
+    env.venvs.mkdir(parents=True)
+    log = env.tmp / "wait.log"
+    with open(env.venvs / ".install.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another worker installing
+        proc = env.start(log=log, **_http_env(port, port))
+        wait_for(lambda: "waiting for the install lock" in log.read_text(), 30, "the lock wait")
+        wait_for(lambda: (_get(port) or (0,))[0] == 204, 10, "/ping 204 during the wait")
+        fcntl.flock(holder, fcntl.LOCK_UN)
+    rc, out = finish(proc, log)
+    assert rc == 0, out
+    assert f"on port {port} until" in out  # one port: PORT_HEALTH is PORT
+    assert "reused (built by another worker while this one waited)" not in out  # it installed after the wait
+    assert handler_report(out)["bound"] == [port]
+
+
+def test_the_responder_stops_when_bootstrap_fails_or_is_killed(env: Env) -> None:
+    port = _free_port()
+    env.req.write_text("higgs-bootstrap-probe==9.9\n")  # not in the wheelhouse: pip fails
+    failed = env.run(**_http_env(port, port))
+    assert failed.returncode == 1 and "pip install failed" in failed.stdout
+    assert "/ping answers 204" in failed.stdout
+    assert _get(port) is None
+
+    log = env.tmp / "killed.log"
+    with open(env.venvs / ".install.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        proc = env.start(log=log, **_http_env(port, port))
+        try:
+            wait_for(lambda: (_get(port) or (0,))[0] == 204, 30, "/ping 204")
+            os.kill(proc.pid, signal.SIGKILL)  # bootstrap.sh alone dies; its responder notices
+            finish(proc, log)
+            wait_for(lambda: _get(port) is None, 10, "the responder to stop answering")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its process group
+
+
+def test_queue_mode_starts_no_responder(env: Env) -> None:
+    port = _free_port()
+    env.venvs.mkdir(parents=True)
+    log = env.tmp / "queue.log"
+    with open(env.venvs / ".install.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        proc = env.start(log=log, PORT=str(port))  # WORKER_MODE unset: queue
+        wait_for(lambda: "waiting for the install lock" in log.read_text(), 30, "the lock wait")
+        assert _get(port) is None
+        fcntl.flock(holder, fcntl.LOCK_UN)
+    rc, out = finish(proc, log)
+    assert rc == 0, out
+    assert "/ping" not in out

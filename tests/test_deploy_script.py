@@ -148,7 +148,10 @@ def test_dry_run_with_known_ids_updates_with_patch() -> None:
     assert validation_errors("UpdateEndpointRequest", endpoint) == []
     assert template["image"] == "ghcr.io/boson-fan/higgs-runpod-worker:0123abc"
     assert "type" not in endpoint  # the routing type is fixed at create
+    assert "name" not in endpoint  # an update never renames the endpoint
     assert endpoint["templateId"] == "tpl42" and "networkVolumes" not in endpoint
+    # The CUDA floor, and an empty exact set that clears a list an earlier deploy left.
+    assert endpoint["gpu"]["minCudaVersion"] == "12.8" and endpoint["gpu"]["allowedCudaVersions"] == []
 
 
 def test_creates_template_then_endpoint_through_the_api(fake_api) -> None:
@@ -179,6 +182,15 @@ def test_creates_template_then_endpoint_through_the_api(fake_api) -> None:
     assert f"https://api.runpod.ai/v2/{ep_id}/status/{{job_id}}" in result.stdout
 
 
+NAME = CONFIG["endpoint"]["name"]
+# Names that start with the endpoint's name but are other endpoints: a REST v1 FlashBoot
+# endpoint (" -fb" suffix) and the load-balancing variant.
+LOOKALIKES = [
+    {"id": "ep-fb", "name": NAME + " -fb", "type": "QUEUE"},
+    {"id": "ep-lb", "name": NAME + CONFIG["loadBalancer"]["nameSuffix"], "type": "LOAD_BALANCER"},
+]
+
+
 def test_updates_existing_template_and_endpoint_found_by_name(fake_api) -> None:
     api = fake_api(
         volumes=[VOLUME],
@@ -186,8 +198,7 @@ def test_updates_existing_template_and_endpoint_found_by_name(fake_api) -> None:
             {"id": "other", "name": "something-else", "image": "x/y:1"},
             {"id": "tpl-7", "name": CONFIG["template"]["name"], "image": "x/y:1"},
         ],
-        # Endpoints created with FlashBoot through REST v1 carry a " -fb" name suffix.
-        endpoints=[{"id": "ep-9", "name": CONFIG["endpoint"]["name"] + " -fb", "type": "QUEUE"}],
+        endpoints=[*LOOKALIKES, {"id": "ep-9", "name": NAME, "type": "QUEUE"}],
     )
     pinned = "ghcr.io/boson-fan/higgs-runpod-worker:v1.2.3@sha256:" + "ab" * 32
     result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, RUNPOD_IMAGE=pinned)
@@ -199,8 +210,26 @@ def test_updates_existing_template_and_endpoint_found_by_name(fake_api) -> None:
         ("PATCH", "/v2/serverless/ep-9"),
     ]
     assert api.templates["tpl-7"]["image"] == pinned
-    assert api.requests[4]["body"]["templateId"] == "tpl-7" and "type" not in api.requests[4]["body"]
+    patch = api.requests[4]["body"]
+    assert patch["templateId"] == "tpl-7" and "type" not in patch and "name" not in patch
+    assert validation_errors("UpdateEndpointRequest", patch) == []
+    assert api.endpoints["ep-9"]["name"] == NAME
+    assert [api.endpoints[e["id"]]["name"] for e in LOOKALIKES] == [e["name"] for e in LOOKALIKES]
     assert "https://api.runpod.ai/v2/ep-9/run" in result.stdout
+
+
+def test_an_endpoint_whose_name_only_starts_with_the_name_is_left_alone(fake_api) -> None:
+    # Issue 18: "NAME -fb" was taken for NAME, and the update renamed it to NAME.
+    api = fake_api(volumes=[VOLUME], endpoints=LOOKALIKES)
+    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY)
+    assert result.returncode == 0, result.stderr
+    assert api.calls()[-2:] == [("GET", "/v2/serverless"), ("POST", "/v2/serverless")]
+    assert not [c for c in api.calls() if c[0] == "PATCH" and c[1].startswith("/v2/serverless")]
+    assert [api.endpoints[e["id"]]["name"] for e in LOOKALIKES] == [e["name"] for e in LOOKALIKES]
+    (new,) = set(api.endpoints) - {e["id"] for e in LOOKALIKES}
+    assert api.endpoints[new]["name"] == NAME
+    assert f'no endpoint is named exactly "{NAME}"' in result.stderr
+    assert f'ep-fb ("{NAME} -fb")' in result.stderr and "RUNPOD_ENDPOINT_ID" in result.stderr
 
 
 def test_load_balancing_variant(fake_api) -> None:

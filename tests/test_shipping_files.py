@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "runpod-serverless-config.json"
 HUB_PATH = ROOT / ".runpod" / "hub.json"
 HUB_TESTS_PATH = ROOT / ".runpod" / "tests.json"
-DOCKERFILE = ROOT / "Dockerfile"  # the one Dockerfile: CI and RunPod Hub build it
+DOCKERFILE = ROOT / "Dockerfile.runpod.ultra"  # the image's source: CI builds it
+HUB_DOCKERFILE = ROOT / ".runpod" / "Dockerfile"  # its byte-identical copy, which RunPod Hub builds
 GUIDE = ROOT / "docs" / "runpod-serverless-guide.md"
 BUILD_WF = ROOT / ".github" / "workflows" / "build-runpod-container.yml"
 TESTS_WF = ROOT / ".github" / "workflows" / "tests.yml"
@@ -56,7 +57,9 @@ ENDPOINT_FIELDS = CONTAINER_FIELDS | {
     "type",
     "workers",
 }
-CUDA_VERSIONS = ["11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.7", "12.8", "12.9", "13.0"]
+# NVIDIA's CUDA releases (major.minor), oldest first, as RunPod hosts report them. Add each
+# new release here: the Hub files list every release from the floor on (see below).
+CUDA_RELEASES = ["11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0", "13.1"]
 # Job input fields of the contract (shared DESIGN.md, "Job input"), as the worker accepts them.
 JOB_FIELDS = set(KNOWN_FIELDS)
 # Worker environment of the contract, plus bootstrap's and the runpod SDK's own.
@@ -190,16 +193,24 @@ def test_gpu_pools_fit_the_model_and_are_a_short_priority_list() -> None:
     assert not set(REQUIRED_POOLS) & {"AMPERE_16", "AMPERE_24"}
 
 
-def test_allowed_cuda_versions_match_the_torch_build() -> None:
+def test_the_cuda_floor_admits_hosts_on_every_newer_cuda() -> None:
+    """REST v2 matches ``allowedCudaVersions`` exactly ("Matching is exact"), so a list
+    shuts out hosts on a CUDA newer than its last entry; ``minCudaVersion`` is the open
+    floor (CreateEndpointGpuConfig, api.runpod.io/v2 openapi.json). Issue 18."""
     cuda = cuda_of_torch_build()
-    newer = CUDA_VERSIONS[CUDA_VERSIONS.index(cuda) :]
     cfg = load(CONFIG_PATH)
-    assert cfg["endpoint"]["gpu"]["allowedCudaVersions"] == newer
-    assert cfg["template"]["allowedCudaVersions"] == newer
+    for gpu in (cfg["endpoint"]["gpu"], {**cfg["endpoint"]["gpu"], **cfg["loadBalancer"]["endpoint"].get("gpu", {})}):
+        assert gpu["minCudaVersion"] == cuda
+        assert gpu["allowedCudaVersions"] == []  # "an explicit [] states no constraint": clears an older list
+    # Templates have no floor field; theirs is empty too (an update clears an older list).
+    assert cfg["template"]["allowedCudaVersions"] == []
     assert cfg["template"]["env"]["RUNPOD_MIN_CUDA_VERSION"] == cuda
+    assert cfg["template"]["env"]["TORCH_INDEX_URL"] == ""  # PyPI's build, the one checked above
+    # RunPod's Hub guide documents only the exact list for hub.json and tests.json: every
+    # release from the floor on.
+    newer = CUDA_RELEASES[CUDA_RELEASES.index(cuda) :]
     assert load(HUB_PATH)["config"]["allowedCudaVersions"] == newer
     assert load(HUB_TESTS_PATH)["config"]["allowedCudaVersions"] == newer
-    assert cfg["template"]["env"]["TORCH_INDEX_URL"] == ""  # PyPI's build, the one checked above
 
 
 def test_worker_env_follows_the_contract() -> None:
@@ -251,20 +262,29 @@ def test_hub_tests_json_sends_valid_jobs() -> None:
     assert hub_tests["config"]["gpuCount"] == 1
 
 
-def test_one_dockerfile_for_ci_and_the_hub() -> None:
-    # RunPod Hub builds .runpod/Dockerfile, else ./Dockerfile; CI builds ./Dockerfile.
-    # One file, so the two images cannot drift apart.
-    dockerfiles = [
+def test_ci_builds_dockerfile_runpod_ultra_and_the_hub_builds_its_identical_copy() -> None:
+    """CI builds Dockerfile.runpod.ultra. RunPod Hub reads Dockerfile from .runpod/ before the
+    repository root ("This directory takes precedence over the root directory, allowing you to
+    override common files like Dockerfile": docs.runpod.io/hub/publishing-guide), so
+    .runpod/Dockerfile is a plain copy (BuildKit does not follow a symlinked Dockerfile,
+    moby/buildkit#2119), kept byte-identical here; no root Dockerfile, which the Hub would
+    otherwise be the one to build."""
+    dockerfiles = sorted(
         p.relative_to(ROOT).as_posix()
         for p in ROOT.rglob("*")
         if p.is_file()
         and (p.name == "Dockerfile" or p.name.startswith("Dockerfile.") or p.name.endswith(".Dockerfile"))
         and not {".git", ".venv", "node_modules"} & set(p.relative_to(ROOT).parts)
-    ]
-    assert dockerfiles == ["Dockerfile"]
+    )
+    assert dockerfiles == [".runpod/Dockerfile", "Dockerfile.runpod.ultra"]
+    assert not HUB_DOCKERFILE.is_symlink()
+    assert HUB_DOCKERFILE.read_bytes() == DOCKERFILE.read_bytes(), (
+        ".runpod/Dockerfile differs from Dockerfile.runpod.ultra: run `cp Dockerfile.runpod.ultra .runpod/Dockerfile`"
+    )
     wf = yaml.safe_load(BUILD_WF.read_text())
     builds = [s for s in wf["jobs"]["image"]["steps"] if str(s.get("uses", "")).startswith("docker/build-push-action")]
-    assert builds and all(b["with"]["file"] == "Dockerfile" and b["with"]["context"] == "." for b in builds)
+    assert len(builds) == 1
+    assert builds[0]["with"]["file"] == "Dockerfile.runpod.ultra" and builds[0]["with"]["context"] == "."
 
 
 # --------------------------------------------------------------------------- secrets
@@ -274,6 +294,7 @@ def shipping_files() -> list[Path]:
         HUB_PATH,
         HUB_TESTS_PATH,
         DOCKERFILE,
+        HUB_DOCKERFILE,
         ROOT / ".dockerignore",
         GUIDE,
         ROOT / "bootstrap.sh",
@@ -399,19 +420,31 @@ def test_build_workflow_tests_first_then_builds_checks_and_pushes() -> None:
     text = BUILD_WF.read_text()
     assert "ghcr.io/${GITHUB_REPOSITORY,,}" in text
     assert set(re.findall(r"secrets\.(\w+)", text)) == {"GITHUB_TOKEN"}
-    builds = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action")]
-    assert len(builds) == 2
-    for build in builds:
-        assert build["with"]["cache-from"] == "type=gha"
-    assert builds[0]["with"]["cache-to"].startswith("type=gha")
-    assert builds[0]["with"]["push"] is False and builds[0]["with"]["load"] is True
-    push, login = builds[1], next(s for s in steps if str(s.get("uses", "")).startswith("docker/login-action"))
+    # One build, loaded into the runner's Docker for the checks; the image that passed them
+    # is the one pushed (issue 18: a second build-push step rebuilt it, and after a cache
+    # eviction the pushed image could differ from the tested one).
+    (build,) = [s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action")]
+    assert build["with"]["cache-from"] == "type=gha" and build["with"]["cache-to"].startswith("type=gha")
+    assert build["with"]["push"] is False and build["with"]["load"] is True
+    tested = build["with"]["tags"]
+    assert tested == "${{ steps.name.outputs.image }}:ci"
+    names = [s.get("name", "") for s in steps]
+    push = steps[names.index("Push")]
+    login = next(s for s in steps if str(s.get("uses", "")).startswith("docker/login-action"))
     for step in (push, login):
         assert step["if"] == PUSHES  # only main and version tags publish
-    assert push["with"]["push"] is True
     assert login["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
-    names = [s.get("name", "") for s in steps]
-    assert names.index("Size budget") < names.index("Push")
+    assert (
+        "uses" not in push
+        and push["env"]["IMAGE"] == tested
+        and push["env"]["TAGS"] == "${{ steps.meta.outputs.tags }}"
+    )
+    script = push["run"]
+    assert 'docker tag "$IMAGE" "$tag"' in script and 'docker push "$tag"' in script
+    assert not re.search(r"docker\s+(buildx\s+)?build", script)
+    checks = [i for i, s in enumerate(steps) if s.get("env", {}).get("IMAGE") == tested and s is not push]
+    assert names.index("Size budget") in checks and any(names[i].startswith("Smoke") for i in checks)
+    assert max(checks) < names.index("Push") < names.index("Summary")
     size_step = steps[names.index("Size budget")]
     assert "IMAGE_SIZE_BUDGET_MB" in size_step["run"] and "exit 1" in size_step["run"]
 
@@ -461,10 +494,12 @@ def test_the_suite_runs_once_per_push() -> None:
     assert "secrets." not in TESTS_WF.read_text()
 
 
-# Majors that run on Node 24 (Node 20 actions are deprecated on GitHub's runners).
+# The current majors (releases read 2026-09: actions/checkout v7.0.1, actions/setup-python
+# v7.0.0, docker/setup-buildx-action v4.1.0, docker/metadata-action v6.1.0,
+# docker/build-push-action v7.2.0, docker/login-action v4.2.0); all run on Node 24.
 CURRENT_MAJORS = {
-    "actions/checkout": 6,
-    "actions/setup-python": 6,
+    "actions/checkout": 7,
+    "actions/setup-python": 7,
     "docker/setup-buildx-action": 4,
     "docker/metadata-action": 6,
     "docker/build-push-action": 7,
@@ -524,10 +559,26 @@ def test_guide_documents_the_scripts_and_the_config() -> None:
     cfg = load(CONFIG_PATH)
     assert f"{cfg['endpoint']['timeout']}" in guide.replace(",", "")
     assert "https://rest.runpod.io" not in guide  # REST v1 is retired
+    for doc in (guide, (ROOT / "README.md").read_text()):  # the image's source, by its name
+        assert "Dockerfile.runpod.ultra" in doc and "root `Dockerfile`" not in doc
+    # Issue 18, fault 6: RunPod caps /runsync's wait at 300000 ms, and documents no webhook body.
+    assert "300000" in guide and "long `?wait`" not in guide
+    assert not re.search(r"webhook[^\n]*same JSON as `/status`", guide)
+    assert "retries up to twice more, 10 s" in guide
     readme = ROOT / "README.md"
     if readme.exists():  # the README's quick start must name only real bootstrap settings
         known = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
         assert set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", readme.read_text())) <= known
+
+
+def test_http_mode_doc_states_the_load_balancer_limits() -> None:
+    """RunPod's load-balancing limits (docs.runpod.io/serverless/load-balancing/overview,
+    "Timeouts and limits") and what the worker does at each (issue 18, fault 2)."""
+    doc = (ROOT / "docs" / "http-mode.md").read_text()
+    section = doc[doc.index("## Limits of load-balancing endpoints") :]
+    for needle in ("5.5 min", "30 MB", "2 min", "8 minutes", "204", "queue endpoint", "S3_BUCKET", "mp3"):
+        assert needle in section, needle
+    assert "bootstrap.sh" in doc and "HEALTH_CHECK_PATH" in doc
 
 
 # --------------------------------------------------------------------------- the lint script itself

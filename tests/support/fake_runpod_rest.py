@@ -59,8 +59,16 @@ _GPU_FIELDS = {
     "pools": {"type": "array", "minItems": 1, "items": {"type": "string"}},
     "excludedTypes": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
     "count": {"type": "integer", "minimum": 1},
-    "allowedCudaVersions": _CUDA,
-    "minCudaVersion": {"type": "string", "pattern": r"^\d+\.\d+$"},
+    "allowedCudaVersions": _CUDA,  # an exact set ("Matching is exact"); [] = no constraint
+    "minCudaVersion": {"type": "string", "pattern": r"^\d+\.\d+$"},  # an open floor
+}
+# "A non-empty set is mutually exclusive with minCudaVersion (400 if both are sent). An
+# explicit [] states no constraint, so it may accompany a floor." (Create/UpdateEndpointGpuConfig)
+_CUDA_FLOOR_OR_SET = {
+    "not": {
+        "required": ["minCudaVersion", "allowedCudaVersions"],
+        "properties": {"minCudaVersion": {"minLength": 1}, "allowedCudaVersions": {"minItems": 1}},
+    }
 }
 _SCALING = {
     "oneOf": [
@@ -113,14 +121,22 @@ SCHEMAS = {
             {
                 **_ENDPOINT_FIELDS,
                 "type": {"enum": ["QUEUE", "LOAD_BALANCER"]},
-                "gpu": _obj(_GPU_FIELDS, ["pools"]),
+                "gpu": {**_obj(_GPU_FIELDS, ["pools"]), **_CUDA_FLOOR_OR_SET},
             },
             ["name", "type", "scaling"],
         ),
         "if": {"not": {"required": ["templateId"]}},
         "then": {"required": ["image"]},
     },
-    "UpdateEndpointRequest": _obj({**_ENDPOINT_FIELDS, "gpu": _obj(_GPU_FIELDS)}),
+    "UpdateEndpointRequest": _obj(
+        {
+            **_ENDPOINT_FIELDS,
+            "gpu": {
+                **_obj({**_GPU_FIELDS, "minCudaVersion": {"type": "string", "pattern": r"^$|^\d+\.\d+$"}}),
+                **_CUDA_FLOOR_OR_SET,
+            },
+        }
+    ),
     "CreateRegistryRequest": {
         "type": "object",
         "additionalProperties": False,
