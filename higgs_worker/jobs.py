@@ -68,7 +68,7 @@ class Timer:
     def summary(self) -> dict[str, float]:
         out = {
             key: round(self.marks.get(key, 0.0), 3)
-            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s")
+            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "align_s", "upload_s")
         }
         out["total_s"] = round(time.perf_counter() - self.start, 3)
         return out
@@ -245,6 +245,9 @@ class Worker:
             rendered = narration.render(result, request)
             waveform = rendered.waveform
             data = audio_codec.encode(waveform, request.sample_rate, request.output_format.value)
+        if request.word_timestamps:  # forced alignment: in this job's thread, off the scheduler, after generation
+            with timer.measure("align_s"):
+                narration.add_words(rendered, request)
         codec = audio_codec.CODECS[request.output_format.value]
         duration = round(len(waveform) / request.sample_rate, 3)
         output: dict[str, Any] = {}
