@@ -5,7 +5,9 @@
 The speech: espeak-ng (Debian's package) speaks each word of a few English passages
 alone, in several voices and speeds, and the words are joined with known silences
 (``higgs_worker/devtools/spoken_words.py``), so every word's true start and end is
-known to the sample. Each passage is aligned as one piece, as a chunk of a job is.
+known to the sample. Each passage is aligned as one piece, as a chunk of a job is,
+resampled to the aligner's 16 kHz first as the worker does (torchaudio, in the job's
+thread; its cost is printed apart).
 
 Printed, all measured in this run:
 
@@ -37,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from higgs_worker.audio import codecs  # noqa: E402
 from higgs_worker.audio.align import pocketsphinx_aligner  # noqa: E402
 from higgs_worker.audio.align.pocketsphinx_aligner import AlignmentFailed  # noqa: E402
 from higgs_worker.audio.align.service import AlignmentService  # noqa: E402
@@ -62,11 +65,14 @@ ALIGNERS = {
 }
 
 
+RATE = pocketsphinx_aligner.ALIGN_RATE
+
+
 def boundary_errors(words, spoken) -> tuple[list[float], int, int]:
     errors, out_of_order, far = [], 0, 0
     previous_start = -1.0
     for word, (start, end) in zip(words, spoken.spans, strict=True):
-        true_start, true_end = start / spoken.rate, end / spoken.rate
+        true_start, true_end = start / spoken.rate, end / spoken.rate  # the speech's own rate
         errors += [abs(word.start_s - true_start), abs(word.end_s - true_end)]
         out_of_order += word.start_s < previous_start or word.end_s < word.start_s
         far += max(abs(word.start_s - true_start), abs(word.end_s - true_end)) > 0.25
@@ -86,15 +92,15 @@ def accuracy(corpus, options: dict) -> dict:
     failed, errors, out_of_order, far, cpu, audio_s = 0, [], 0, 0, 0.0, 0.0
     per_voice: dict[str, list[float]] = {}
     known, guessed = [], []
-    for (voice, speed), spoken in corpus:
+    for (voice, speed), spoken, audio in corpus:
         started = time.process_time()
         try:
-            words = aligner.align(spoken.audio, spoken.rate, spoken.words)
+            words = aligner.align(audio, RATE, spoken.words)
         except AlignmentFailed:
             failed += 1
             continue
         cpu += time.process_time() - started
-        audio_s += len(spoken.audio) / spoken.rate
+        audio_s += len(audio) / RATE
         found, disorder, off = boundary_errors(words, spoken)
         errors += found
         out_of_order += disorder
@@ -142,12 +148,17 @@ def main() -> None:
     args = parser.parse_args()
     if not espeak_available():
         sys.exit("espeak-ng is needed: apt-get install espeak-ng")
-    corpus = []
+    corpus, resample_cpu = [], 0.0
     for seed, (voice, speed) in enumerate(VOICES):
         for index, passage in enumerate(PASSAGES):
-            corpus.append(((voice, speed), speak(passage.split(), voice, speed, seed=seed * 10 + index)))
-    words = sum(len(spoken.words) for _, spoken in corpus)
-    audio_s = sum(len(spoken.audio) / spoken.rate for _, spoken in corpus)
+            spoken = speak(passage.split(), voice, speed, seed=seed * 10 + index)
+            codecs.resample(spoken.audio[:100], spoken.rate, RATE)  # the first call loads torchaudio
+            started = time.process_time()
+            audio = codecs.resample(spoken.audio, spoken.rate, RATE)
+            resample_cpu += time.process_time() - started
+            corpus.append(((voice, speed), spoken, audio))
+    words = sum(len(spoken.words) for _, spoken, _ in corpus)
+    audio_s = sum(len(spoken.audio) / spoken.rate for _, spoken, _ in corpus)
     print(f"speech: {len(corpus)} passages, {words} words, {audio_s:.0f} s, voices {VOICES}")
 
     results = {name: accuracy(corpus, options) for name, options in ALIGNERS.items()}
@@ -172,25 +183,26 @@ def main() -> None:
         cpu.append(accuracy(corpus, {})["cpu_per_audio_s"])
     service = AlignmentService(processes=1)
     walls = []
-    for _, spoken in corpus:
+    for _, spoken, audio in corpus:
         started = time.perf_counter()
-        service.align(spoken.audio, spoken.rate, spoken.words)
-        walls.append((time.perf_counter() - started, len(spoken.audio) / spoken.rate))
+        service.align(audio, RATE, spoken.words)
+        walls.append((time.perf_counter() - started, len(audio) / RATE))
     first_wall = walls[0][0]
     steady = sum(w for w, _ in walls[1:]) / sum(a for _, a in walls[1:])
     print(
         f"\ncost: {statistics.median(cpu) * 100:.1f} % of the audio's duration in CPU time on one core "
         f"(in-process, median of {len(cpu)}); through a helper process {steady * 100:.1f} % wall "
-        f"(the first piece {first_wall:.2f} s with the helper's start)"
+        f"(the first piece {first_wall:.2f} s with the helper's start); resampling to 16 kHz in the job's "
+        f"thread {resample_cpu / audio_s * 100:.2f} % (CPU time, torchaudio)"
     )
 
-    _, long = max(corpus, key=lambda item: len(item[1].audio))
+    _, long, long_audio = max(corpus, key=lambda item: len(item[2]))
     in_process = pocketsphinx_aligner.english()
     idle = max_stall(lambda: time.sleep(1.0))
-    inside = max_stall(lambda: in_process.align(long.audio, long.rate, long.words))
-    helper = max_stall(lambda: service.align(long.audio, long.rate, long.words))
+    inside = max_stall(lambda: in_process.align(long_audio, RATE, long.words))
+    helper = max_stall(lambda: service.align(long_audio, RATE, long.words))
     service.close()
-    seconds = len(long.audio) / long.rate
+    seconds = len(long_audio) / RATE
     print(
         f"another thread's longest stall while {seconds:.0f} s of speech is aligned: in the same process "
         f"{inside * 1000:.0f} ms, in the helper process {helper * 1000:.0f} ms (idle: {idle * 1000:.0f} ms)"

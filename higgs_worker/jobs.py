@@ -217,6 +217,8 @@ class Worker:
         self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, on_audio
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
+        if request.word_timestamps:  # the aligner's helper process starts while this job generates
+            narration.prepare_words()
         streamed = {"n": 0, "bytes": 0}  # stream items sent and their base64 bytes (the aggregate repeats them)
         send_items = request.stream and emit is not None
         items = StreamItems(emit, streamed) if send_items else None

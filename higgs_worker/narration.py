@@ -63,6 +63,11 @@ def render(result: Synthesis, request: SynthesisRequest) -> Rendered:
     return rendered
 
 
+def prepare_words() -> None:
+    """Start the aligner's helper process while the job generates (``word_timestamps``)."""
+    default_service().prepare()
+
+
 def add_words(rendered: Rendered, request: SynthesisRequest, service: AlignmentService | None = None) -> None:
     """Word times in every segment (``word_timestamps``), and the subtitles cued on them.
     Runs in the job's thread; the aligning itself in helper processes. Never raises for

@@ -4,7 +4,8 @@ It reads requests from stdin and writes replies to what was stdout (its own prin
 PocketSphinx's messages go to stderr), each a pickled message behind a 4-byte length:
 ``(language, audio, rate, words)`` -> ``("ok", [(word, start_s, end_s, approximate)])``
 or ``("failed", why)``. Only the worker that started it talks to it; it ends when its
-stdin closes. Aligners are built once, on their language's first request.
+stdin closes. English is built at its start (the worker starts it while the job that
+will need it is still generating); other aligners on their language's first request.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def read_message(stream: BinaryIO) -> Any:
     return pickle.loads(read_exactly(stream, size))  # noqa: S301 - from the worker that started us
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    aligners: dict[str, Any] = {}
+def serve(requests: BinaryIO, replies: BinaryIO, preload: tuple[str, ...] = ("en",)) -> None:
+    aligners: dict[str, Any] = {language: ALIGNERS[language]() for language in preload}
     while True:
         try:
             language, audio, rate, words = read_message(requests)

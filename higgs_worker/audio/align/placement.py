@@ -1,8 +1,8 @@
 """Aligned word times placed on the file's segments, at exact sample positions.
 
-Each generated chunk is aligned once, on its own audio as joined (after trimming, at the
-model's rate, before resampling and loudness, which move nothing), with the words of all
-its segments. A word at ``t`` seconds into its chunk lands at model sample
+Each generated chunk is aligned once, on its own audio as joined (after trimming, before
+the output's resampling and loudness, which move nothing; resampled to the aligner's
+16 kHz), with the words of all its segments. A word at ``t`` seconds into its chunk lands at model sample
 ``chunk start + round(t * rate)`` and then where ``segments.output_position`` puts that
 sample in the file. A chunk of several speaker turns then has its turn boundaries at
 the start of each next turn's first word, no longer ``approximate``.
@@ -19,7 +19,9 @@ from itertools import groupby
 
 import numpy as np
 
+from .. import codecs
 from ..segments import Segment, Word, output_position
+from .pocketsphinx_aligner import ALIGN_RATE
 from .service import AlignedWords, AlignmentService
 from .words import share_by_characters, split_words
 
@@ -38,7 +40,9 @@ def with_words(
         group = list(group)
         words = [split_words(segment.text) for segment in group]
         start, end = spans[chunk]
-        aligned = service.align(joined[start:end], source_rate, [w for ws in words for w in ws])
+        # resampled here (torchaudio is loaded already), so the helper needs no resampler of its own
+        piece = codecs.resample(joined[start:end], source_rate, ALIGN_RATE)
+        aligned = service.align(piece, ALIGN_RATE, [w for ws in words for w in ws])
         if aligned.error is not None or len(aligned.words) != sum(map(len, words)):
             out += [
                 _shared(segment, ws, aligned.error or "the aligner lost words")

@@ -52,13 +52,14 @@ class WordTime:
 
 
 def to_align_rate(audio: np.ndarray, rate: int, dither_rms: float = DITHER_RMS) -> np.ndarray:
-    """16 kHz 16-bit PCM of ``audio`` with a faint, fixed noise floor."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
+    """16 kHz 16-bit PCM of ``audio`` with a faint, fixed noise floor. The worker hands
+    over 16 kHz already (scipy's resampler takes seconds to import)."""
     audio = np.asarray(audio, dtype=np.float32)
     if rate != ALIGN_RATE:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
         divisor = gcd(rate, ALIGN_RATE)
         audio = resample_poly(audio, ALIGN_RATE // divisor, rate // divisor).astype(np.float32)
     if dither_rms > 0:

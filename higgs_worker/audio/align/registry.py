@@ -22,4 +22,4 @@ class WordAligner(Protocol):
 
 # language -> factory. Chinese: docs/runpod-serverless-guide.md (word timestamps) says how.
 ALIGNERS: dict[str, Callable[[], WordAligner]] = {"en": pocketsphinx_aligner.english}
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "other": "this script"}
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "other": "this script's"}

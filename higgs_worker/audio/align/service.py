@@ -1,9 +1,11 @@
 """Word times for a piece of audio and its text, from helper processes; never raises.
 
 Alignment is CPU work in C that holds Python's global lock for the whole call (measured:
-a thread of the same process stalled 0.84 s while 27 s of speech were aligned), and the
+a thread of the same process stalled 0.82 s while 26 s of speech were aligned; 5 ms through
+a helper; benchmarks/word_alignment.py), and the
 model's scheduler thread needs that lock for every decode step. So it runs in helper
-processes (``helper``), started on the first request and kept: each takes one piece at a
+processes (``helper``), started when the first job that asks for word times starts
+(``prepare``, so the start overlaps its generation) and kept: each takes one piece at a
 time; a job's thread hands its piece over and waits. At most ``processes`` run at once;
 more requests wait their turn.
 
@@ -18,6 +20,7 @@ import atexit
 import logging
 import os
 import queue
+import re
 import select
 import subprocess
 import sys
@@ -51,8 +54,14 @@ class AlignedWords:
 
 
 def language_of(text: str) -> str:
-    """``en`` for Latin script (aligned as English), ``zh`` for CJK, else ``other``."""
-    return {"latin": "en", "cjk": "zh"}.get(script_of(text), "other")
+    """``en`` for Latin script (aligned as English); for CJK ``ja`` with kana, ``ko`` with
+    Hangul, else ``zh``; else ``other``."""
+    script = script_of(text)
+    if script == "cjk":
+        if re.search(r"[\u3040-\u30ff]", text):
+            return "ja"
+        return "ko" if re.search(r"[\uac00-\ud7af]", text) else "zh"
+    return "en" if script == "latin" else "other"
 
 
 class HelperFailed(Exception):
@@ -116,7 +125,11 @@ class AlignmentService:
             name = LANGUAGE_NAMES.get(language, language)
             return _shared(words, duration, f"no word aligner for {name} text on this worker")
         timeout = timeout_s if timeout_s is not None else BASE_TIMEOUT_S + duration
-        helper = self._take()
+        try:
+            helper = self._take()
+        except OSError as exc:
+            log.warning("word alignment: could not start a helper process (%s)", exc)
+            return _shared(words, duration, "the aligner process could not start")
         try:
             status, value = helper.ask((language, np.asarray(audio, dtype=np.float32), rate, words), timeout)
         except HelperFailed as exc:
@@ -127,6 +140,20 @@ class AlignmentService:
         if status != "ok":
             return _shared(words, duration, value)
         return AlignedWords([WordTime(word, float(a), float(b), bool(approx)) for word, a, b, approx in value])
+
+    def prepare(self) -> None:
+        """Start a helper now if none is running, so that it has loaded (about a second)
+        by the time the job that called this finishes generating."""
+        with self._lock:
+            if self._started > 0:
+                return
+            self._started += 1
+        try:
+            self._idle.put(Helper())
+        except OSError as exc:  # align() tries again, and falls back if it fails there too
+            log.warning("word alignment: could not start a helper process (%s)", exc)
+            with self._lock:
+                self._started -= 1
 
     def _take(self) -> Helper:
         with self._lock:
