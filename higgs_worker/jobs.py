@@ -68,7 +68,7 @@ class Timer:
     def summary(self) -> dict[str, float]:
         out = {
             key: round(self.marks.get(key, 0.0), 3)
-            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s")
+            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "align_s", "upload_s")
         }
         out["total_s"] = round(time.perf_counter() - self.start, 3)
         return out
@@ -217,6 +217,8 @@ class Worker:
         self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, on_audio
     ) -> dict[str, Any]:
         setup = build_voice_setup(request, self.resolve_clip)
+        if request.word_timestamps:  # the aligner's helper process starts while this job generates
+            narration.prepare_words()
         streamed = {"n": 0, "bytes": 0}  # stream items sent and their base64 bytes (the aggregate repeats them)
         send_items = request.stream and emit is not None
         items = StreamItems(emit, streamed) if send_items else None
@@ -245,6 +247,9 @@ class Worker:
             rendered = narration.render(result, request)
             waveform = rendered.waveform
             data = audio_codec.encode(waveform, request.sample_rate, request.output_format.value)
+        if request.word_timestamps:  # forced alignment: in this job's thread, off the scheduler, after generation
+            with timer.measure("align_s"):
+                narration.add_words(rendered, request)
         codec = audio_codec.CODECS[request.output_format.value]
         duration = round(len(waveform) / request.sample_rate, 3)
         output: dict[str, Any] = {}

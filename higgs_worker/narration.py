@@ -7,6 +7,10 @@ are computed at the output rate (``segments.output_position``) and gain changes 
 length, so they are sample positions of the encoded file. Streamed pieces
 (``stream: true``) are sent during generation and get none of this: pauses, trimming
 and loudness apply to the final file only.
+
+With ``word_timestamps``, ``add_words`` (a step of its own, after ``render``) aligns each
+chunk's words with its audio in helper processes (``audio/align``) and cues the
+subtitles on the words.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 
 from .audio import codecs as audio_codec
 from .audio import loudness, segments, subtitles
+from .audio.align import placement
+from .audio.align.service import AlignmentService, default_service
 from .contract.schema import SynthesisRequest
 from .io.storage import S3Store
 from .synthesis import ChunkAudio, Synthesis
@@ -30,6 +36,9 @@ class Rendered:
     segments: list[segments.Segment]
     loudness: loudness.LoudnessReport | None = None
     subtitles: str | None = None  # the subtitle file's text, when asked for
+    joined: np.ndarray | None = None  # the joined chunks at the model's rate, before resampling
+    source_rate: int = 0
+    spans: list[tuple[int, int]] | None = None  # each chunk's [start, end) in ``joined``
 
     def outputs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"segments": [s.as_output(self.rate) for s in self.segments]}
@@ -47,9 +56,33 @@ def render(result: Synthesis, request: SynthesisRequest) -> Rendered:
     if request.loudness_lufs is not None:
         waveform, report = loudness.normalize(waveform, request.sample_rate, request.loudness_lufs)
     rendered = Rendered(waveform, request.sample_rate, timed, report)
+    if request.word_timestamps:  # kept for add_words
+        rendered.joined, rendered.source_rate, rendered.spans = joined, result.sample_rate, spans
     if request.subtitles is not None:
         rendered.subtitles = subtitles.render(request.subtitles.value, timed, request.sample_rate)
     return rendered
+
+
+def prepare_words() -> None:
+    """Start the aligner's helper process while the job generates (``word_timestamps``)."""
+    default_service().prepare()
+
+
+def add_words(rendered: Rendered, request: SynthesisRequest, service: AlignmentService | None = None) -> None:
+    """Word times in every segment (``word_timestamps``), and the subtitles cued on them.
+    Runs in the job's thread; the aligning itself in helper processes. Never raises for
+    an alignment that failed: that chunk's words are shared out and say why."""
+    assert rendered.joined is not None and rendered.spans is not None
+    rendered.segments = placement.with_words(
+        rendered.segments,
+        rendered.joined,
+        rendered.spans,
+        rendered.source_rate,
+        rendered.rate,
+        service or default_service(),
+    )
+    if request.subtitles is not None:
+        rendered.subtitles = subtitles.render(request.subtitles.value, rendered.segments, rendered.rate)
 
 
 def subtitle_file_name(audio_file_name: str, fmt: str) -> str:

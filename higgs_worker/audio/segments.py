@@ -9,7 +9,9 @@ segment boundaries are exact sample positions of the final file.
 
 A chunk that holds several ``[SPEAKERn]`` turns (``chunk_method`` ``none`` or
 ``word`` on a dialogue) is one generation: its span is shared among its turns in
-proportion to their characters, and those segments are marked ``approximate``.
+proportion to their characters, and those segments are marked ``approximate`` (with
+word times, ``narration.add_words`` moves those boundaries to where the next turn's
+first word starts).
 """
 
 from __future__ import annotations
@@ -27,6 +29,24 @@ FRAME_S = 0.01
 KEEP_S = 0.01  # silence kept next to the sound when trimming, so onsets are not clipped
 
 
+def _times(start: int, end: int, rate: int) -> dict:
+    return {"start_s": round(start / rate, 6), "end_s": round(end / rate, 6), "start_sample": start, "end_sample": end}
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str  # as written, with its punctuation
+    start: int  # first sample, at the output rate
+    end: int  # one past the last sample
+    approximate: bool = False  # pronunciation guessed or times shared out, not aligned as written
+
+    def as_output(self, rate: int) -> dict:
+        out = {"word": self.text, **_times(self.start, self.end, rate)}
+        if self.approximate:
+            out["approximate"] = True
+        return out
+
+
 @dataclass(frozen=True)
 class Segment:
     text: str
@@ -34,18 +54,18 @@ class Segment:
     start: int  # first sample, at the output rate
     end: int  # one past the last sample
     approximate: bool = False  # times shared out by characters inside one generated chunk
+    chunk: int = 0  # the generated chunk it belongs to
+    words: tuple[Word, ...] | None = None  # with word_timestamps
+    alignment_error: str | None = None  # why its words are shared out by characters
 
     def as_output(self, rate: int) -> dict:
-        out = {
-            "text": self.text,
-            "speaker": self.speaker,
-            "start_s": round(self.start / rate, 6),
-            "end_s": round(self.end / rate, 6),
-            "start_sample": self.start,
-            "end_sample": self.end,
-        }
+        out = {"text": self.text, "speaker": self.speaker, **_times(self.start, self.end, rate)}
         if self.approximate:
             out["approximate"] = True
+        if self.words is not None:
+            out["words"] = [word.as_output(rate) for word in self.words]
+        if self.alignment_error is not None:
+            out["alignment_error"] = self.alignment_error
         return out
 
 
@@ -137,10 +157,10 @@ def build(
     joined audio at ``source_rate``; positions at ``target_rate``."""
     segments: list[Segment] = []
     speaker: str | None = None
-    for (text, chunk_speaker), (start, end) in zip(chunks, spans, strict=True):
+    for index, ((text, chunk_speaker), (start, end)) in enumerate(zip(chunks, spans, strict=True)):
         turns, speaker = chunk_turns(text, chunk_speaker or speaker)
         first, last = output_position(start, source_rate, target_rate), output_position(end, source_rate, target_rate)
         pieces = split_span(first, last, [len(t) for _, t in turns]) if len(turns) > 1 else [(first, last)]
         for (who, words), (a, b) in zip(turns, pieces, strict=True):
-            segments.append(Segment(words, who, a, b, approximate=len(turns) > 1))
+            segments.append(Segment(words, who, a, b, approximate=len(turns) > 1, chunk=index))
     return segments

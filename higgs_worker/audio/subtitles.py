@@ -2,9 +2,11 @@
 
 A segment that would run longer than ``MAX_CUE_S`` seconds or ``MAX_CUE_CHARS``
 characters is split at sentence ends, then at clause marks (, ; : and dashes), then
-between words, and the pieces are packed back into cues within both limits. Times
-inside a segment are shared out in proportion to characters: they are estimates (no
-word-alignment model is used); cue boundaries that are segment boundaries are exact.
+between words, and the pieces are packed back into cues within both limits. Without
+word times, times inside a segment are shared out in proportion to characters: they are
+estimates; cue boundaries that are segment boundaries are exact. With word times
+(``word_timestamps``), the same cuts are made on the segment's words, and each cue
+starts when its first word starts and ends when its last word ends.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..text.chunking import SENTENCE_END
-from .segments import Segment
+from .segments import Segment, Word
 
 MAX_CUE_S = 6.0
 MAX_CUE_CHARS = 84  # two lines of 42, the usual subtitle line length
@@ -81,11 +83,60 @@ def segment_cues(segment: Segment, rate: int) -> list[Cue]:
     return cues
 
 
+def _word_units(words: Sequence[Word], rate: int) -> list[list[Word]]:
+    """Runs of words cut at sentence ends, then clause marks, then between words, until
+    each run fits a cue by its characters and its aligned duration."""
+
+    def fits(run: list[Word]) -> bool:
+        chars = len(" ".join(w.text for w in run))
+        return chars <= MAX_CUE_CHARS and (run[-1].end - run[0].start) / rate <= MAX_CUE_S
+
+    def cut(run: list[Word], ends: re.Pattern, before_dash: bool) -> list[list[Word]]:
+        pieces: list[list[Word]] = [[]]
+        for index, word in enumerate(run):
+            pieces[-1].append(word)
+            following = run[index + 1].text if index + 1 < len(run) else ""
+            if ends.search(word.text + " ") or (before_dash and following[:1] in ("—", "–", "-")):
+                pieces.append([])
+        return [piece for piece in pieces if piece]
+
+    out: list[list[Word]] = []
+    for sentence in cut(list(words), SENTENCE_END, False):
+        if fits(sentence):
+            out.append(sentence)
+            continue
+        for clause in cut(sentence, CLAUSE_END, True):
+            out += [clause] if fits(clause) else [[word] for word in clause]
+    return out
+
+
+def word_cues(segment: Segment, rate: int) -> list[Cue]:
+    """Cues on the segment's word times: units packed while they fit."""
+    assert segment.words is not None
+    runs: list[list[Word]] = []
+    for unit in _word_units(segment.words, rate):
+        joined = runs[-1] + unit if runs else unit
+        chars = len(" ".join(w.text for w in joined))
+        if runs and chars <= MAX_CUE_CHARS and (joined[-1].end - joined[0].start) / rate <= MAX_CUE_S:
+            runs[-1] = joined
+        else:
+            runs.append(unit)
+    return [
+        Cue(
+            round(run[0].start * 1000 / rate),
+            round(run[-1].end * 1000 / rate),
+            " ".join(w.text for w in run),
+            segment.speaker,
+        )
+        for run in runs
+    ]
+
+
 def build_cues(segments: Sequence[Segment], rate: int) -> list[Cue]:
     """Cues in order; a cue that rounds to no time gives its text to its neighbour."""
     cues: list[Cue] = []
     pending = ""
-    for cue in (c for segment in segments for c in segment_cues(segment, rate)):
+    for cue in (c for segment in segments for c in (word_cues if segment.words else segment_cues)(segment, rate)):
         if cue.end_ms <= cue.start_ms:
             pending = f"{pending} {cue.text}".strip()
             continue

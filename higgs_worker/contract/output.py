@@ -27,8 +27,22 @@ class Timings(_Closed):
     )
     generate_s: float = Field(description="generation, all chunks")
     encode_s: float = Field(description="resampling and encoding")
+    align_s: float = Field(description="word alignment (word_timestamps), in this job's thread")
     upload_s: float = Field(description="S3 upload and presigning (or inline packing)")
     total_s: float = Field(description="the whole job inside the worker")
+
+
+class Word(_Closed):
+    word: str = Field(description="the word as written, with its punctuation")
+    start_s: float = Field(description="start in the file, seconds")
+    end_s: float = Field(description="end in the file, seconds")
+    start_sample: int = Field(description="start in the file, samples at sample_rate")
+    end_sample: int = Field(description="end in the file, samples (exclusive)")
+    approximate: bool | None = Field(
+        None,
+        description="true when not aligned as written: its pronunciation was guessed (a name, number or "
+        "word the aligner's dictionary lacks), or its times were shared out by characters",
+    )
 
 
 class Segment(_Closed):
@@ -39,6 +53,14 @@ class Segment(_Closed):
     start_sample: int = Field(description="start in the file, samples at sample_rate (exact)")
     end_sample: int = Field(description="end in the file, samples (exclusive)")
     approximate: bool | None = Field(None, description="true when split from a chunk by characters")
+    words: list[Word] | None = Field(
+        None, description="with word_timestamps: every word of `text` in order, where it plays in the file"
+    )
+    alignment_error: str | None = Field(
+        None,
+        description="with word_timestamps, when this segment could not be aligned: why; its `words` are then "
+        "its time shared out by characters, each `approximate` (the job still succeeds)",
+    )
 
 
 class Loudness(_Closed):

@@ -136,7 +136,10 @@ def _input_table() -> list[str]:
 
 
 def _nested_model(annotation) -> tuple[type[BaseModel] | None, str]:
-    """The model inside ``X``, ``X | None`` or ``list[X]``, and the path suffix for it."""
+    """The model inside ``X``, ``X | None``, ``list[X]`` or ``list[X] | None``, and the path suffix for it."""
+    optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(optional) == 1:
+        annotation = optional[0]
     args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
     suffix = "[]." if typing.get_origin(annotation) is list else "."
     inner = args[0] if len(args) == 1 else None

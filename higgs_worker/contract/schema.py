@@ -198,7 +198,14 @@ class SynthesisRequest(_Strict):
     subtitles: SubtitleFormat | None = Field(
         default=None,
         description="`srt` or `vtt`: the timed segments as a subtitle file beside the audio (S3: same key, "
-        "other extension, its own URL; inline: as text); times within a segment are approximate",
+        "other extension, its own URL; inline: as text); times within a segment are approximate, "
+        "unless word_timestamps: then cues start and end on word boundaries",
+    )
+    word_timestamps: bool = Field(
+        default=False,
+        description="every segment gets `words`: each word's start and end in the file, by forced alignment of "
+        "the text (English; other languages get estimates marked `approximate`); costs CPU time, "
+        "reported as `timings.align_s`",
     )
     loudness_lufs: float | None = Field(
         default=None,

@@ -169,6 +169,14 @@ def to_job_input(body: Any, settings: Settings) -> tuple[dict, SpeechOptions]:
             "unsupported_value",
             "speed",
         )
+    if body.get("word_timestamps"):
+        raise ApiError(
+            400,
+            "word_timestamps is not available on /v1/audio/speech, whose body is the audio itself; "
+            "POST /v1/synthesize (the job contract) returns segments with their words",
+            "unsupported_value",
+            "word_timestamps",
+        )
     if body.get("instructions") is not None and body.get("scene_description") is not None:
         raise ApiError(400, "give either instructions or scene_description, not both", "invalid_value", "instructions")
     job_input = {key: body[key] for key in EXTRA_FIELDS if key in body}

@@ -96,3 +96,34 @@ def test_cue_that_rounds_to_nothing_hands_its_text_on():
     segments = [seg("Gone.", 1.0, 1.0), seg("Kept.", 1.0, 2.0)]
     cues = build_cues(segments, RATE)
     assert [(c.start_ms, c.end_ms, c.text) for c in cues] == [(1000, 2000, "Gone. Kept.")]
+
+
+def with_words(text: str, start_s: float, seconds_per_word: float, gap_s: float = 0.1) -> Segment:
+    """A segment whose words are timed one after another with a gap between them."""
+    from higgs_worker.audio.segments import Word
+
+    timed, at = [], start_s
+    for word in text.split():
+        timed.append(Word(word, round(at * RATE), round((at + seconds_per_word) * RATE)))
+        at += seconds_per_word + gap_s
+    return Segment(text, "SPEAKER1", timed[0].start, timed[-1].end, words=tuple(timed))
+
+
+def test_with_word_times_cues_start_and_end_on_words():
+    segment = with_words(LONG, 2.0, 0.4)
+    cues = build_cues([segment], RATE)
+    assert len(cues) > 3 and " ".join(c.text for c in cues) == " ".join(LONG.split())
+    starts = {round(w.start * 1000 / RATE) for w in segment.words}
+    ends = {round(w.end * 1000 / RATE) for w in segment.words}
+    for cue in cues:
+        assert cue.start_ms in starts and cue.end_ms in ends and cue.speaker == "SPEAKER1"
+        assert len(cue.text) <= MAX_CUE_CHARS and (cue.end_ms - cue.start_ms) / 1000 <= MAX_CUE_S
+    assert cues[0].text.endswith("dawn,") or cues[0].text.endswith(".")  # cut at a clause or sentence
+    for cue, following in zip(cues, cues[1:], strict=False):
+        assert following.start_ms > cue.end_ms  # the pause between two words lies between the cues
+
+
+def test_a_cue_never_outlasts_its_words_aligned_time():
+    """Ten words spoken slowly (1 s each) never make one cue of ten seconds."""
+    cues = build_cues([with_words("one two three four five six seven eight nine ten", 0.0, 1.0)], RATE)
+    assert len(cues) > 1 and all((c.end_ms - c.start_ms) / 1000 <= MAX_CUE_S for c in cues)

@@ -292,6 +292,20 @@ def test_synthesize_is_the_queue_contract(server, s3_client):
     assert bad.status_code == 400 and error_of(bad)["message"].startswith("temperature")
 
 
+def test_word_timestamps_through_synthesize_and_refused_by_speech(server):
+    """/v1/synthesize takes the job input, so word_timestamps just works there; the OpenAI
+    door's body is the audio itself, so it refuses the field and names /v1/synthesize."""
+    job = {"text": "Hello there, how are you?", **SHORT, "delivery": "base64", "word_timestamps": True}
+    answer = post(server, "/v1/synthesize", {"input": job})
+    assert answer.status_code == 200, answer.text
+    (segment,) = answer.json()["segments"]
+    assert [w["word"] for w in segment["words"]] == ["Hello", "there,", "how", "are", "you?"]
+    assert answer.json()["timings"]["align_s"] > 0
+    speech = {"model": "higgs-audio-v2", "input": "Hi", "word_timestamps": True}
+    refused = post(server, "/v1/audio/speech", speech, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and "/v1/synthesize" in error_of(refused)["message"]
+
+
 def test_no_secret_in_logs_or_answers(server):
     """Last in the module: everything the worker printed and answered so far."""
     logs = server.log()
