@@ -40,7 +40,8 @@ def test_model_on_the_volume_is_loaded_and_warmed_up_before_the_first_job(tiny_m
     )
     phases = warm_start(worker)
     assert phases["warm"] and worker.engine is not None
-    assert phases["load_s"] > 0 and phases["warmup_s"] > 0 and phases["download_s"] == 0
+    # the model is only checked on the volume, not downloaded (a marker read: ~0 s, 0.001 s on a loaded machine)
+    assert phases["load_s"] > 0 and phases["warmup_s"] > 0 and phases["download_s"] < 0.25
     assert phases["compile_cache"] == "off"  # the CPU's plain step compiles nothing
     assert phases["peak_rss_mb"] > 0 and phases["ready_s"] >= phases["imports_s"] > 0
     timings = worker.run(JOB)["timings"]
