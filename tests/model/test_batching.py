@@ -45,23 +45,23 @@ def batch_engine(engine):
 
 
 class BatchSpy:
-    """Records the batch size of every batched forward (wraps the real step)."""
+    """Records the batch size of every batched forward (wraps the real plain step)."""
 
     def __init__(self, scheduler):
         self.sizes: list[int] = []
-        self.scheduler = scheduler
-        self.original = scheduler._step
+        self.step = scheduler.step
+        self.original = scheduler.step.plain
 
     def __enter__(self):
         def step(codes):
             self.sizes.append(codes.shape[0])
             return self.original(codes)
 
-        self.scheduler._step = step
+        self.step.plain = step
         return self
 
     def __exit__(self, *exc):
-        self.scheduler._step = self.original
+        self.step.plain = self.original
 
 
 def rows_of(engine, p, sampling, seed, should_stop=None, started=None) -> torch.Tensor:
@@ -74,9 +74,9 @@ def rows_of(engine, p, sampling, seed, should_stop=None, started=None) -> torch.
 
 
 def wait_steps(scheduler, count: int) -> None:
-    target = next(scheduler.steps) + count
+    target = scheduler.steps + count
     deadline = time.monotonic() + 60
-    while next(scheduler.steps) < target and time.monotonic() < deadline:
+    while scheduler.steps < target and time.monotonic() < deadline:
         time.sleep(0.001)
 
 
@@ -250,3 +250,29 @@ def test_sdk_worker_loop_runs_eight_jobs_at_once(subprocess_env, moto_server, s3
     finally:
         worker.close()
         fake.__exit__(None, None, None)
+
+
+def test_stale_keys_and_values_in_a_slot_cannot_poison_its_next_sequence(batch_engine):
+    """The mask is additive: a NaN or inf left in a slot's unused columns (fp16 overflow in an
+    earlier sequence) would reach the next one through 0 x NaN in the attention's weighted sum;
+    the slot's columns past a new sequence's length are zeroed when it takes the slot."""
+    sampling = Sampling(temperature=0, max_new_tokens=20)
+    clean = rows_of(batch_engine, prompt(7), sampling, seed=7)
+    slots = batch_engine.scheduler.slots
+    for layer in slots.layers:  # every slot poisoned, as an earlier sequence might leave it
+        layer.keys.fill_(float("nan"))
+        layer.values.fill_(float("inf"))
+    assert torch.equal(rows_of(batch_engine, prompt(7), sampling, seed=7), clean)
+    # and with compaction: two sequences, the first leaves, the second moves into its slot
+    for layer in slots.layers:
+        layer.keys.fill_(float("nan"))
+        layer.values.fill_(float("nan"))
+    short, long = replace(sampling, max_new_tokens=8), replace(sampling, max_new_tokens=30)
+    results: dict[int, torch.Tensor] = {}
+    first = threading.Thread(target=lambda: results.__setitem__(0, rows_of(batch_engine, prompt(1), short, seed=1)))
+    first.start()
+    wait_steps(batch_engine.scheduler, 2)
+    results[1] = rows_of(batch_engine, prompt(2), long, seed=2)
+    first.join()
+    assert torch.equal(results[1], rows_of(batch_engine, prompt(2), long, seed=2))
+    assert not torch.isnan(results[1].float()).any()
