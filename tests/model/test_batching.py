@@ -276,3 +276,52 @@ def test_stale_keys_and_values_in_a_slot_cannot_poison_its_next_sequence(batch_e
     first.join()
     assert torch.equal(results[1], rows_of(batch_engine, prompt(2), long, seed=2))
     assert not torch.isnan(results[1].float()).any()
+
+
+def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_waiting_one(batch_engine):
+    """The memory plan reserves room for SOLO_LANES sequences too long for a slot: a second one
+    waits (first come, first served among them) while shorter jobs behind it still start."""
+    from higgs_worker.model.scheduler import Scheduler
+
+    scheduler = Scheduler(batch_engine.loop, slots=4, slot_len=256, solo_lanes=1)  # prompts: ~150 tokens
+    long, short = Sampling(max_new_tokens=300), Sampling(max_new_tokens=20)
+    most_solo = {"n": 0}
+    forward_solo = scheduler._forward_solo
+
+    def watching(seq):
+        most_solo["n"] = max(most_solo["n"], len(scheduler._solo))
+        forward_solo(seq)
+
+    scheduler._forward_solo = watching
+    started = {name: threading.Event() for name in ("solo-1", "solo-2", "short")}
+    events: list[str] = []
+    done: dict[str, int] = {}
+
+    def job(name: str, sampling: Sampling, seed: int) -> None:
+        count = 0
+        for _ in scheduler.generate(batch_engine.batch_for(prompt(seed)), sampling, batch_engine.generator(seed)):
+            if not count:
+                events.append(f"{name} first row")
+                started[name].set()
+            count += 1
+        events.append(f"{name} done")
+        done[name] = count
+
+    threads = [
+        threading.Thread(target=job, args=("solo-1", long, 1)),
+        threading.Thread(target=job, args=("solo-2", long, 2)),
+        threading.Thread(target=job, args=("short", short, 3)),
+    ]
+    threads[0].start()
+    assert started["solo-1"].wait(60)
+    threads[1].start()  # waits: the one solo lane is taken
+    deadline = time.monotonic() + 60
+    while not scheduler._waiting and time.monotonic() < deadline:
+        time.sleep(0.001)
+    threads[2].start()  # arrives behind the waiting solo job, and passes it
+    for thread in threads:
+        thread.join()
+    assert done == {"solo-1": 300, "solo-2": 300, "short": 20}
+    assert most_solo["n"] == 1
+    assert events.index("short done") < events.index("solo-2 first row"), events
+    assert events.index("solo-1 done") < events.index("solo-2 first row"), events
