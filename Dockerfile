@@ -29,6 +29,16 @@ ENV PYTHONUNBUFFERED=1 \
     BOOTSTRAP_VOLUME_DIR=/runpod-volume \
     BOOTSTRAP_LOCAL_DIR=/tmp/higgs-worker/venvs
 
+# A C/C++ compiler where the decode step is compiled (DECODE_COMPILE, on with CUDA): triton
+# builds its CUDA driver stub with `cc` and the libc headers on first use, inductor's CPU
+# kernels need `g++` (which brings libc6-dev). Without them the worker still serves, every
+# decode step uncompiled. Cost, from Debian bookworm's Installed-Size of what these add to
+# this base image: about 250 MiB (gcc-12 67, g++-12 35, cpp-12 33, libstdc++-12-dev 19,
+# binutils 28, libgcc-12-dev 14, libc6-dev 12, sanitizer runtimes 21, linux-libc-dev 7).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc=4:12.2.0-3 g++=4:12.2.0-3 \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # Code owned by root and read-only for everyone else: the image works as root (the

@@ -109,3 +109,22 @@ def test_no_reachable_compiler_the_handler_still_completes_the_job(subprocess_en
     assert "InvalidCxxCompiler" in lines[0] and "every batch size" in lines[0]
     assert "runs uncompiled" in output["warnings"][0]
     assert "generation_failed" not in log
+
+
+def test_ci_runs_one_compiled_job_inside_the_built_image_before_pushing():
+    """The compiled path in the real image on every push: a job with DECODE_COMPILE=true whose
+    log must show the step compiled, never the fallback line (this file's FALLBACK_LINE)."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    steps = yaml.safe_load((ROOT / ".github/workflows/build-runpod-container.yml").read_text())["jobs"]["image"][
+        "steps"
+    ]
+    names = [step.get("name", "") for step in steps]
+    index = next(i for i, name in enumerate(names) if "DECODE_COMPILE=true" in name)
+    run = steps[index]["run"]
+    assert index < names.index("Push")
+    assert "docker run --rm --entrypoint bash -e TORCH_INDEX_URL=" in run and '"$IMAGE"' in run
+    assert "export DECODE_COMPILE=true" in run and "/app/bootstrap.sh --test_input" in run
+    assert "(compiled: \\[1\\])" in run and FALLBACK_LINE in run and "completed successfully" in run
