@@ -128,3 +128,15 @@ def test_ci_runs_one_compiled_job_inside_the_built_image_before_pushing():
     assert "docker run --rm --entrypoint bash -e TORCH_INDEX_URL=" in run and '"$IMAGE"' in run
     assert "export DECODE_COMPILE=true" in run and "/app/bootstrap.sh --test_input" in run
     assert "(compiled: \\[1\\])" in run and FALLBACK_LINE in run and "completed successfully" in run
+
+
+def test_the_worker_takes_fewer_jobs_once_its_scheduler_lowered_capacity(make_worker, engine):
+    """After an out-of-memory the scheduler runs at most half as many sequences
+    (tests/model/test_compiled_step.py); the SDK's concurrency_modifier asks Worker.concurrency."""
+    worker = make_worker({"MAX_CONCURRENCY": "4"})
+    worker.engine = Engine(
+        engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu", None, 4
+    )
+    assert worker.concurrency == 4
+    worker.engine.scheduler.capacity = 2  # what Scheduler._lower_capacity leaves after an OOM with 4 in a step
+    assert worker.concurrency == 2
