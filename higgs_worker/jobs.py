@@ -90,8 +90,10 @@ class Worker:
 
     @property
     def concurrency(self) -> int:
-        """Jobs this worker runs at once (both doors use it): MAX_CONCURRENCY, or auto."""
-        return concurrency_for(self.settings.max_concurrency, pick_device(self.settings.device))
+        """Jobs this worker runs at once (both doors use it): MAX_CONCURRENCY, or auto; lower
+        once the engine planned fewer KV slots or ran out of memory (``Engine.capacity``)."""
+        wanted = concurrency_for(self.settings.max_concurrency, pick_device(self.settings.device))
+        return min(wanted, self.engine.capacity) if self.engine is not None else wanted
 
     @property
     def store(self) -> S3Store | None:
@@ -125,6 +127,7 @@ class Worker:
                         loop_settings_for(device, settings.decode_compile),
                         settings.max_concurrency,
                         settings.kv_cache_memory_fraction,
+                        settings.max_reference_seconds,
                     )
                 except Exception as exc:
                     if is_out_of_memory(exc):
@@ -280,6 +283,8 @@ class Worker:
         )
         output["rtf"] = round(output["timings"]["generate_s"] / duration, 3) if duration > 0 else None
         output.update(rendered.outputs())  # segments, and loudness when normalised
+        if engine.compile_note:  # the decode step fell back to the plain step on this worker
+            output["warnings"] = [engine.compile_note]
         log.info(
             "job %s done: %.2fs of audio, %d chunk(s), %s",
             job_id,

@@ -1,40 +1,41 @@
 #!/usr/bin/env bash
-# GPU check: the gpu tests and the full-size benchmarks (random weights, no download) in one
-# run of at most GPU_CHECK_BUDGET seconds (default 470, under the 8 minutes planned for it).
+# GPU check: the carried wheels and versions first, then every stage in ONE process
+# (scripts/gpu_check.py: the full-size random-weight model built once, warmed up once with 8
+# KV slots, then numerics, batch-1, concurrency 1/4/8 and a warm-volume restart), all within
+# GPU_CHECK_BUDGET seconds (default 360: the whole run in 6 minutes).
 #
-# On the lent GPU machine ('nvidia-h200': python3 3.12 with torch 2.11 and transformers
-# 5.17, no pydantic/soundfile/runpod, no package registry), from a session that has one:
-#   1. here, in the repository root:   bash scripts/gpu-wheels.sh     (~25 MiB into .whl/)
-#   2. the device tool's run, with     carry [".whl"], timeout_s 540,
+# On the lent GPU machine ('nvidia-h200': python3 3.12 with torch 2.11, triton 3.6 and
+# transformers 5.17, no pydantic/soundfile, no package registry), from a session that has one:
+#   1. here, in the repository root:   bash scripts/gpu-wheels.sh     (~18 MiB into .whl/)
+#   2. the device tool's run, with     carry [".whl"], timeout_s 420,
 #      command                         bash scripts/gpu-check.sh
-#   It costs about 10 of the session's 15 device minutes (start 1-2, the run at most 8,
-#   the transfers); call give_back after it unless you rerun at once. The reply's tail
-#   holds the summary table; $OUT brings back gpu-check.log, summary.txt, gpu-tests.xml and
-#   one JSON file per benchmark. To rerun some sections only (e.g. with the time left):
-#   GPU_CHECK_SECTIONS=concurrency,cold-start bash scripts/gpu-check.sh   (wheels always run)
+#   About 9 of the session's 15 device minutes (start 1-2, the run at most 6, the transfers);
+#   call give_back after it unless you rerun at once. The reply's tail holds the summary: one
+#   row per section and one per stage, with seconds. $OUT brings back gpu-check.log,
+#   stages.jsonl (one JSON line per stage: the figures) and summary.txt.
 #
-# Sections, most valuable first; each runs under `timeout`, and a failing or timed-out
-# section never stops the later ones. A section may run until the sum of its own and the
-# earlier sections' caps (time an earlier one saved goes to the later ones):
-#   wheels       (30 s) .whl/*.whl installed with --target into GPU_CHECK_SITE (/tmp/site),
-#                       which then heads PYTHONPATH
-#   nvidia-smi   (10 s) the GPU as the driver sees it
-#   versions     (40 s) python, torch + CUDA, transformers (must be our pin), every carried
-#                       package imported from the site, the worker's modules
-#   gpu-tests   (150 s) pytest -m gpu tests/model/test_gpu_batching.py (bf16, compiled paths vs
-#                       generate()); a skipped test counts as a failure here
-#   batch-1      (80 s) python -m higgs_worker.devtools.bench --full-size-random --frames 200
-#   concurrency (100 s) ... --frames 100 --concurrency 1,8,16,32
-#   cold-start   (60 s) benchmarks/cold_start.py --phases --full-size-random --layers 4
-#                       --tokens 60, MAX_CONCURRENCY=1 (one decode graph to compile)
-# The caps are estimates (nothing here has run on the H200 yet): size them by the seconds
-# column of the first device run's summary. Caps: GPU_CHECK_LIMIT_<SECTION> (e.g. GPU_CHECK_LIMIT_COLD_START=120); total:
+# Versions: the check runs the device's torch and triton (2.11 / 3.6), not our pins (2.9.1 /
+# 3.5.1): their wheels (torch ~900 MB with its CUDA libraries) cannot be carried within a
+# call's 64 MiB, and the machine reaches no registry. transformers is ours (5.24, carried).
+# The versions section and the first stage line say what actually ran.
+#
+# Sections, in order (each under `timeout`; a section may run until the sum of its own and the
+# earlier sections' caps):
+#   wheels      (30 s) .whl/*.whl installed with --target into GPU_CHECK_SITE (/tmp/site),
+#                      which then heads PYTHONPATH
+#   nvidia-smi  (10 s) the GPU as the driver sees it
+#   versions    (40 s) python, torch + CUDA, triton, transformers (must be our pin), every carried
+#                      package imported from the site, the worker's modules
+#   stages   (the rest) python scripts/gpu_check.py; each stage prints a JSON line when done
+#   gpu-tests (off; GPU_CHECK_SECTIONS=...,gpu-tests) pytest -m gpu in a second process
+# If wheels or versions fail, the check stops there with the reason (nothing after them could
+# be trusted). Caps: GPU_CHECK_LIMIT_<SECTION> (e.g. GPU_CHECK_LIMIT_VERSIONS=60); total:
 # GPU_CHECK_BUDGET. Exit status: 0 when every section passed, else 1.
 #
-# GPU_CHECK_DRY=1 runs the same plumbing on a CPU with tiny sizes (the tiny model; the gpu
-# tests skip, which is accepted there): tests/test_gpu_check_script.py runs it.
-# Other knobs: PYTHON (default .venv/bin/python, else python3), GPU_CHECK_WHEELS (.whl;
-# empty: none), GPU_CHECK_SITE (/tmp/site), OUT (results; default out/gpu-check).
+# GPU_CHECK_DRY=1 runs the same script on a CPU with the tiny model and tiny sizes
+# (tests/test_gpu_check_script.py). Other knobs: PYTHON (default .venv/bin/python, else
+# python3), GPU_CHECK_WHEELS (.whl; empty: none), GPU_CHECK_SITE (/tmp/site), OUT (results;
+# default out/gpu-check), GPU_CHECK_ARGS (extra arguments for gpu_check.py, e.g. --layers 8).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONUNBUFFERED=1
@@ -49,29 +50,37 @@ fi
 DRY=${GPU_CHECK_DRY:-0}
 WHEELS=${GPU_CHECK_WHEELS-.whl}
 export GPU_CHECK_SITE=${GPU_CHECK_SITE:-/tmp/site}
-BUDGET=${GPU_CHECK_BUDGET:-470}
-SECTIONS=${GPU_CHECK_SECTIONS:-wheels,nvidia-smi,versions,gpu-tests,batch-1,concurrency,cold-start}
+BUDGET=${GPU_CHECK_BUDGET:-360}
+SECTIONS=${GPU_CHECK_SECTIONS:-wheels,nvidia-smi,versions,stages}
 RESULTS=${OUT:-out/gpu-check}
 mkdir -p "$RESULTS"
 LOG=$RESULTS/gpu-check.log
+STAGES=$RESULTS/stages.jsonl
 : >"$LOG"
+: >"$STAGES"
 PARTS=$(mktemp -d)
 trap 'rm -rf "$PARTS"' EXIT
 
 say() { printf '%s\n' "$*" | tee -a "$LOG"; }
 
 names=() rcs=() secs=() caps=()
-planned=0   # where the caps of the sections so far add up to, in seconds from the start
+planned=0 # where the caps of the sections so far add up to, in seconds from the start
 failed=0
+stopped=""
 
 # run_section NAME CAP CMD...: CMD under timeout, its output to the terminal, the log and
-# $PARTS/NAME; records the exit status and the seconds it took.
+# $PARTS/NAME; records the exit status and the seconds it took. CAP "rest": up to the budget.
 run_section() {
     local name=$1 cap=$2 var
     shift 2
     [[ $name == wheels || ",$SECTIONS," == *",$name,"* ]] || return 0 # wheels: always, if any
+    if [[ -n "$stopped" ]]; then
+        record "$name" none 0 0
+        return 0
+    fi
     var=GPU_CHECK_LIMIT_${name^^}
     var=${var//-/_}
+    [[ $cap == rest ]] && cap=$((BUDGET - planned))
     cap=${!var:-$cap}
     planned=$((planned + cap))
     local until=$((planned < BUDGET ? planned : BUDGET))
@@ -94,23 +103,13 @@ record() { # NAME RC SECONDS LIMIT
     [[ "$2" == 0 || "$2" == skip ]] || failed=$((failed + 1))
 }
 
-# The last JSON line a section printed, saved as $RESULTS/FILE.
-save_json() { # NAME FILE
-    [[ -f "$PARTS/$1" ]] || return 0
-    local line
-    line=$(grep '^{' "$PARTS/$1" | tail -n 1)
-    [[ -n "$line" ]] && printf '%s\n' "$line" >"$RESULTS/$2"
-}
-
-# A section that must exit 0 and show no skipped test (on the GPU).
-fail_on_skips() { # NAME
+# stop_unless_passed NAME WHY: a failed prerequisite stops the check with a clear message.
+stop_unless_passed() {
     local i=$((${#names[@]} - 1))
-    [[ "${names[$i]:-}" == "$1" && "${rcs[$i]}" == 0 ]] || return 0
-    if [[ "$DRY" != 1 ]] && grep -qE '[0-9]+ skipped|no tests ran' "$PARTS/$1"; then
-        say "$1: tests were skipped (no CUDA?): counted as a failure"
-        rcs[i]=1
-        failed=$((failed + 1))
-    fi
+    [[ "${names[$i]:-}" == "$1" && "${rcs[$i]}" != 0 && "${rcs[$i]}" != skip ]] || return 0
+    stopped=$1
+    say ""
+    say "STOPPED: $1 failed ($2); the later sections did not run. The lines above say what failed."
 }
 
 say "gpu-check $(date -u +%FT%TZ): python $PY, budget ${BUDGET}s, sections $SECTIONS, dry=$DRY, results in $RESULTS"
@@ -126,6 +125,7 @@ if ((${#wheel_files[@]})); then
         export PYTHONPATH="$GPU_CHECK_SITE${PYTHONPATH:+:$PYTHONPATH}"
         say "PYTHONPATH=$PYTHONPATH"
     fi
+    stop_unless_passed wheels "the carried wheels did not install"
 else
     say "" "== wheels: none in '${WHEELS}' (bash scripts/gpu-wheels.sh makes them)"
     record wheels skip 0 0
@@ -139,28 +139,14 @@ else
 fi
 
 run_section versions 40 "$PY" scripts/gpu_check_env.py
+stop_unless_passed versions "a carried package or the worker does not import, or transformers is not our pin"
 
-run_section gpu-tests 150 "$PY" -m pytest tests/model/test_gpu_batching.py -m gpu -q -rs -p no:cacheprovider \
+# shellcheck disable=SC2086 # GPU_CHECK_ARGS: extra arguments, word-split on purpose
+run_section stages rest "$PY" scripts/gpu_check.py ${GPU_CHECK_ARGS:-}
+[[ -f "$PARTS/stages" ]] && grep '^{"stage"' "$PARTS/stages" >"$STAGES"
+
+run_section gpu-tests 200 "$PY" -m pytest tests/model/test_gpu_batching.py -m gpu -q -rs -p no:cacheprovider \
     --junitxml="$RESULTS/gpu-tests.xml"
-fail_on_skips gpu-tests
-
-if [[ "$DRY" == 1 ]]; then # the tiny model on the CPU
-    batch1=(--device cpu --frames 8)
-    concurrency=(--device cpu --frames 8 --concurrency "1,2")
-    phases=(--tokens 8)
-    phases_env=()
-else
-    batch1=(--full-size-random --frames 200)
-    concurrency=(--full-size-random --frames 100 --concurrency "1,8,16,32")
-    phases=(--full-size-random --layers 4 --tokens 60)
-    phases_env=(MAX_CONCURRENCY=1)
-fi
-run_section batch-1 80 "$PY" -m higgs_worker.devtools.bench "${batch1[@]}"
-save_json batch-1 bench-batch1.json
-run_section concurrency 100 "$PY" -m higgs_worker.devtools.bench "${concurrency[@]}"
-save_json concurrency bench-concurrency.json
-run_section cold-start 60 env "${phases_env[@]}" "$PY" benchmarks/cold_start.py --phases "${phases[@]}"
-save_json cold-start cold-start-phases.json
 
 # -- summary (also $RESULTS/summary.txt): the reply's tail shows it
 {
@@ -171,11 +157,42 @@ save_json cold-start cold-start-phases.json
         0) verdict=ok ;;
         skip) verdict=skipped ;;
         124 | 137) verdict="FAILED (time limit)" ;;
-        none) verdict="NOT RUN (no time left)" ;;
+        none) verdict="NOT RUN" ;;
         *) verdict=FAILED ;;
         esac
         printf '%-12s %6s %8s %8s  %s\n' "${names[$i]}" "${rcs[$i]}" "${secs[$i]}" "${caps[$i]}" "$verdict"
     done
+    if [[ -s "$STAGES" ]]; then
+        echo ""
+        "$PY" - "$STAGES" <<'PY'
+import json, sys
+print(f"{'stage':<12} {'seconds':>8} {'at':>8}  figure")
+for line in open(sys.argv[1]):
+    s = json.loads(line)
+    figure = {
+        "setup": lambda: f"torch {s['ran']['torch']}, triton {s['ran']['triton']}, transformers {s['ran']['transformers']}"
+        + (f" (pins differ: {', '.join(s['differ_from_pins'])})" if s["differ_from_pins"] else ""),
+        "warm-up": lambda: f"compiled buckets {s['compiled_buckets']} of {s['buckets']}, {s['graphs_compiled']} graphs, "
+        f"{s['fallbacks']} fallback(s)",
+        "numerics": lambda: f"batched vs batch-1 max rel diff {s['teacher_forced_4_at_once']['max_rel_diff']:.2e}, "
+        f"top-1 {s['teacher_forced_4_at_once']['min_top1_agreement']:.3f}; greedy = generate() for "
+        f"{s['greedy_vs_generate']['leading_rows_equal']}/{s['greedy_vs_generate']['rows']} rows",
+        "batch-1": lambda: f"RTF {s['engine']['rtf']:.3f} vs {s['reference']['rtf']:.3f}, first audio "
+        f"{s['engine']['time_to_first_audio_s']:.2f}s vs {s['reference']['time_to_first_audio_s']:.2f}s",
+        "concurrency": lambda: ", ".join(
+            f"{n}: {v['concurrent']['audio_s_per_s']:.1f} audio s/s" for n, v in s["levels"].items()
+        ),
+        "restart": lambda: f"2nd warm-up {s['second']['warmup_s']:.1f}s vs {s['first_warmup_s']:.1f}s "
+        f"({s['second']['graphs_loaded']} loaded, {s['second']['graphs_compiled']} compiled)",
+    }.get(s["stage"], lambda: "")
+    try:
+        text = figure()
+    except (KeyError, TypeError, ValueError) as exc:
+        text = f"(figure not read: {exc!r})"
+    print(f"{s['stage']:<12} {s['seconds']:>8} {s['elapsed_s']:>8}  {text}")
+PY
+    fi
+    [[ -n "$stopped" ]] && echo "STOPPED after $stopped"
     echo "total ${SECONDS}s of a ${BUDGET}s budget; ${failed} section(s) failed; log: $LOG"
 } | tee "$RESULTS/summary.txt" | tee -a "$LOG"
 ((failed == 0))

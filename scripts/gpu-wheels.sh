@@ -33,10 +33,8 @@ wheels=(
     typing-extensions==4.16.0
     # audio encode/decode (higgs_worker/audio/codecs.py, tests/conftest.py): libsndfile is in the wheel
     "$(pin soundfile)" cffi==2.1.1 pycparser==3.12
-    # 'import runpod' in the start-phases benchmark's worker process, and what that import
-    # loads that the image lacks (aiodns/pycares are optional for aiohttp: left out)
-    "$(pin runpod)" aiohttp-retry==2.9.1 backoff==2.2.1 paramiko==5.1.0 cryptography==50.0.2
-    bcrypt==5.0.0 pynacl==1.6.2 invoke==3.0.3 tomli==2.5.0 tomlkit==0.15.2 tqdm-loggable==0.4.1
+    # no runpod: the check's processes (scripts/gpu_check.py, its restart child, pytest -m gpu)
+    # never import it. No torch/triton: the device's are used (scripts/gpu-check.sh's header)
 )
 
 platforms=()

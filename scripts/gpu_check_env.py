@@ -1,11 +1,13 @@
-"""First section of scripts/gpu-check.sh: what the check runs on.
+"""The versions section of scripts/gpu-check.sh: what the check runs on.
 
-Prints the interpreter, torch (and the GPU it sees), transformers, and every package
-carried in GPU_CHECK_SITE (the wheels of scripts/gpu-wheels.sh), each imported and
-said to come from there; then imports the worker. Exits non-zero when one of them
-fails to import, when a carried package is shadowed by the image's own copy, when
-transformers is not the version requirements-runtime.txt pins, or (unless
-GPU_CHECK_DRY=1) when torch sees no CUDA device.
+Prints the interpreter, torch (and the GPU it sees), triton, transformers, and every package
+carried in GPU_CHECK_SITE (the wheels of scripts/gpu-wheels.sh), each imported and said to
+come from there; then imports the worker and the check's own modules. Exits non-zero when one
+of them fails to import, when a carried package is shadowed by the image's own copy, when
+transformers is not the version requirements-runtime.txt pins, or (unless GPU_CHECK_DRY=1)
+when torch sees no CUDA device. torch and triton other than our pins (torch 2.9.1 brings
+triton 3.5.1) are reported, not refused: the device image's cannot be replaced within a
+device call's 64 MiB (scripts/gpu-check.sh's header), so the figures say what they ran on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TRITON_WITH_PINNED_TORCH = "3.5.1"
 
 
 def carried_modules(site: Path) -> list[str]:
@@ -55,6 +58,16 @@ def main() -> int:
         )
     elif not dry:
         problems.append("torch sees no CUDA device")
+    want_torch = pinned("torch")
+    if want_torch and not torch.__version__.startswith(want_torch):
+        print(f"NOTE: torch {torch.__version__} is the device's, not our pin {want_torch} (cannot be carried)")
+    try:
+        import triton
+
+        same = triton.__version__ == TRITON_WITH_PINNED_TORCH
+        print(f"triton {triton.__version__}" + ("" if same else f" (our torch pin brings {TRITON_WITH_PINNED_TORCH})"))
+    except ImportError:
+        print("triton: not installed (compiling on CUDA needs it)")
     print(f"transformers {transformers.__version__} from {Path(transformers.__file__).parent}")
     want = pinned("transformers")
     if want and transformers.__version__ != want:
@@ -80,8 +93,8 @@ def main() -> int:
 
     try:
         sys.path.insert(0, str(ROOT))
-        importlib.import_module("higgs_worker.jobs")
-        importlib.import_module("higgs_worker.devtools.bench")
+        for name in ("higgs_worker.jobs", "higgs_worker.devtools.bench", "higgs_worker.devtools.numerics"):
+            importlib.import_module(name)
         print("worker modules import")
     except Exception as exc:
         problems.append(f"the worker does not import: {type(exc).__name__}: {exc}")

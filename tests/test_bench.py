@@ -47,3 +47,29 @@ def test_full_size_random_has_the_real_sizes():
     tokenizer = full_size_tokenizer_config(HiggsAudioV2TokenizerConfig)
     assert (tokenizer.frame_rate, tokenizer.num_quantizers, tokenizer.hop_length) == (25, 8, 960)
     assert tokenizer.semantic_model_config.hidden_size == 768
+
+
+def test_the_newcomer_arrives_after_n_decode_steps_and_watching_the_counter_does_not_advance_it(engine):
+    """bench.concurrent_jobs polls scheduler.steps until N batched steps ran; reading it must
+    not count as a step (it was an itertools.count, and next() on it advanced it)."""
+    from dataclasses import replace
+
+    from higgs_worker.devtools.bench import concurrent_jobs
+    from higgs_worker.model.engine import Engine, Sampling
+    from higgs_worker.model.prompt import SYSTEM_SINGLE, Prompt, Turn
+
+    batched = Engine(engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu", None, 4)
+    batched.loop.rules = replace(batched.loop.rules, eos_id=engine.model.config.codebook_size + 100)
+    scheduler = batched.scheduler
+    forwards = {"n": 0}
+    real = scheduler.step.plain  # the step is plain here (no compile on the CPU by default)
+
+    def counting(codes):
+        forwards["n"] += 1
+        return real(codes)
+
+    scheduler.step.plain = counting
+    prompts = [Prompt(SYSTEM_SINGLE, ["A quiet room."], [Turn("user", f"Job {i}.")]) for i in range(3)]
+    result = concurrent_jobs(batched, prompts, Sampling(max_new_tokens=40), late_after_rows=12)
+    assert 12 <= result["newcomer_after_steps"] < 40
+    assert scheduler.steps == forwards["n"]  # the counter counts batched forwards, nothing else

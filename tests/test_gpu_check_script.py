@@ -1,8 +1,9 @@
-"""scripts/gpu-check.sh's plumbing, in its dry mode on the CPU (GPU_CHECK_DRY=1: the
-tiny model, the gpu tests skip): carried wheels installed with --target and put first on
-PYTHONPATH, every section logged to $OUT/gpu-check.log, JSON figures saved, a summary
-table, and a failing section that neither stops the later ones nor leaves exit status 0.
-The GPU run itself needs the lent machine (the script's header says how)."""
+"""scripts/gpu-check.sh in its dry mode on the CPU (GPU_CHECK_DRY=1: the tiny model, tiny
+sizes): carried wheels installed with --target and put first on PYTHONPATH, the version check,
+then every stage of scripts/gpu_check.py in one process, each printing its JSON line (saved to
+$OUT/stages.jsonl), a summary with a row per section and per stage; a failing prerequisite
+stops the check with a clear message. The GPU run itself needs the lent machine (the
+script's header says how)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
+STAGES = ["setup", "warm-up", "numerics", "batch-1", "concurrency", "restart"]
 
 
-def probe_wheel(folder: Path) -> Path:
+def probe_wheel(folder: Path, init: str = '__version__ = "1.0"\n') -> Path:
     """A minimal pure-Python wheel (module gpukit_probe) standing in for the carried ones."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "gpukit_probe-1.0-py3-none-any.whl"
     info = "gpukit_probe-1.0.dist-info"
     files = {
-        "gpukit_probe/__init__.py": '__version__ = "1.0"\n',
+        "gpukit_probe/__init__.py": init,
         f"{info}/METADATA": "Metadata-Version: 2.1\nName: gpukit-probe\nVersion: 1.0\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -46,53 +48,76 @@ def run_check(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, 
         "OUT": str(out),
         **env,
     }
-    proc = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=500)
     return proc, out
 
 
 def summary_rows(out: Path) -> dict[str, list[str]]:
     lines = (out / "summary.txt").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("section"))
-    rows = [line.split() for line in lines[start + 1 :] if line and not line.startswith("total ")]
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
     return {row[0]: row[1:] for row in rows}
 
 
 @pytest.mark.slow
-def test_dry_run_installs_the_wheels_logs_every_section_and_passes(tmp_path):
+def test_dry_run_installs_the_wheels_and_prints_every_stage_from_one_process(tmp_path):
     wheel = probe_wheel(tmp_path / "wheels")
-    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS=str(wheel.parent), GPU_CHECK_SECTIONS="versions,gpu-tests,batch-1")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS=str(wheel.parent), GPU_CHECK_SECTIONS="versions,stages")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     rows = summary_rows(out)
-    assert list(rows) == ["wheels", "versions", "gpu-tests", "batch-1"]
+    assert list(rows) == ["wheels", "versions", "stages"]
     assert all(row[0] == "0" and row[-1] == "ok" for row in rows.values()), rows
     log = (out / "gpu-check.log").read_text()
     # the carried package is imported from the --target folder, which heads PYTHONPATH
     assert f"PYTHONPATH={tmp_path / 'site'}" in log
     assert any(line.split()[:3] == ["gpukit_probe", "1.0", "ok"] for line in log.splitlines())
-    assert "2 skipped" in log  # the gpu tests ran (and skipped: no CUDA, accepted in the dry mode)
-    assert "engine/ref" in log
-    figures = json.loads((out / "bench-batch1.json").read_text())
-    assert figures["reference"]["audio_s"] == figures["engine"]["audio_s"] > 0
-    assert (out / "gpu-tests.xml").is_file()
+    stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
+    assert [s["stage"] for s in stages] == STAGES
+    assert all(s["seconds"] >= 0 and s["elapsed_s"] > 0 for s in stages)
+    setup = stages[0]
+    assert setup["ran"]["torch"].startswith(setup["pinned"]["torch"]) and setup["dry"] is True  # versions recorded
+    numerics = stages[2]
+    assert numerics["teacher_forced_4_at_once"]["max_rel_diff"] < 1e-4  # fp32 on the CPU: equal to rounding
+    assert numerics["greedy_vs_generate"]["identical"] and numerics["seed_reproduces"]["beside_others_identical"]
+    assert stages[3]["reference"]["audio_s"] == stages[3]["engine"]["audio_s"] > 0
+    assert set(stages[4]["levels"]) == {"1", "2"}
+    assert stages[5]["second"]["job_s"] > 0  # the second process ran a job
+    summary = (out / "summary.txt").read_text()
+    for stage in STAGES:
+        assert any(line.split()[:1] == [stage] for line in summary.splitlines()), summary
     assert proc.stdout.rstrip().splitlines()[-1].startswith("total ")  # the summary is printed last
 
 
-def test_a_failing_section_does_not_stop_the_next_and_fails_the_run(tmp_path):
+def test_wheels_that_do_not_install_stop_the_check_with_a_clear_message(tmp_path):
     broken = tmp_path / "wheels" / "broken-1.0-py3-none-any.whl"
     broken.parent.mkdir()
     broken.write_bytes(b"not a zip file")
-    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS=str(broken.parent), GPU_CHECK_SECTIONS="versions")
+    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS=str(broken.parent), GPU_CHECK_SECTIONS="versions,stages")
     assert proc.returncode == 1, proc.stdout[-3000:]
     rows = summary_rows(out)
-    assert rows["wheels"][-1] == "FAILED" and rows["wheels"][0] not in ("0", "skip")
-    assert rows["versions"][0] == "0"  # ran after the failure, without the site on PYTHONPATH
-    assert "no carried packages" in (out / "gpu-check.log").read_text()
+    assert rows["wheels"][-1] == "FAILED"
+    assert rows["versions"][-2:] == ["NOT", "RUN"] and rows["stages"][-2:] == ["NOT", "RUN"]
+    assert "STOPPED: wheels failed (the carried wheels did not install)" in proc.stdout
+
+
+def test_a_carried_package_that_does_not_import_stops_the_check_before_the_stages(tmp_path):
+    wheel = probe_wheel(tmp_path / "wheels", init="raise ImportError('probe: built for another Python')\n")
+    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS=str(wheel.parent), GPU_CHECK_SECTIONS="versions,stages")
+    assert proc.returncode == 1
+    rows = summary_rows(out)
+    assert rows["wheels"][0] == "0" and rows["versions"][-1] == "FAILED"
+    assert rows["stages"][-2:] == ["NOT", "RUN"]
+    assert "gpukit_probe does not import" in proc.stdout and "STOPPED: versions failed" in proc.stdout
 
 
 def test_sections_past_the_budget_are_reported_as_not_run(tmp_path):
-    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS="", GPU_CHECK_SECTIONS="versions,batch-1", GPU_CHECK_BUDGET="0")
+    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS="", GPU_CHECK_SECTIONS="versions,stages", GPU_CHECK_BUDGET="0")
     assert proc.returncode == 1
     rows = summary_rows(out)
     assert rows["wheels"][0] == "skip"
-    assert rows["versions"][0] == rows["batch-1"][0] == "none"
-    assert "no time left for batch-1" in (out / "gpu-check.log").read_text()
+    assert rows["versions"][0] == rows["stages"][0] == "none"
+    assert "no time left for versions" in (out / "gpu-check.log").read_text()

@@ -73,7 +73,9 @@ class Environment(BaseSettings):
         "auto", description="`auto` = bfloat16 on CUDA, float32 on the CPU"
     )
     DECODE_COMPILE: Literal["auto", "true", "false"] = Field(
-        "auto", description="compiled decode step (CUDA graphs); `auto` = on with CUDA"
+        "auto",
+        description="compiled decode step (CUDA graphs); `auto` = on with CUDA; a compile failure falls back "
+        "to the plain step (logged, counted), never fails a job",
     )
     COMPILE_CACHE_DIR: str = Field(
         DEFAULT_COMPILE_CACHE_DIR,
@@ -98,7 +100,11 @@ class Environment(BaseSettings):
         description="jobs one worker runs at once, sharing decode steps (default 16 on CUDA, 1 on the CPU)",
     )
     KV_CACHE_MEMORY_FRACTION: float = Field(
-        0.85, gt=0, le=1, description="share of the GPU memory left after loading that the batch's KV cache may take"
+        0.85,
+        gt=0,
+        le=1,
+        description="share of the GPU memory left after loading that the batch's KV cache may take at most "
+        "(the memory plan keeps its reserve in any case)",
     )
     STREAM_JOBS: bool = Field(
         False,

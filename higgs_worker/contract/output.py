@@ -95,6 +95,11 @@ class JobOutput(_Closed):
     segments: list[Segment] = Field(description="where each chunk / speaker turn lies in the file, in play order")
     loudness: Loudness | None = Field(None, description="measured loudness (with loudness_lufs)")
     subtitles: Subtitles | None = Field(None, description="the subtitle file (with subtitles)")
+    warnings: list[str] | None = Field(
+        None,
+        description="what ran degraded for this job, e.g. the decode step uncompiled after a compile "
+        "failure on this worker (the audio is correct; generation was slower)",
+    )
 
 
 class JobError(_Closed):

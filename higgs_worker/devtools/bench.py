@@ -177,29 +177,30 @@ def timed_job(engine: Engine, prompt: Prompt, sampling: Sampling, seed: int) -> 
 
 def concurrent_jobs(engine: Engine, prompts: list[Prompt], sampling: Sampling, late_after_rows: int) -> dict:
     """All jobs but the last start together; the last (the newcomer) arrives once the
-    scheduler has run ``late_after_rows`` batched steps. Figures for the whole group."""
+    scheduler has run ``late_after_rows`` batched steps (``newcomer_after_steps`` says how
+    many it had run when the newcomer was submitted). Figures for the whole group."""
     results: dict[int, dict] = {}
+    scheduler = engine.scheduler
 
     def work(index: int) -> None:
         results[index] = timed_job(engine, prompts[index], sampling, seed=index)
 
-    steps_at_start = next(engine.scheduler.steps)
+    steps_at_start = scheduler.steps  # read, never advanced here
     with PeakMemory(engine.device) as memory:
         start = time.perf_counter()
         threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts) - 1)]
         for thread in threads:
             thread.start()
         if threads:  # the newcomer comes while the others run
-            while next(engine.scheduler.steps) - steps_at_start < late_after_rows and any(
-                t.is_alive() for t in threads
-            ):
+            while scheduler.steps - steps_at_start < late_after_rows and any(t.is_alive() for t in threads):
                 time.sleep(0.002)
+        after_steps = scheduler.steps - steps_at_start
         late = threading.Thread(target=work, args=(len(prompts) - 1,))
         late.start()
         for thread in [*threads, late]:
             thread.join()
         wall = time.perf_counter() - start
-    return _figures(results, wall, memory.peak_mb, len(prompts) - 1)
+    return {**_figures(results, wall, memory.peak_mb, len(prompts) - 1), "newcomer_after_steps": after_steps}
 
 
 def sequential_jobs(engine: Engine, prompts: list[Prompt], sampling: Sampling) -> dict:

@@ -309,8 +309,14 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
 
     @app.get("/v1/state")
     async def state() -> dict:
-        """Requests being served now (``queued`` or ``running``), for operators and tests."""
-        return {"ready": service.ready.is_set(), "requests": dict(service.active)}
+        """Requests being served now (``queued`` or ``running``), for operators and tests; how
+        often the compiled decode step fell back to the plain step (and why), if it did."""
+        engine = worker.engine
+        state: dict = {"ready": service.ready.is_set(), "requests": dict(service.active)}
+        state["compile_fallbacks"] = engine.compile_fallbacks if engine is not None else 0
+        if engine is not None and engine.compile_note:
+            state["compile_note"] = engine.compile_note
+        return state
 
     @app.post("/v1/synthesize")
     async def synthesize(request: Request) -> JSONResponse:

@@ -54,7 +54,7 @@ BUNDLE = "inductor.bundle"
 MAX_HEADER_BYTES = 8 * 2**20
 LOCK_TIMEOUT_SECONDS = 120.0
 # The modules whose code decides what is compiled (the single decode step and its inputs).
-CODE_FILES = ("decode_loop.py", "engine.py", "scheduler.py", "slot_cache.py")
+CODE_FILES = ("compiled_step.py", "decode_loop.py", "engine.py", "scheduler.py", "slot_cache.py")
 
 
 @dataclass
@@ -69,6 +69,7 @@ class CacheReport:
     warmup_s: float = 0.0
     save_s: float = 0.0
     saved: bool = False
+    fallbacks: int = 0  # times the compiled step fell back to the plain step during warm-up
     extra: dict = field(default_factory=dict)
 
 
@@ -296,6 +297,7 @@ def warm_up(engine, cache_dir: str, model_revision: str, model_dir: str) -> Cach
     started = time.perf_counter()
     engine.warm_up()
     report.warmup_s = time.perf_counter() - started
+    report.fallbacks = engine.compile_fallbacks
     return report
 
 
@@ -315,8 +317,11 @@ def _warm_up_cached(engine, cache_dir: str, model_revision: str, model_dir: str)
     report.warmup_s = time.perf_counter() - started
     after_hits, after_misses = _graph_counts()
     report.graphs_loaded, report.graphs_compiled = after_hits - hits, after_misses - misses
+    report.fallbacks = engine.compile_fallbacks
 
-    if report.graphs_compiled or status != "hit":
+    if report.fallbacks:  # what compiled here is incomplete: leave the volume to a worker that can
+        log.warning("compile cache: not saved (the decode step fell back to the plain step here)")
+    elif report.graphs_compiled or status != "hit":
         started = time.perf_counter()
         try:
             report.saved = cache.save()
@@ -326,10 +331,11 @@ def _warm_up_cached(engine, cache_dir: str, model_revision: str, model_dir: str)
             log.warning("compile cache: could not save to %s (%s: %s)", cache.folder, type(exc).__name__, exc)
         report.save_s = time.perf_counter() - started
     log.info(
-        "compile cache: %d graph(s) loaded, %d compiled; warm-up %.1fs%s",
+        "compile cache: %d graph(s) loaded, %d compiled; warm-up %.1fs%s%s",
         report.graphs_loaded,
         report.graphs_compiled,
         report.warmup_s,
         f"; saved to {cache.path} in {report.save_s:.1f}s" if report.saved else "",
+        f"; {report.fallbacks} compile fallback(s): {engine.compile_note}" if report.fallbacks else "",
     )
     return report

@@ -4,6 +4,10 @@ Backend: transformers' native Higgs Audio v2 (``HiggsAudioV2ForConditionalGenera
 and ``HiggsAudioV2TokenizerModel``). The processor's parts are loaded from the two
 local folders; the checkpoint's ``processor_config.json`` (which names a hub repo for
 the audio tokenizer) is never followed.
+
+On CUDA the KV slots are sized by the memory plan (``memory_plan``: after loading, with an
+explicit reserve), the audio tokenizer runs one encode or decode at a time, and chunks are
+decoded in windows of at most ``CODEC_WINDOW_FRAMES`` frames, so its workspace is bounded.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from . import slot_cache
+from . import memory_plan
 from .decode_loop import DecodeLoop, LoopSettings
 from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
 from .scheduler import Scheduler
-from .streaming import StreamingDecoder
+from .streaming import StreamingDecoder, decode_in_windows
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,7 @@ class Engine:
         loop_settings: LoopSettings | None = None,
         max_concurrency: int | None = None,
         kv_cache_memory_fraction: float = 0.85,
+        max_reference_seconds: float = 60.0,
     ):
         self.model = model
         self.loop = DecodeLoop(model, loop_settings)
@@ -119,9 +125,14 @@ class Engine:
         )
         self.concurrency = concurrency_for(max_concurrency, device)
         self.kv_cache_memory_fraction = kv_cache_memory_fraction
+        self.max_reference_seconds = max_reference_seconds
+        self.memory_plan: memory_plan.MemoryPlan | None = None
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
         self._tokenize_lock = threading.Lock()  # a fast tokenizer is not safe to call from many threads
+        # the audio tokenizer's workspace is reserved for so many calls at once (memory_plan)
+        on_cuda = device.startswith("cuda")
+        self._codec_calls = threading.BoundedSemaphore(memory_plan.CODEC_CALLS_AT_ONCE) if on_cuda else nullcontext()
 
     @property
     def scheduler(self) -> Scheduler:
@@ -129,19 +140,55 @@ class Engine:
         KV slots are sized then, from the memory left after loading)."""
         with self._scheduler_lock:
             if self._scheduler is None:
-                dtype = next(self.model.parameters()).dtype
-                slots, length = slot_cache.plan(
-                    self.model.config, dtype, self.device, self.concurrency, self.kv_cache_memory_fraction
+                slots, length, solo_lanes = self._plan_slots()
+                self._scheduler = Scheduler(
+                    self.loop, slots, length, compile_step=self.loop.settings.compile, solo_lanes=solo_lanes
                 )
-                per_token = slot_cache.bytes_per_token(self.model.config, dtype)
-                log.info(
-                    "KV cache: %d slots x %d positions (%.2f GB); longer sequences take the solo lane",
-                    slots,
-                    length,
-                    slots * length * per_token / 1e9,
-                )
-                self._scheduler = Scheduler(self.loop, slots, length, compile_step=self.loop.settings.compile)
             return self._scheduler
+
+    def _plan_slots(self) -> tuple[int, int, int | None]:
+        """(slots, positions per slot, solo lanes): the memory plan on CUDA (logged), a fixed
+        length on the CPU."""
+        if not self.device.startswith("cuda"):
+            log.info(
+                "KV cache: %d slots x %d positions (CPU); longer sequences take the solo lane",
+                self.concurrency,
+                memory_plan.CPU_SLOT_TOKENS,
+            )
+            return self.concurrency, memory_plan.CPU_SLOT_TOKENS, None
+        dtype_bytes = next(self.model.parameters()).element_size()
+        free, total = torch.cuda.mem_get_info(torch.device(self.device))
+        plan = memory_plan.plan(
+            memory_plan.ModelShapes.from_config(self.model.config, dtype_bytes),
+            total,
+            total - free,
+            self.concurrency,
+            self.kv_cache_memory_fraction,
+            self.max_reference_seconds,
+        )
+        self.memory_plan = plan
+        log.info("%s; longer sequences take the solo lane (%d at once)", plan.describe(), memory_plan.SOLO_LANES)
+        if not plan.fits:
+            log.warning(
+                "the model leaves too little GPU memory for its reserve and KV slots on this card; expect "
+                "out_of_memory failures (use a GPU with 24 GB or more, or lower MAX_CONCURRENCY)"
+            )
+        return plan.slots, plan.length, memory_plan.SOLO_LANES
+
+    @property
+    def capacity(self) -> int:
+        """Jobs the scheduler takes at once now: the planned slots, lowered after an out-of-memory."""
+        return self._scheduler.capacity if self._scheduler is not None else self.concurrency
+
+    @property
+    def compile_fallbacks(self) -> int:
+        """Times the compiled decode step fell back to the plain step (0: as configured)."""
+        return self._scheduler.step.fallbacks if self._scheduler is not None else 0
+
+    @property
+    def compile_note(self) -> str | None:
+        """A line saying the decode step runs uncompiled and why, or None."""
+        return self._scheduler.step.note if self._scheduler is not None else None
 
     @classmethod
     def load(
@@ -153,6 +200,7 @@ class Engine:
         loop_settings: LoopSettings | None = None,
         max_concurrency: int | None = None,
         kv_cache_memory_fraction: float = 0.85,
+        max_reference_seconds: float = 60.0,
     ) -> Engine:
         from transformers import (
             AutoTokenizer,
@@ -192,6 +240,7 @@ class Engine:
             loop_settings,
             max_concurrency,
             kv_cache_memory_fraction,
+            max_reference_seconds,
         )
 
     # -- audio codes <-> waveforms -------------------------------------------------
@@ -200,18 +249,24 @@ class Engine:
     def encode_audio(self, waveform: np.ndarray) -> AudioClip:
         """Mono float32 at the model's sample rate -> codes (num_codebooks, frames)."""
         features = self.feature_extractor(waveform, sampling_rate=self.sample_rate, return_tensors="pt")
-        values = features["input_values"].to(self.device, torch.float32)
-        codes = self.audio_tokenizer.encode(values).audio_codes[0]
-        return AudioClip(codes=codes[: self.num_codebooks].to("cpu"))
+        with self._codec_calls:
+            values = features["input_values"].to(self.device, torch.float32)
+            codes = self.audio_tokenizer.encode(values).audio_codes[0]
+            return AudioClip(codes=codes[: self.num_codebooks].to("cpu"))
 
-    @torch.inference_mode()
     def decode_codes(self, codes: torch.Tensor) -> np.ndarray:
-        """Codes (num_codebooks, frames) -> mono float32 waveform."""
+        """Codes (num_codebooks, frames) -> mono float32 waveform; in windows of at most
+        ``CODEC_WINDOW_FRAMES`` frames when longer (joined like the stream's pieces)."""
         if codes.shape[1] == 0:
             return np.zeros(0, dtype=np.float32)
-        codes = codes.to(self.device)  # in range: undo_delay or the audio tokenizer made them
-        audio = self.audio_tokenizer.decode(codes.unsqueeze(0)).audio_values
-        return audio.reshape(-1).float().cpu().numpy()
+        return decode_in_windows(self._decode_piece, codes, self.samples_per_frame, memory_plan.CODEC_WINDOW_FRAMES)
+
+    @torch.inference_mode()
+    def _decode_piece(self, codes: torch.Tensor) -> np.ndarray:
+        with self._codec_calls:
+            codes = codes.to(self.device)  # in range: undo_delay or the audio tokenizer made them
+            audio = self.audio_tokenizer.decode(codes.unsqueeze(0)).audio_values
+            return audio.reshape(-1).float().cpu().numpy()
 
     # -- generation -----------------------------------------------------------------
 

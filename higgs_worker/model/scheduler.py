@@ -6,7 +6,8 @@ rows (num_codebooks codes on the CPU) from it as they come. Each iteration the s
 thread:
 
 1. takes new sequences into its FIFO queue and admits them while there is room (one
-   sequence per slot: at most ``slots`` in flight);
+   sequence per slot: at most ``capacity`` in flight; at most ``solo_lanes`` of them too
+   long for a slot, when that is limited: the memory plan reserves room for so many);
 2. prefills one chunk (``PREFILL_CHUNK`` tokens) of the oldest admitted sequence alone,
    in its own ``DynamicCache``; when its prompt is done the first row is sampled from the
    prefill logits and its keys/values move into a free slot of the ``SlotCache`` (or, if
@@ -14,18 +15,25 @@ thread:
 3. asks each sequence about to produce a row whether to stop (``should_stop``), and
    retires stopped ones at once;
 4. runs one batched forward over all slot sequences (padded to a batch-size bucket when
-   the step is compiled) and one plain step per solo sequence;
+   the step is compiled: at most ``MAX_BUCKETS`` sizes, under dynamo's recompile limit) and
+   one plain step per solo sequence;
 5. samples each row with the sequence's own ``SequenceState`` (its own generator), hands
    the rows out and retires finished sequences (compacting the slots).
 
-A failure while handling one sequence fails that sequence only; a failed batched forward
-(e.g. CUDA out of memory) fails the sequences of that step, and the scheduler keeps serving.
+The batched step is a ``CompiledStep``: compiled where that works, the plain step where it
+does not (a compile, capture or replay failure reruns that step plain: no sequence sees it).
+It is built, compiled, warmed up, captured and replayed on the scheduler thread only (CUDA-graph
+trees keep per-thread state); a replacement thread builds it again.
+
+A failure while handling one sequence fails that sequence only; a failed batched forward fails
+the sequences of that step, and the scheduler keeps serving. Out of memory there also lowers
+``capacity`` (half the sequences that step had), so the next steps are smaller instead of failing
+again. If the thread itself ever ends, every sequence in flight or waiting fails with the reason.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import queue
 import threading
@@ -34,15 +42,23 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..contract.errors import Cancelled
+from ..contract.errors import Cancelled, is_out_of_memory
+from .compiled_step import CompiledStep
 from .decode_loop import DecodeLoop, SequenceState, sample_many
 from .slot_cache import SlotCache
 
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 512  # prompt tokens per prefill piece between two decode steps
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+MAX_BUCKETS = 8  # batch sizes compiled at most: dynamo's recompile limit (8) counts them
 _END = object()
+
+
+def buckets_for(slots: int) -> list[int]:
+    """Batch sizes the compiled step is padded to: powers of two below ``slots``, then
+    ``slots``; at most ``MAX_BUCKETS`` of them (above 64 the next size is ``slots``)."""
+    powers = [1 << i for i in range(MAX_BUCKETS - 1) if (1 << i) < slots]
+    return powers + [slots]
 
 
 @dataclass(eq=False)
@@ -78,7 +94,14 @@ class Sequence:
 
 
 class Scheduler:
-    def __init__(self, loop: DecodeLoop, slots: int, slot_len: int, compile_step: bool = False):
+    def __init__(
+        self,
+        loop: DecodeLoop,
+        slots: int,
+        slot_len: int,
+        compile_step: bool = False,
+        solo_lanes: int | None = None,
+    ):
         self.loop = loop
         self.model = loop.model
         config = self.model.config
@@ -86,12 +109,14 @@ class Scheduler:
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
         self.slots = SlotCache(config, slots, slot_len, self.dtype, self.device)
-        self.capacity = slots
+        self.capacity = slots  # sequences in flight at most (lowered after an out-of-memory)
+        self.solo_lanes = solo_lanes  # sequences too long for a slot in flight at most (None: any)
         self.compile_step = compile_step
-        self.buckets = [b for b in BATCH_BUCKETS if b < slots] + [slots] if compile_step else None
-        self._step = self._batched_step
-        if compile_step:
-            self._step = torch.compile(self._batched_step, mode="reduce-overhead", dynamic=False)
+        self.buckets = buckets_for(slots) if compile_step else None
+        settings = loop.settings
+        self.step = CompiledStep(
+            self._batched_step, compile_step, settings.compile_backend, settings.compile_mode, settings.fullgraph
+        )
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._prefilling: collections.deque[Sequence] = collections.deque()
@@ -99,7 +124,7 @@ class Scheduler:
         self._solo: list[Sequence] = []
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.steps = itertools.count()  # batched forwards run (for tests and figures)
+        self.steps = 0  # batched forwards run (for tests and figures)
 
     # -- the job threads' side ------------------------------------------------------------
 
@@ -114,8 +139,7 @@ class Scheduler:
         when ``should_stop`` answered True, or the error that failed the sequence."""
         state = self.loop.sequence(batch, sampling, generator)
         seq = Sequence(batch, state, should_stop)
-        self._ensure_thread()
-        self._inbox.put(seq)
+        self._submit(seq)
         try:
             while True:
                 item = seq.out.get()
@@ -127,24 +151,51 @@ class Scheduler:
         finally:
             seq.abandoned = True
 
-    def _ensure_thread(self) -> None:
+    def _submit(self, item) -> None:
+        """Hand ``item`` to the scheduler thread, starting one if there is none. Under the same
+        lock as a dying thread's last act, so an item is either failed by it or taken by a new one."""
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="decode-scheduler", daemon=True)
                 self._thread.start()
+            self._inbox.put(item)
 
     # -- the scheduler thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        with torch.inference_mode():
-            while True:
-                self._take(block=not (self._waiting or self._prefilling or self._active or self._solo))
-                try:
-                    self._iteration()
-                except Exception as exc:  # a bookkeeping bug must not leave jobs hanging
-                    log.exception("scheduler iteration failed; failing the sequences in flight")
-                    for seq in [*self._prefilling, *self._active, *self._solo]:
-                        self._finish(seq, exc)
+        try:
+            self.step.bind()  # the compiled step belongs to this thread
+            with torch.inference_mode():
+                while True:
+                    self._take(block=not (self._waiting or self._prefilling or self._active or self._solo))
+                    try:
+                        self._iteration()
+                    except Exception as exc:  # a bookkeeping bug must not leave jobs hanging
+                        log.exception("scheduler iteration failed; failing the sequences in flight")
+                        for seq in [*self._prefilling, *self._active, *self._solo]:
+                            self._finish(seq, exc)
+        except BaseException as exc:  # the thread ends: nobody may wait for it
+            log.error("the scheduler thread ended (%s); failing the sequences it held", type(exc).__name__)
+            with self._start_lock:  # no new item slips in unseen: the next one starts a new thread
+                self._thread = None
+                self._fail_everything(RuntimeError(f"the decode scheduler thread ended ({type(exc).__name__})"))
+            raise
+
+    def _fail_everything(self, error: BaseException) -> None:
+        for seq in [*self._prefilling, *self._active, *self._solo]:
+            self._finish(seq, error)
+        while self._waiting:
+            self._waiting.popleft().out.put(error)
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Task):
+                item.error = error
+                item.done.set()
+            else:
+                item.out.put(error)
 
     def _take(self, block: bool) -> None:
         try:
@@ -165,8 +216,7 @@ class Scheduler:
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the scheduler thread (where CUDA graphs must be recorded) and wait."""
         task = _Task(fn)
-        self._ensure_thread()
-        self._inbox.put(task)
+        self._submit(task)
         task.done.wait()
         if task.error is not None:
             raise task.error
@@ -174,9 +224,22 @@ class Scheduler:
     def _in_flight(self) -> int:
         return len(self._prefilling) + len(self._active) + len(self._solo)
 
+    def _admit(self) -> None:
+        """Waiting sequences in arrival order while there is room; one too long for a slot
+        waits (letting later ones pass) while the solo lanes are taken."""
+        solos = sum(1 for seq in [*self._prefilling, *self._solo] if seq.needs() > self.slots.length)
+        for seq in list(self._waiting):
+            if self._in_flight() >= self.capacity:
+                return
+            solo = seq.needs() > self.slots.length
+            if solo and self.solo_lanes is not None and solos >= self.solo_lanes:
+                continue
+            self._waiting.remove(seq)
+            self._prefilling.append(seq)
+            solos += solo
+
     def _iteration(self) -> None:
-        while self._waiting and self._in_flight() < self.capacity:
-            self._prefilling.append(self._waiting.popleft())
+        self._admit()
         ready: list[Sequence] = []  # sequences whose logits for the next row are ready
         if self._prefilling:
             seq = self._prefilling[0]
@@ -236,6 +299,8 @@ class Scheduler:
             seq.position = seq.prompt_len
             return True
         except Exception as exc:
+            if is_out_of_memory(exc):
+                self._lower_capacity(self._in_flight())
             self._finish(seq, exc)
             return False
 
@@ -270,7 +335,9 @@ class Scheduler:
         return out.logits[:, -1, :].float()
 
     def _bucket(self, active: int) -> int:
-        return next(b for b in self.buckets if b >= active) if self.buckets else active
+        if not self.buckets or self.step.all_plain:  # padding only helps compiled sizes
+            return active
+        return next(b for b in self.buckets if b >= active)
 
     def _forward_slots(self) -> None:
         active = self._active
@@ -281,20 +348,33 @@ class Scheduler:
         codes += [torch.zeros_like(codes[0])] * (size - len(active))
         try:
             self.slots.positions[:size].copy_(torch.tensor(positions), non_blocking=True)
-            logits = self._step(torch.stack(codes).view(size, 1, n))
-            if self.compile_step:
-                logits = logits.clone()  # CUDA graph outputs are overwritten by the next replay
+            logits = self.step(torch.stack(codes).view(size, 1, n))
         except Exception as exc:
             log.warning("batched step over %d sequences failed: %s", len(active), type(exc).__name__)
-            if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            if is_out_of_memory(exc):
+                self._lower_capacity(len(active))
             for seq in list(active):
                 self._finish(seq, exc)
             return
-        next(self.steps)
+        self.steps += 1
         for index, seq in enumerate(active):
             seq.logits = logits[index]
             seq.position += 1
+
+    def _lower_capacity(self, stepping: int) -> None:
+        """Out of memory with ``stepping`` sequences: at most half as many from now on."""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        lowered = max(1, min(self.capacity, stepping) // 2)
+        if lowered < self.capacity:
+            log.warning(
+                "out of GPU memory with %d sequences in a step: those jobs failed; at most %d jobs run "
+                "at once from now on (was %d)",
+                stepping,
+                lowered,
+                self.capacity,
+            )
+            self.capacity = lowered
 
     def _forward_solo(self, seq: Sequence) -> None:
         n = self.loop.rules.num_codebooks
@@ -368,5 +448,10 @@ class Scheduler:
             codes = torch.zeros((size, 1, n), dtype=torch.long, device=self.device)
             for _ in range(3 if self.compile_step else 1):  # cudagraph trees record on a later call
                 self.slots.positions[:size].fill_(scratch)
-                self._step(codes)
-        log.info("decode step warmed up at batch sizes %s", self.buckets or [1])
+                self.step(codes)
+        compiled = [size for size in self.buckets or [] if self.step.runs_compiled(size)]
+        log.info(
+            "decode step warmed up at batch sizes %s (%s)",
+            self.buckets or [1],
+            f"compiled: {compiled}" if compiled else "plain step",
+        )

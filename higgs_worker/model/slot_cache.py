@@ -10,6 +10,11 @@ exactly the active rows (on CUDA padded to a batch-size bucket with free rows, w
 writes land in their own unused slot). A newcomer is prefilled alone in a
 ``DynamicCache`` and its prompt's keys/values are copied into a free slot (``load``).
 
+A slot's columns past its sequence's length are zero whenever a sequence takes it (``load``
+and ``move`` clear them): the mask is additive, so a stale inf or NaN left there by the
+slot's previous sequence (fp16 overflows) would otherwise reach the new sequence through
+``0 x NaN`` in the attention's weighted sum.
+
 The model accepts a prepared 4D mask unchanged (``masking_utils._preprocess_mask_arguments``)
 and never asks this cache for lengths when ``position_ids`` are given.
 """
@@ -18,10 +23,6 @@ from __future__ import annotations
 
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
-
-CPU_SLOT_TOKENS = 1024  # per-slot length on the CPU (longer sequences take the solo lane)
-MAX_SLOT_TOKENS = 4096  # per-slot length cap on CUDA: every step attends over all of it
-MIN_SLOT_TOKENS = 512
 
 
 class SlotLayer(CacheLayerMixin):
@@ -86,38 +87,17 @@ class SlotCache(Cache):
         return torch.where(allowed, zero, blocked)[:, None, None, :]
 
     def load(self, slot: int, prompt_cache: Cache, length: int) -> None:
-        """Copy a batch-1 prompt cache's first ``length`` positions into ``slot``."""
+        """Copy a batch-1 prompt cache's first ``length`` positions into ``slot`` (the rest zero)."""
         for layer, source in zip(self.layers, prompt_cache.layers, strict=True):
             layer.keys[slot, :, :length] = source.keys[0, :, :length]
             layer.values[slot, :, :length] = source.values[0, :, :length]
+            layer.keys[slot, :, length:] = 0
+            layer.values[slot, :, length:] = 0
 
     def move(self, source: int, target: int, length: int) -> None:
-        """Move a slot's first ``length`` positions to another slot (compaction)."""
+        """Move a slot's first ``length`` positions to another slot (compaction; the rest zero)."""
         for layer in self.layers:
             layer.keys[target, :, :length] = layer.keys[source, :, :length]
             layer.values[target, :, :length] = layer.values[source, :, :length]
-
-
-def bytes_per_token(config, dtype: torch.dtype) -> int:
-    """Key + value bytes one position takes over all layers."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    size = torch.tensor([], dtype=dtype).element_size()
-    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * size
-
-
-def plan(config, dtype: torch.dtype, device: str, concurrency: int, memory_fraction: float) -> tuple[int, int]:
-    """(slots, per-slot length). One slot per concurrent job. On CUDA the length comes from
-    free memory x ``memory_fraction`` shared by the slots, capped at ``MAX_SLOT_TOKENS``
-    (each step reads all of it); on the CPU a modest fixed length."""
-    slots = max(1, concurrency)
-    if not str(device).startswith("cuda"):
-        return slots, CPU_SLOT_TOKENS
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
-    budget = int(free * memory_fraction)
-    per_slot = budget // (slots * bytes_per_token(config, dtype))
-    length = min(MAX_SLOT_TOKENS, per_slot // 128 * 128)
-    while length < MIN_SLOT_TOKENS and slots > 1:  # too little memory for that many: fewer slots
-        slots //= 2
-        length = min(MAX_SLOT_TOKENS, budget // (slots * bytes_per_token(config, dtype)) // 128 * 128)
-    return slots, max(128, length)
+            layer.keys[target, :, length:] = 0
+            layer.values[target, :, length:] = 0

@@ -8,6 +8,10 @@ each new window is cross-faded with the held tail of the previous one. The first
 window is small (time to first audio), later ones larger (fewer decoder calls).
 Joined, the pieces equal the one-piece decode within a small tolerance
 (tests/model/test_streaming.py measures it).
+
+``decode_in_windows`` decodes a whole chunk the same way, in windows of a bounded number of
+frames, so that no decoder call's workspace grows with the chunk's length (the GPU memory
+plan reserves room for one window, higgs_worker/model/memory_plan.py).
 """
 
 from __future__ import annotations
@@ -87,3 +91,35 @@ class StreamingDecoder:
         self.tail = None if final else audio[(end_frame - start) * self.spf :].copy()
         self.emitted_frames = end_frame
         return piece
+
+
+def decode_in_windows(
+    decode: Callable[[torch.Tensor], np.ndarray],
+    codes: torch.Tensor,
+    samples_per_frame: int,
+    window: int,
+    left_context: int = 12,
+    hold: int = 3,
+    fade_frames: int = 1,
+) -> np.ndarray:
+    """Codes (num_codebooks, frames) -> audio, at most ``window`` new frames (plus context)
+    per ``decode`` call, joined as the stream joins its pieces; one call when it fits."""
+    total = codes.shape[1]
+    if total <= window:
+        return decode(codes)
+    decoder = StreamingDecoder(
+        decode,
+        undo_delay=lambda rows: rows,  # unused: the windows are cut from undelayed codes
+        num_codebooks=codes.shape[0],
+        samples_per_frame=samples_per_frame,
+        bos_id=-1,
+        eos_id=-1,
+        left_context=left_context,
+        hold=hold,
+        fade_frames=fade_frames,
+    )
+    pieces = []
+    while decoder.emitted_frames < total:
+        end = min(total, decoder.emitted_frames + window + hold)
+        pieces.append(decoder._window(codes[:, :end], final=end == total))
+    return np.concatenate(pieces)

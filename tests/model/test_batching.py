@@ -45,23 +45,23 @@ def batch_engine(engine):
 
 
 class BatchSpy:
-    """Records the batch size of every batched forward (wraps the real step)."""
+    """Records the batch size of every batched forward (wraps the real plain step)."""
 
     def __init__(self, scheduler):
         self.sizes: list[int] = []
-        self.scheduler = scheduler
-        self.original = scheduler._step
+        self.step = scheduler.step
+        self.original = scheduler.step.plain
 
     def __enter__(self):
         def step(codes):
             self.sizes.append(codes.shape[0])
             return self.original(codes)
 
-        self.scheduler._step = step
+        self.step.plain = step
         return self
 
     def __exit__(self, *exc):
-        self.scheduler._step = self.original
+        self.step.plain = self.original
 
 
 def rows_of(engine, p, sampling, seed, should_stop=None, started=None) -> torch.Tensor:
@@ -74,9 +74,9 @@ def rows_of(engine, p, sampling, seed, should_stop=None, started=None) -> torch.
 
 
 def wait_steps(scheduler, count: int) -> None:
-    target = next(scheduler.steps) + count
+    target = scheduler.steps + count
     deadline = time.monotonic() + 60
-    while next(scheduler.steps) < target and time.monotonic() < deadline:
+    while scheduler.steps < target and time.monotonic() < deadline:
         time.sleep(0.001)
 
 
@@ -250,3 +250,78 @@ def test_sdk_worker_loop_runs_eight_jobs_at_once(subprocess_env, moto_server, s3
     finally:
         worker.close()
         fake.__exit__(None, None, None)
+
+
+def test_stale_keys_and_values_in_a_slot_cannot_poison_its_next_sequence(batch_engine):
+    """The mask is additive: a NaN or inf left in a slot's unused columns (fp16 overflow in an
+    earlier sequence) would reach the next one through 0 x NaN in the attention's weighted sum;
+    the slot's columns past a new sequence's length are zeroed when it takes the slot."""
+    sampling = Sampling(temperature=0, max_new_tokens=20)
+    clean = rows_of(batch_engine, prompt(7), sampling, seed=7)
+    slots = batch_engine.scheduler.slots
+    for layer in slots.layers:  # every slot poisoned, as an earlier sequence might leave it
+        layer.keys.fill_(float("nan"))
+        layer.values.fill_(float("inf"))
+    assert torch.equal(rows_of(batch_engine, prompt(7), sampling, seed=7), clean)
+    # and with compaction: two sequences, the first leaves, the second moves into its slot
+    for layer in slots.layers:
+        layer.keys.fill_(float("nan"))
+        layer.values.fill_(float("nan"))
+    short, long = replace(sampling, max_new_tokens=8), replace(sampling, max_new_tokens=30)
+    results: dict[int, torch.Tensor] = {}
+    first = threading.Thread(target=lambda: results.__setitem__(0, rows_of(batch_engine, prompt(1), short, seed=1)))
+    first.start()
+    wait_steps(batch_engine.scheduler, 2)
+    results[1] = rows_of(batch_engine, prompt(2), long, seed=2)
+    first.join()
+    assert torch.equal(results[1], rows_of(batch_engine, prompt(2), long, seed=2))
+    assert not torch.isnan(results[1].float()).any()
+
+
+def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_waiting_one(batch_engine):
+    """The memory plan reserves room for SOLO_LANES sequences too long for a slot: a second one
+    waits (first come, first served among them) while shorter jobs behind it still start."""
+    from higgs_worker.model.scheduler import Scheduler
+
+    scheduler = Scheduler(batch_engine.loop, slots=4, slot_len=256, solo_lanes=1)  # prompts: ~150 tokens
+    long, short = Sampling(max_new_tokens=300), Sampling(max_new_tokens=20)
+    most_solo = {"n": 0}
+    forward_solo = scheduler._forward_solo
+
+    def watching(seq):
+        most_solo["n"] = max(most_solo["n"], len(scheduler._solo))
+        forward_solo(seq)
+
+    scheduler._forward_solo = watching
+    started = {name: threading.Event() for name in ("solo-1", "solo-2", "short")}
+    events: list[str] = []
+    done: dict[str, int] = {}
+
+    def job(name: str, sampling: Sampling, seed: int) -> None:
+        count = 0
+        for _ in scheduler.generate(batch_engine.batch_for(prompt(seed)), sampling, batch_engine.generator(seed)):
+            if not count:
+                events.append(f"{name} first row")
+                started[name].set()
+            count += 1
+        events.append(f"{name} done")
+        done[name] = count
+
+    threads = [
+        threading.Thread(target=job, args=("solo-1", long, 1)),
+        threading.Thread(target=job, args=("solo-2", long, 2)),
+        threading.Thread(target=job, args=("short", short, 3)),
+    ]
+    threads[0].start()
+    assert started["solo-1"].wait(60)
+    threads[1].start()  # waits: the one solo lane is taken
+    deadline = time.monotonic() + 60
+    while not scheduler._waiting and time.monotonic() < deadline:
+        time.sleep(0.001)
+    threads[2].start()  # arrives behind the waiting solo job, and passes it
+    for thread in threads:
+        thread.join()
+    assert done == {"solo-1": 300, "solo-2": 300, "short": 20}
+    assert most_solo["n"] == 1
+    assert events.index("short done") < events.index("solo-2 first row"), events
+    assert events.index("solo-1 done") < events.index("solo-2 first row"), events

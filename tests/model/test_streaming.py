@@ -132,3 +132,29 @@ def test_on_audio_gets_the_pieces_of_a_job_that_does_not_stream_to_runpod(make_w
     joined = audio_codec.to_pcm16(np.concatenate(pieces))
     final = np.frombuffer(base64.b64decode(out["audio_base64"]), "<i2")
     assert len(joined) // 2 == len(final)
+
+
+def test_a_long_chunk_is_decoded_in_bounded_windows(engine, monkeypatch):
+    """decode_codes never hands the audio tokenizer more than a window (+ its context) at once:
+    its workspace is what the GPU memory plan reserves, whatever the chunk's length."""
+    from higgs_worker.model import memory_plan
+
+    codes = torch.randint(0, 1024, (8, 150), generator=torch.Generator().manual_seed(2))
+    whole = engine._decode_piece(codes)
+    sizes: list[int] = []
+    real = engine._decode_piece
+
+    def counting(piece):
+        sizes.append(piece.shape[1])
+        return real(piece)
+
+    monkeypatch.setattr(memory_plan, "CODEC_WINDOW_FRAMES", 40)
+    monkeypatch.setattr(engine, "_decode_piece", counting)
+    windowed = engine.decode_codes(codes)
+    assert len(windowed) == len(whole) == 150 * 960
+    assert len(sizes) >= 4 and max(sizes) <= 40 + memory_plan.CODEC_CONTEXT_FRAMES
+    error = np.abs(windowed - whole).max() / np.abs(whole).max()
+    assert error < 5e-3  # the stream's tolerance (test above)
+    sizes.clear()
+    monkeypatch.setattr(memory_plan, "CODEC_WINDOW_FRAMES", 375)
+    assert np.array_equal(engine.decode_codes(codes), whole) and sizes == [150]  # a chunk that fits: one call

@@ -1,0 +1,202 @@
+"""How a GPU's memory is shared out: the loaded weights, an explicit reserve, the KV slots.
+
+Pure arithmetic from the model config's shapes and the card's memory, so it can be checked
+for every card we deploy on without one (tests/model/test_memory_plan.py: 24, 48, 80 and
+141 GB cards with the real config's shapes). The engine calls ``plan`` once, after loading,
+with the card's total memory and what is in use then (``torch.cuda.mem_get_info``: the
+weights, the audio tokenizer, the CUDA context), and logs ``MemoryPlan.describe()``::
+
+    free      = total - in use after loading
+    reserve   = codec + prefill + solo lane + margin                       (fixed parts)
+    slots     = slots x length x (KV per position + step workspace per position)
+                + one slot-length prompt cache                              (grow together)
+    slots <= min(free - reserve, free x KV_CACHE_MEMORY_FRACTION)
+
+The parts, from the shapes and coefficients measured with ``python benchmarks/memory_coefficients.py``
+(peak live tensor bytes of the real-size modules on the CPU; the device check measures them on a GPU):
+
+- codec: the audio tokenizer's workspace. The engine runs one encode or decode on the GPU at
+  a time (``CODEC_CALLS_AT_ONCE``; calls from the jobs' threads would run one after another on
+  the one CUDA stream anyway) and decodes long chunks in windows of ``CODEC_WINDOW_FRAMES``,
+  so the reserve is the larger of encoding MAX_REFERENCE_SECONDS of reference audio
+  (``ENCODE_BYTES_PER_SECOND``) and decoding one window (``DECODE_BYTES_PER_FRAME``).
+  Without both limits 16 jobs decoding 86-second chunks at once would want about 19 GB.
+- prefill: the activations of one ``PREFILL_TOKENS``-token prefill piece; the prompt's own
+  KV cache (at most a slot's length before it moves into a slot) grows with the slots.
+- solo lane: ``SOLO_LANES`` sequence(s) too long for a slot, up to ``SOLO_RESERVE_POSITIONS``
+  positions (a longer one still runs: it uses the margin, and an out-of-memory there fails
+  only that job).
+- step workspace (per slot position, so it shrinks the slots): compiled, transformers' SDPA
+  path repeats each slot's keys and values for every attention head (``repeat_kv``), one layer
+  at a time; the CUDA-graph pool keeps that peak.
+- margin: allocator fragmentation, cuBLAS/cuDNN workspaces: ``MARGIN_SHARE`` of the card plus
+  ``MARGIN_BYTES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GB = 1e9
+
+CPU_SLOT_TOKENS = 1024  # per-slot length on the CPU (no plan; longer sequences take the solo lane)
+MAX_SLOT_TOKENS = 4096  # per-slot length cap on CUDA: every step attends over all of it
+MIN_SLOT_TOKENS = 512  # below this, fewer slots (each longer) instead
+SLOT_ROUNDING = 128
+
+CODEC_CALLS_AT_ONCE = 1  # audio tokenizer encodes/decodes on the GPU at a time (engine)
+CODEC_WINDOW_FRAMES = 375  # longest decode in one call (15 s); longer chunks decode in windows
+CODEC_CONTEXT_FRAMES = 15  # frames around a window (left context and held right edge)
+DECODE_BYTES_PER_FRAME = 0.58e6  # measured: 0.55 MiB per frame (25, 100 and 400 frames)
+ENCODE_BYTES_PER_SECOND = 31.1e6  # measured: 29.6 MiB per second of audio (2, 8 and 30 s)
+PREFILL_TOKENS = 512  # the scheduler's prefill piece
+PREFILL_BYTES_PER_TOKEN_HIDDEN = 12  # x dtype bytes; measured 24 B in bf16 (512 tokens, 3072 hidden)
+SOLO_LANES = 1  # sequences in the solo lane at once on CUDA (the scheduler holds others back)
+SOLO_RESERVE_POSITIONS = 8192  # the solo lane's reserved length (about 5 minutes of audio)
+MARGIN_SHARE = 0.04
+MARGIN_BYTES = 256e6
+
+
+@dataclass(frozen=True)
+class ModelShapes:
+    """The sizes of the text model that decide memory (from its config and dtype)."""
+
+    layers: int
+    kv_heads: int
+    attention_heads: int
+    head_dim: int
+    hidden: int
+    dtype_bytes: int
+
+    @classmethod
+    def from_config(cls, config, dtype_bytes: int) -> ModelShapes:
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        return cls(
+            text.num_hidden_layers,
+            text.num_key_value_heads,
+            text.num_attention_heads,
+            head_dim,
+            text.hidden_size,
+            dtype_bytes,
+        )
+
+    @property
+    def kv_per_position(self) -> int:
+        """Key + value bytes of one position over all layers."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
+
+    @property
+    def step_per_position(self) -> int:
+        """The batched step's workspace per slot position: one layer's keys and values
+        repeated for every attention head."""
+        return 2 * self.attention_heads * self.head_dim * self.dtype_bytes
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """Memory kept out of the KV slots, in bytes."""
+
+    codec: int
+    prefill: int
+    solo: int
+    margin: int
+
+    @property
+    def total(self) -> int:
+        return self.codec + self.prefill + self.solo + self.margin
+
+
+def codec_workspace(max_reference_seconds: float) -> int:
+    """One audio tokenizer call at its largest: a reference encode or a window decode."""
+    encode = ENCODE_BYTES_PER_SECOND * max_reference_seconds
+    decode = DECODE_BYTES_PER_FRAME * (CODEC_WINDOW_FRAMES + 2 * CODEC_CONTEXT_FRAMES)
+    return int(CODEC_CALLS_AT_ONCE * max(encode, decode))
+
+
+def reserve_for(shapes: ModelShapes, total: int, max_reference_seconds: float = 60.0) -> Reserve:
+    return Reserve(
+        codec=codec_workspace(max_reference_seconds),
+        prefill=PREFILL_TOKENS * shapes.hidden * PREFILL_BYTES_PER_TOKEN_HIDDEN * shapes.dtype_bytes,
+        solo=SOLO_LANES * SOLO_RESERVE_POSITIONS * shapes.kv_per_position,
+        margin=int(MARGIN_SHARE * total + MARGIN_BYTES),
+    )
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    total: int  # the card's memory
+    in_use: int  # in use after loading (weights, audio tokenizer, CUDA context)
+    reserve: Reserve
+    slots: int
+    length: int  # positions per slot
+    shapes: ModelShapes
+    fraction: float  # KV_CACHE_MEMORY_FRACTION
+
+    @property
+    def free(self) -> int:
+        return self.total - self.in_use
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.slots * self.length * self.shapes.kv_per_position
+
+    @property
+    def step_bytes(self) -> int:
+        return self.slots * self.length * self.shapes.step_per_position
+
+    @property
+    def prompt_cache_bytes(self) -> int:
+        return self.length * self.shapes.kv_per_position
+
+    @property
+    def planned(self) -> int:
+        return self.kv_bytes + self.step_bytes + self.prompt_cache_bytes + self.reserve.total
+
+    @property
+    def spare(self) -> int:
+        """What is left after everything planned (negative: the plan does not fit)."""
+        return self.free - self.planned
+
+    @property
+    def fits(self) -> bool:
+        return self.spare >= 0 and self.length >= MIN_SLOT_TOKENS
+
+    def describe(self) -> str:
+        r = self.reserve
+        return (
+            f"memory plan: {self.total / GB:.1f} GB card, {self.in_use / GB:.1f} GB in use after loading; "
+            f"KV {self.slots} slots x {self.length} positions = {self.kv_bytes / GB:.2f} GB "
+            f"(+ step workspace {self.step_bytes / GB:.2f} GB, prompt cache {self.prompt_cache_bytes / GB:.2f} GB); "
+            f"reserve {r.total / GB:.2f} GB (audio tokenizer {r.codec / GB:.2f}, prefill {r.prefill / GB:.2f}, "
+            f"solo lane {r.solo / GB:.2f}, margin {r.margin / GB:.2f}); spare {self.spare / GB:.2f} GB"
+        )
+
+
+def plan(
+    shapes: ModelShapes,
+    total: int,
+    in_use: int,
+    concurrency: int,
+    fraction: float = 0.85,
+    max_reference_seconds: float = 60.0,
+) -> MemoryPlan:
+    """KV slots for ``concurrency`` jobs (one slot each, up to ``MAX_SLOT_TOKENS`` positions)
+    in what is left after the reserve. With too little room for ``MIN_SLOT_TOKENS`` each,
+    fewer slots (halving); ``fits`` is False when even one slot does not fit."""
+    free = total - in_use
+    reserve = reserve_for(shapes, total, max_reference_seconds)
+    budget = max(0, min(free - reserve.total, int(free * fraction)))
+    per_position = shapes.kv_per_position + shapes.step_per_position
+
+    def length_for(count: int) -> int:
+        # count slots plus one prompt cache of a slot's length
+        fitting = budget // (count * per_position + shapes.kv_per_position)
+        return min(MAX_SLOT_TOKENS, fitting // SLOT_ROUNDING * SLOT_ROUNDING)
+
+    slots = max(1, concurrency)
+    length = length_for(slots)
+    while length < MIN_SLOT_TOKENS and slots > 1:
+        slots = max(1, slots // 2)
+        length = length_for(slots)
+    return MemoryPlan(total, in_use, reserve, slots, max(SLOT_ROUNDING, length), shapes, fraction)
