@@ -4,7 +4,7 @@
 #
 # On the lent GPU machine ('nvidia-h200': python3 3.12 with torch 2.11 and transformers
 # 5.17, no pydantic/soundfile/runpod, no package registry), from a session that has one:
-#   1. here, in the repository root:   bash scripts/gpu-wheels.sh     (~25 MiB into .whl/)
+#   1. here, in the repository root:   bash scripts/gpu-wheels.sh     (~59 MiB into .whl/)
 #   2. the device tool's run, with     carry [".whl"], timeout_s 540,
 #      command                         bash scripts/gpu-check.sh
 #   It costs about 10 of the session's 15 device minutes (start 1-2, the run at most 8,

@@ -33,6 +33,9 @@ wheels=(
     typing-extensions==4.16.0
     # audio encode/decode (higgs_worker/audio/codecs.py, tests/conftest.py): libsndfile is in the wheel
     "$(pin soundfile)" cffi==2.1.1 pycparser==3.12
+    # Opus and MP3 (higgs_worker/audio/lossy.py; the cold-start benchmark's jobs write mp3):
+    # FFmpeg is in the wheel (abi3: the same file for 3.11 and 3.12, ~36 MB)
+    "$(pin av)"
     # 'import runpod' in the start-phases benchmark's worker process, and what that import
     # loads that the image lacks (aiodns/pycares are optional for aiohttp: left out)
     "$(pin runpod)" aiohttp-retry==2.9.1 backoff==2.2.1 paramiko==5.1.0 cryptography==50.0.2
