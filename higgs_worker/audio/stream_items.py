@@ -3,7 +3,7 @@
 RunPod repeats every streamed item in a job's aggregated result, which has a size limit
 (10 MB for ``/run``, 20 MB for ``/runsync``). So each item is small and bounded:
 
-- a self-contained Ogg Opus file (about 32 kbit/s, mono, 24 kHz; ``lossy.OPUS_SPEECH``) of one
+- a self-contained Ogg Opus file (about 36 kbit/s, mono, 24 kHz; ``lossy.OPUS_SPEECH``) of one
   generated piece:
   ``{"chunk": i, "format": "opus", "sample_rate": 24000, "audio_base64": "..."}``; every
   item decodes on its own (soundfile, ffmpeg, a browser), and the decoded items joined are

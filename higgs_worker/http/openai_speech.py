@@ -10,7 +10,7 @@ Response bodies are encoded piece by piece while the audio is generated:
 - ``mp3``: a constant-bitrate MP3 stream (64 kbit/s); without a gapless (LAME) tag,
   which can only be written once the whole file is known, so decoders add the encoder's
   usual delay and padding (under 0.1 s of silence);
-- ``opus``: an Ogg Opus stream (about 32 kbit/s, the queue's stream item settings), sent page
+- ``opus``: an Ogg Opus stream (about 36 kbit/s, the queue's stream item settings), sent page
   by page (a page a second);
 - ``flac``: sent whole once generated (FLAC's header holds the total length and checksum);
 - ``aac``: refused (no AAC encoder in this image).
