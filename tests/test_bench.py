@@ -73,3 +73,25 @@ def test_the_newcomer_arrives_after_n_decode_steps_and_watching_the_counter_does
     result = concurrent_jobs(batched, prompts, Sampling(max_new_tokens=40), late_after_rows=12)
     assert 12 <= result["newcomer_after_steps"] < 40
     assert scheduler.steps == forwards["n"]  # the counter counts batched forwards, nothing else
+
+
+@pytest.mark.slow
+def test_post_generation_benchmark_measures_every_step_on_espeak_speech():
+    """benchmarks/post_generation.py on 3 s of espeak-ng speech (.ci/run installs espeak-ng)."""
+    command = [sys.executable, "benchmarks/post_generation.py", "--seconds", "3", "--repeat", "1"]
+    command += ["--no-codec-decode", "--no-scaling"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["audio_s"] >= 3 and "cores@300" in proc.stdout
+    rows = {row["step"]: row for row in result["rows"]}
+    lossy = [rows[f"file: {fmt}"] for fmt in ("ogg", "opus", "mp3")]
+    lossy += [rows["stream items (queue /stream, Ogg Opus + base64)"], rows["HTTP streamed body: mp3"]]
+    for row in lossy:  # a bitrate and a spectral distance that say the speech survived
+        assert 16 < row["kbit_s"] < 128 and 0 < row["distance_db"] < 5, row
+    jobs = [row for row in result["rows"] if row["group"] == "job"]
+    assert len(jobs) == 5 and all(row["ms_per_audio_s"] > 0 for row in jobs)
+    for row in jobs:
+        assert row["cores_needed"] == pytest.approx(row["ms_per_audio_s"] * 300 / 1000, abs=0.01)
+    steps = ("join: trim silence + 0.3 s pauses", "loudness -16 LUFS (true-peak ceiling -1 dBTP)", "file: wav")
+    assert all(step in rows for step in steps)

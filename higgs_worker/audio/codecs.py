@@ -1,4 +1,5 @@
-"""Audio in and out: decode uploaded bytes, resample, and encode results with soundfile."""
+"""Audio in and out: decode uploaded bytes, resample, and encode results: the lossless
+formats and Ogg Vorbis with soundfile, Opus and MP3 with the speech settings of ``lossy``."""
 
 from __future__ import annotations
 
@@ -8,21 +9,25 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from . import lossy
+
 
 @dataclass(frozen=True)
 class Codec:
-    format: str | None  # soundfile container; None = raw PCM
-    subtype: str | None
     content_type: str
+    format: str | None = None  # soundfile container
+    subtype: str | None = None
+    encoder: lossy.Lossy | None = None  # encoded through PyAV with these settings
+    # neither: raw PCM
 
 
 CODECS: dict[str, Codec] = {
-    "wav": Codec("WAV", "PCM_16", "audio/wav"),
-    "mp3": Codec("MP3", "MPEG_LAYER_III", "audio/mpeg"),
-    "flac": Codec("FLAC", "PCM_16", "audio/flac"),
-    "ogg": Codec("OGG", "VORBIS", "audio/ogg"),
-    "opus": Codec("OGG", "OPUS", "audio/opus"),
-    "pcm": Codec(None, None, "audio/pcm"),
+    "wav": Codec("audio/wav", "WAV", "PCM_16"),
+    "mp3": Codec("audio/mpeg", encoder=lossy.MP3_FILE),
+    "flac": Codec("audio/flac", "FLAC", "PCM_16"),
+    "ogg": Codec("audio/ogg", "OGG", "VORBIS"),
+    "opus": Codec("audio/opus", encoder=lossy.OPUS_SPEECH),
+    "pcm": Codec("audio/pcm"),
 }
 
 
@@ -63,6 +68,8 @@ def to_pcm16(waveform: np.ndarray) -> bytes:
 def encode(waveform: np.ndarray, sample_rate: int, output_format: str) -> bytes:
     """Encode mono float32 audio in [-1, 1] to the bytes of ``output_format``."""
     codec = CODECS[output_format]
+    if codec.encoder is not None:
+        return lossy.encode(waveform, sample_rate, codec.encoder)
     if codec.format is None:
         return to_pcm16(waveform)
     buffer = io.BytesIO()

@@ -3,7 +3,8 @@
 RunPod repeats every streamed item in a job's aggregated result, which has a size limit
 (10 MB for ``/run``, 20 MB for ``/runsync``). So each item is small and bounded:
 
-- a self-contained Ogg Opus file (about 32 kbit/s, mono, 24 kHz) of one generated piece:
+- a self-contained Ogg Opus file (about 36 kbit/s, mono, 24 kHz; ``lossy.OPUS_SPEECH``) of one
+  generated piece:
   ``{"chunk": i, "format": "opus", "sample_rate": 24000, "audio_base64": "..."}``; every
   item decodes on its own (soundfile, ffmpeg, a browser), and the decoded items joined are
   the job's audio, sample for sample in length (Opus is lossy: not bit for bit);
@@ -15,27 +16,22 @@ RunPod repeats every streamed item in a job's aggregated result, which has a siz
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Callable
 
 import numpy as np
-import soundfile as sf
 
 from ..contract.schema import MODEL_SAMPLE_RATE
+from . import lossy
 
 STREAM_SAMPLE_RATE = MODEL_SAMPLE_RATE  # stream items carry the model's own audio
 STREAM_FORMAT = "opus"
 STREAM_BUDGET_BYTES = 6_000_000  # base64 bytes of all items; the result's own audio is counted by jobs._deliver
-OPUS_COMPRESSION_LEVEL = 0.9  # libsndfile maps it to the Opus bitrate: about 32 kbit/s for speech
 MAX_ITEM_SECONDS = 30  # a piece longer than this (it never is today) is split over several items
 
 
 def encode_item_audio(piece: np.ndarray, sample_rate: int = STREAM_SAMPLE_RATE) -> bytes:
     """One piece of float32 audio as a complete Ogg Opus file."""
-    buffer = io.BytesIO()
-    data = np.clip(np.asarray(piece, dtype=np.float32), -1.0, 1.0)
-    sf.write(buffer, data, sample_rate, format="OGG", subtype="OPUS", compression_level=OPUS_COMPRESSION_LEVEL)
-    return buffer.getvalue()
+    return lossy.encode(piece, sample_rate, lossy.OPUS_SPEECH)
 
 
 class StreamItems:

@@ -33,7 +33,7 @@ MIN_TEMPERATURE = 0.01  # below it, logits / temperature overflow to inf and sam
 
 # Output sample rates: the standard ones (an odd rate would make the resampler's kernel huge).
 SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-# libsndfile's Opus encoder takes only these (its MPEG encoder takes every rate above).
+# libopus takes only these (LAME, the MP3 encoder, takes every rate above).
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 
 

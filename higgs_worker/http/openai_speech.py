@@ -7,10 +7,11 @@ Response bodies are encoded piece by piece while the audio is generated:
 
 - ``pcm``: raw 16-bit little-endian mono at 24 kHz (OpenAI's pcm);
 - ``wav``: a streaming WAV header (sizes 0xFFFFFFFF, "unknown") then the PCM;
-- ``mp3``: a constant-bitrate MP3 stream (about 64 kbit/s); without a gapless (LAME) tag,
+- ``mp3``: a constant-bitrate MP3 stream (64 kbit/s); without a gapless (LAME) tag,
   which can only be written once the whole file is known, so decoders add the encoder's
   usual delay and padding (under 0.1 s of silence);
-- ``opus``: an Ogg Opus stream (about 40 kbit/s), sent page by page;
+- ``opus``: an Ogg Opus stream (about 36 kbit/s, the queue's stream item settings), sent page
+  by page (a page a second);
 - ``flac``: sent whole once generated (FLAC's header holds the total length and checksum);
 - ``aac``: refused (no AAC encoder in this image).
 """
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from ..audio import lossy
 from ..audio.codecs import to_pcm16
 from ..contract.config import Settings
 from ..contract.errors import INVALID_INPUT, WorkerError
@@ -198,53 +200,6 @@ def to_job_input(body: Any, settings: Settings) -> tuple[dict, SpeechOptions]:
 # -- response encoding ---------------------------------------------------------------
 
 
-class _Sink(io.RawIOBase):
-    """A seekable in-memory file whose new bytes are taken out as they are written.
-
-    libsndfile may seek back to patch a header when the file is closed; bytes already
-    taken are not sent again (the formats streamed here stay decodable without it)."""
-
-    def __init__(self) -> None:
-        self.data, self.pos, self.sent = bytearray(), 0, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def write(self, chunk) -> int:
-        chunk = bytes(chunk)
-        end = self.pos + len(chunk)
-        if end > len(self.data):
-            self.data.extend(b"\0" * (end - len(self.data)))
-        self.data[self.pos : end] = chunk
-        self.pos = end
-        return len(chunk)
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self.data) if size is None or size < 0 else self.pos + size
-        chunk = bytes(self.data[self.pos : end])
-        self.pos += len(chunk)
-        return chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self.pos, 2: len(self.data)}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def take(self) -> bytes:
-        chunk = bytes(self.data[self.sent :])
-        self.sent = len(self.data)
-        return chunk
-
-
 def wav_stream_header(rate: int = MODEL_SAMPLE_RATE) -> bytes:
     unknown = 0xFFFFFFFF
     fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
@@ -252,27 +207,19 @@ def wav_stream_header(rate: int = MODEL_SAMPLE_RATE) -> bytes:
 
 
 class AudioEncoder:
-    """Float32 pieces at 24 kHz in, bytes of ``response_format`` out as soon as they exist."""
+    """Float32 pieces at 24 kHz in, bytes of ``response_format`` out as soon as they exist.
+
+    mp3 and opus are one continuous stream each (``lossy.StreamEncoder``: PyAV, which
+    releases the GIL while it encodes)."""
+
+    STREAMS = {"mp3": lossy.MP3_STREAM, "opus": lossy.OPUS_SPEECH}
 
     def __init__(self, response_format: str):
         self.format = response_format
         self.pieces: list[np.ndarray] = []
-        self.file: sf.SoundFile | None = None
-        self.sink = _Sink()
         self.started = False
-        if response_format == "mp3":
-            self.file = sf.SoundFile(
-                self.sink,
-                "w",
-                MODEL_SAMPLE_RATE,
-                1,
-                "MPEG_LAYER_III",
-                format="MP3",
-                bitrate_mode="CONSTANT",
-                compression_level=0.6,
-            )
-        elif response_format == "opus":
-            self.file = sf.SoundFile(self.sink, "w", MODEL_SAMPLE_RATE, 1, "OPUS", format="OGG")
+        spec = self.STREAMS.get(response_format)
+        self.stream = lossy.StreamEncoder(spec, MODEL_SAMPLE_RATE) if spec is not None else None
 
     def feed(self, piece: np.ndarray) -> bytes:
         piece = np.clip(np.asarray(piece, dtype=np.float32), -1.0, 1.0)
@@ -282,9 +229,8 @@ class AudioEncoder:
             head = wav_stream_header() if self.format == "wav" else b""
         if self.format in ("pcm", "wav"):
             return head + to_pcm16(piece)
-        if self.file is not None:
-            self.file.write(piece)
-            return self.sink.take()
+        if self.stream is not None:
+            return self.stream.feed(piece)
         self.pieces.append(piece)  # flac: whole at the end
         return b""
 
@@ -292,9 +238,8 @@ class AudioEncoder:
         if self.format == "wav" and not self.started:
             self.started = True
             return wav_stream_header()
-        if self.file is not None:
-            self.file.close()
-            return self.sink.take()
+        if self.stream is not None:
+            return self.stream.finish()
         if self.format == "flac":  # the same 16-bit samples as wav and pcm
             audio = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
             samples = np.frombuffer(to_pcm16(audio), dtype="<i2")

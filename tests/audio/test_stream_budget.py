@@ -30,7 +30,9 @@ def test_items_are_complete_opus_files_and_stop_at_the_budget():
     count = {"n": 0, "bytes": 0}
     stream = StreamItems(items.append, count, budget=60_000)
     rng = np.random.default_rng(0)
-    pieces = [(0.2 * rng.standard_normal(38_400)).astype(np.float32) for _ in range(20)]  # 1.6 s each
+    # as the streaming decoder hands them out: 0.4 s (one Ogg page), 1.6 s, a 0.04 s tail
+    sizes = [9_600] + [38_400] * 18 + [960]
+    pieces = [(0.2 * rng.standard_normal(size)).astype(np.float32) for size in sizes]
     for piece in pieces:
         stream(piece)
     audio = [item for item in items if "chunk" in item]
