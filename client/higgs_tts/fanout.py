@@ -1,0 +1,256 @@
+"""Pieces fanned out over the endpoint: up to ``parallel`` jobs in flight, each driven to a
+checked audio file on disk, failures retried, everything recorded in the manifest.
+
+One thread per piece in flight (they mostly sleep between polls). Each piece:
+``/run`` (the job id is saved before anything else happens) -> ``/status`` polls, every
+``poll_min_s`` growing by 1.5x to ``poll_max_s`` -> the result's audio is fetched, checked
+(:mod:`higgs_tts.results`) and written under OUTDIR/pieces/ -> ``done``. A failed,
+timed-out, lost or rejected job costs one attempt; a piece out of attempts (or refused
+as ``invalid_input``) stops new submissions, the jobs in flight are still collected,
+and the run ends with the list of what failed and why. A piece whose job was submitted
+by an earlier run is polled, never sent again (unless RunPod no longer knows the job).
+
+Order: jobs of an earlier run first, then the longest pieces first (longest-processing-
+time-first packs the workers best; the short tails of chapters fill the last gaps).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from .endpoint import QueueEndpoint
+from .errors import FailedPiece, JobNotFound, PieceError, TransientEndpointError
+from .manifest import DONE, FAILED, PENDING, SUBMITTED, Manifest, PieceRecord, file_sha256
+from .results import audio_bytes, check_audio, result_of, subtitles_text
+
+FINAL_FAILURES = ("FAILED", "TIMED_OUT", "CANCELLED")
+SEED_STEP = 1_000_003  # a rejected result's next attempt uses seed + n * SEED_STEP
+
+
+@dataclass
+class FanOutSettings:
+    parallel: int = 16
+    max_attempts: int = 3
+    job_timeout_s: float = 900.0  # from the first IN_PROGRESS seen; then /cancel and try again
+    poll_min_s: float = 0.5
+    poll_max_s: float = 3.0
+    retry_pause_s: float = 1.0
+    check_length: bool = True  # refuse audio implausibly short or long for its text (results.py)
+
+
+@dataclass
+class RunCounters:
+    submitted: int = 0  # /run calls accepted in this run
+    retries: int = 0
+    resumed: int = 0  # jobs of an earlier run collected in this one
+
+
+class Stopped(Exception):
+    """Ctrl-C or a fatal error elsewhere: leave the piece as the manifest has it."""
+
+
+class FanOut:
+    def __init__(
+        self,
+        endpoint: QueueEndpoint,
+        manifest: Manifest,
+        outdir: Path,
+        texts: dict[int, str],
+        job_input_for: Callable[[PieceRecord, int | None], dict],
+        settings: FanOutSettings,
+        audio_suffix: str,
+        want_subtitles: bool,
+        on_done: Callable[[PieceRecord], None] | None = None,
+    ):
+        self.endpoint = endpoint
+        self.manifest = manifest
+        self.outdir = Path(outdir)
+        self.texts = texts
+        self.job_input_for = job_input_for
+        self.settings = settings
+        self.audio_suffix = audio_suffix
+        self.want_subtitles = want_subtitles
+        self.on_done = on_done or (lambda piece: None)
+        self.stop = threading.Event()
+        self.counters = RunCounters()
+        self._count_lock = threading.Lock()
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(4, settings.parallel))
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self, pieces: list[PieceRecord]) -> list[FailedPiece]:
+        """Drive ``pieces`` until each is done or failed; returns the failed ones.
+        Raises what cannot be retried (401, 404, ...) and KeyboardInterrupt, after the
+        threads have stopped (the manifest then holds every job id already paid for)."""
+        todo = [p for p in pieces if p.state != DONE]
+        for piece in todo:
+            piece.attempts = 0
+            if piece.state == FAILED:
+                piece.state = PENDING
+        order = [p for p in todo if p.state == SUBMITTED and p.job_id]
+        order += sorted((p for p in todo if p not in order), key=lambda p: (-p.words, p.index))
+        failed: list[FailedPiece] = []
+        halted = False
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.parallel), thread_name_prefix="piece") as pool:
+            running = {}
+            try:
+                while order or running:
+                    while order and not halted and len(running) < self.settings.parallel:
+                        piece = order.pop(0)
+                        running[pool.submit(self._drive, piece)] = piece
+                    if not running:
+                        break
+                    finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        piece = running.pop(future)
+                        if future.result() == FAILED:
+                            halted = True  # no new pieces; the ones in flight are still collected
+                            failed.append(self._failure(piece))
+            except BaseException:
+                self.stop.set()
+                raise
+        if halted:
+            failed += [self._failure(p) for p in order if p.state == FAILED]
+        return failed
+
+    def _failure(self, piece: PieceRecord) -> FailedPiece:
+        titles = self.manifest.data.get("book", {}).get("chapters", [])
+        chapter = titles[piece.chapter]["title"] if 0 <= piece.chapter < len(titles) else "voice sample"
+        return FailedPiece(piece.index, chapter, piece.attempts, tuple(piece.errors[-piece.attempts :] or piece.errors))
+
+    # -- one piece ----------------------------------------------------------------------
+
+    def _drive(self, piece: PieceRecord) -> str:
+        resumed = piece.state == SUBMITTED and piece.job_id is not None
+        while True:
+            status = None
+            try:
+                if self.stop.is_set():
+                    raise Stopped
+                if not (piece.state == SUBMITTED and piece.job_id):
+                    seed = self._seed_for(piece)
+                    job_id = self.endpoint.submit(self.job_input_for(piece, seed))
+                    self.manifest.submitted(piece, job_id, seed)
+                    self._count("submitted")
+                elif resumed:
+                    self._count("resumed")
+                    resumed = False
+                status = self._wait(piece)
+                self._accept(piece, status)
+                return DONE
+            except Stopped:
+                return SUBMITTED if piece.job_id else PENDING
+            except JobNotFound:
+                outcome, error, retryable = (
+                    "expired",
+                    f"job {piece.job_id} is unknown to the endpoint (RunPod keeps /run results 30 minutes)",
+                    True,
+                )
+            except PieceError as exc:
+                status = getattr(exc, "status", status)
+                outcome = (status or {}).get("status") or ("rejected" if exc.new_seed else "error")
+                error, retryable = str(exc), exc.retryable
+                if exc.new_seed:
+                    piece.rejected += 1  # the next attempt uses another seed (saved with job_ended below)
+            except TransientEndpointError as exc:
+                outcome, error, retryable = "unreachable", str(exc), True
+            self.manifest.job_ended(piece, outcome, f"job {piece.job_id}: {error}" if piece.job_id else error, status)
+            piece.attempts += 1
+            out_of_attempts = piece.attempts >= self.settings.max_attempts
+            self.manifest.update(piece, state=FAILED if (out_of_attempts or not retryable) else PENDING, job_id=None)
+            if piece.state == FAILED:
+                return FAILED
+            self._count("retries")
+            if self.stop.wait(self.settings.retry_pause_s):
+                return PENDING
+
+    def _seed_for(self, piece: PieceRecord) -> int | None:
+        base = self.manifest.data["settings"].get("seed")
+        if base is None:
+            return None
+        return (base + piece.rejected * SEED_STEP) % 2**32
+
+    def _wait(self, piece: PieceRecord) -> dict:
+        """Poll until the job ends; COMPLETED -> its status, else PieceError (with .status)."""
+        started = None
+        delay = self.settings.poll_min_s
+        while True:
+            if self.stop.wait(delay):
+                raise Stopped
+            delay = min(self.settings.poll_max_s, delay * 1.5)
+            try:
+                status = self.endpoint.status(piece.job_id)
+            except TransientEndpointError:
+                status = {}
+            state = status.get("status")
+            if state == "COMPLETED":
+                return status
+            if state in FINAL_FAILURES:
+                error = str(status.get("error") or state)
+                exc = PieceError(f"{state}: {error}", retryable=not error.startswith("invalid_input"))
+                exc.status = status
+                raise exc
+            now = time.monotonic()
+            if state == "IN_PROGRESS" and started is None:
+                started = now
+            if started is not None and now - started > self.settings.job_timeout_s:
+                self.endpoint.cancel(piece.job_id)
+                exc = PieceError(f"no result {self.settings.job_timeout_s:.0f} s after the job started; cancelled it")
+                exc.status = {"status": "TIMED_OUT (client)"}
+                raise exc
+
+    def _accept(self, piece: PieceRecord, status: dict) -> None:
+        result = result_of(status)
+        data = audio_bytes(result, self._session)
+        checked = check_audio(data, self.texts[piece.index], result, self.settings.check_length)
+        subtitles = subtitles_text(result, self._session) if self.want_subtitles else None
+        folder = self.outdir / "pieces"
+        name = f"{piece.index:05d}" if piece.index >= 0 else "voice-sample"
+        audio_path = _write_atomic(folder / f"{name}.{self.audio_suffix}", data)
+        subtitles_path = _write_atomic(folder / f"{name}.srt", subtitles.encode()) if subtitles is not None else None
+        loudness = (result.get("loudness") or {}).get("after_lufs")
+        self.manifest.job_ended(piece, "COMPLETED", None, status)
+        self.manifest.update(
+            piece,
+            state=DONE,
+            job_id=None,
+            file=str(audio_path.relative_to(self.outdir)),
+            sha256=file_sha256(audio_path),
+            subtitles=str(subtitles_path.relative_to(self.outdir)) if subtitles_path else None,
+            duration_s=round(checked.duration_s, 4),
+            sample_rate=checked.sample_rate,
+            loudness_lufs=loudness,
+            seed=result.get("seed", piece.seed),
+        )
+        self.on_done(piece)
+
+    def _count(self, name: str) -> None:
+        with self._count_lock:
+            setattr(self.counters, name, getattr(self.counters, name) + 1)
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

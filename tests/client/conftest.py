@@ -1,0 +1,151 @@
+"""Fixtures for the client's tests: the RunPod look-alike (tests/support/fake_endpoint.py) with
+real local workers (``python handler.py`` on the runpod SDK's worker loop, the tiny model) or
+with simulated workers, and small books written by the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, wav_bytes, worker_process_env
+from tests.support.fake_endpoint import FakeEndpoint, SimulatedWorkers
+
+
+def chapters_text(count: int, words: str = "The lamp was lit and the long night began again.") -> str:
+    return "\n\n".join(f"Chapter {n}\n\n{words} Number {n} is here." for n in range(1, count + 1)) + "\n"
+
+
+def run_cli(args: list[str], env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``higgs-tts`` as a user runs it (the console script installed by scripts/setup-dev.sh)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "higgs-tts"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def client_env(fake: FakeEndpoint, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "AWS_", "S3_", "BUCKET_"))}
+    return {**env, **fake.client_env(), **extra}
+
+
+@pytest.fixture
+def simulated():
+    """The look-alike with two simulated workers (fast jobs): for what needs no model."""
+    with FakeEndpoint() as fake, SimulatedWorkers(fake, 2, rtf=0.02, overhead_s=0.05) as workers:
+        yield fake, workers
+
+
+# -- real workers -------------------------------------------------------------------------
+
+
+class LocalWorker:
+    """``python handler.py`` on the SDK's production loop, pulling jobs from the look-alike."""
+
+    def __init__(self, env: dict, worker_id: str):
+        self.worker_id = worker_id
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", "handler.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: the SDK forks a heartbeat process
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-60:])
+
+    def kill(self) -> None:
+        """SIGKILL to the worker and its heartbeat process, as when a machine dies."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+
+class LocalEndpoint:
+    """The look-alike in front of up to two real workers (the machine has two cores)."""
+
+    def __init__(self, base_env: dict, home: Path):
+        self.fake = FakeEndpoint(lost_after_s=6.0).__enter__()
+        self.base_env = {
+            **base_env,
+            "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",  # they need 8.8.8.8:53 and a GPU
+            "RUNPOD_SKIP_GPU_CHECK": "true",
+            "HOME": str(home),
+            "PRELOAD_MODELS": "true",  # load before the first job-take, as a FlashBoot worker does
+            "MODEL_DOWNLOAD_ATTEMPTS": "1",
+        }
+        self.workers: dict[str, LocalWorker] = {}
+
+    def start(self, worker_id: str) -> LocalWorker:
+        worker = LocalWorker({**self.base_env, **self.fake.worker_env(worker_id)}, worker_id)
+        self.workers[worker_id] = worker
+        return worker
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Every worker has asked for a job (so the model is loaded)."""
+        for worker_id, worker in self.workers.items():
+            try:
+                self.fake.wait_for(lambda w=worker_id: w in self.fake._seen, timeout, f"job-take from {worker_id}")
+            except TimeoutError:
+                raise AssertionError(f"{worker_id} did not start:\n{worker.output()}") from None
+
+    def ensure(self, count: int = 2) -> None:
+        for n in range(1, count + 1):
+            worker_id = f"worker-{n}"
+            worker = self.workers.get(worker_id)
+            if worker is None or worker.proc.poll() is not None:
+                self.fake._seen.pop(worker_id, None)
+                self.start(worker_id)
+        self.wait_ready()
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.kill()
+        self.fake.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def local_endpoint(tiny_models, tmp_path_factory):
+    """The look-alike with two real workers (tiny model, CPU), shared by a module's tests.
+
+    The tiny model's random weights stop a chunk anywhere (often after a second), not at a
+    person's speaking rate, so books made on these workers use ``check_length=False``; the
+    length check itself is tested with simulated workers (test_fanout.py)."""
+    work = tmp_path_factory.mktemp("workers")
+    voices = work / "voices"
+    voices.mkdir()
+    (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
+    (voices / "belinda.txt").write_text("The sun rises in the east.")
+    env = worker_process_env(tiny_models, voices, work)
+    endpoint = LocalEndpoint(env, work)
+    try:
+        endpoint.ensure(2)
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture
+def workers(local_endpoint) -> LocalEndpoint:
+    local_endpoint.ensure(2)  # a test that killed one gets it back
+    return local_endpoint
