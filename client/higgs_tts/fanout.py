@@ -159,8 +159,11 @@ class FanOut:
                     True,
                 )
             except PieceError as exc:
-                status = getattr(exc, "status", status)
-                outcome = (status or {}).get("status") or ("rejected" if exc.new_seed else "error")
+                if getattr(exc, "status", None) is not None:  # the job itself failed or timed out
+                    status = exc.status
+                    outcome = status.get("status") or "error"
+                else:  # it completed, but its result could not be used
+                    outcome = "rejected" if status is not None else "error"
                 error, retryable = str(exc), exc.retryable
                 if exc.new_seed:
                     piece.rejected += 1  # the next attempt uses another seed (saved with job_ended below)

@@ -444,14 +444,16 @@ def _srt(text: str, seconds: float, per_cue: float = 5.0) -> str:
 
 class SimulatedWorkers:
     """``count`` workers in threads: each takes one job at a time and answers after
-    ``overhead_s + speech_seconds(text) * rtf`` with :func:`simulated_result`; ``fail`` maps a
-    job's text (a substring) to an error the job ends with instead."""
+    ``overhead_s + speech_seconds(text) * rtf`` with :func:`simulated_result`.
+
+    ``behave(job_input)`` (optional) may change one job: ``{"error": "..."}`` ends it FAILED,
+    ``{"audio_s": x}`` gives x seconds of audio, ``{"run_s": x}`` makes it take x seconds."""
 
     def __init__(self, fake: FakeEndpoint, count: int, rtf: float, overhead_s: float = 0.3):
         self.fake = fake
         self.rtf = rtf
         self.overhead_s = overhead_s
-        self.fail: dict[str, str] = {}
+        self.behave = lambda job_input: None
         self.busy_s = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -477,14 +479,16 @@ class SimulatedWorkers:
                 continue
             job = jobs[0]
             started = time.monotonic()
-            seconds = self.job_seconds(job.input)
-            text = str(job.input.get("text", ""))
-            error = next((message for needle, message in self.fail.items() if needle in text), None)
-            payload = {"error": error} if error else {"output": simulated_result(job.input, speech_seconds(text))}
+            change = self.behave(job.input) or {}
+            seconds = change.get("run_s", self.job_seconds(job.input))
+            audio_s = change.get("audio_s", speech_seconds(str(job.input.get("text", ""))))
+            payload = (
+                {"error": change["error"]} if "error" in change else {"output": simulated_result(job.input, audio_s)}
+            )
             left = seconds - (time.monotonic() - started)
             while left > 0 and not self._stop.is_set():  # a heartbeat while "generating"
                 self.fake._seen_now(worker)
-                time.sleep(min(left, 1.0))
+                time.sleep(min(left, 0.5))
                 left = seconds - (time.monotonic() - started)
             with self._lock:
                 self.busy_s += time.monotonic() - started
