@@ -47,6 +47,7 @@ class BookOptions:
     title: str | None = None
     skip_empty_chapters: bool = False
     job_options: dict = field(default_factory=dict)  # any other job input field, sent with every piece
+    assemble: bool = True  # False: stop once every piece is on disk (a later run assembles)
     s3_bucket: str | None = None
     fanout: FanOutSettings = field(default_factory=FanOutSettings)
 
@@ -63,20 +64,23 @@ class BookSummary:
     jobs_total: int  # every job the manifest records, all runs
     billed_gpu_s: float  # all runs: RunPod executionTime of every job
     throttled: int  # 429s answered in this run
-    assembly: Assembly
+    assembly: Assembly | None  # None with BookOptions(assemble=False)
     notices: tuple[str, ...]
 
     def lines(self) -> list[str]:
         a = self.assembly
-        lines = [
-            f"book: {self.outdir / a.book_file} ({len(a.chapters)} chapters, {_clock(a.duration_s)} of audio)",
+        if a is None:
+            lines = [f"pieces: {self.outdir / 'pieces'} ({self.pieces} pieces, {_clock(self.audio_s)} of audio)"]
+        else:
+            lines = [f"book: {self.outdir / a.book_file} ({len(a.chapters)} chapters, {_clock(a.duration_s)} of audio)"]
+        lines += [
             f"wall time {_clock(self.wall_s)}; {self.pieces} pieces; jobs this run {self.jobs_submitted}"
             f" (retries {self.retries}, resumed {self.resumed}); all runs {self.jobs_total} jobs",
             f"GPU time billed (the jobs' executionTime, all runs): {self.billed_gpu_s:.1f} s",
         ]
-        if a.subtitles_file:
+        if a is not None and a.subtitles_file:
             lines.append(f"subtitles: {self.outdir / a.subtitles_file}")
-        if a.loudness_lufs is not None:
+        if a is not None and a.loudness_lufs is not None:
             lines.append(f"loudness: {a.loudness_lufs:.1f} LUFS (pieces normalised by the worker)")
         if self.throttled:
             lines.append(f"the endpoint answered 429 Too Many Requests {self.throttled} time(s); the client waited")
@@ -110,6 +114,26 @@ def make_book(
     outdir = Path(outdir)
     settings = _settings(book, plan, options, reference)
     manifest = _open_manifest(outdir, book, plan, settings, options)
+    try:
+        return _produce(book, plan, reference, endpoint, options, manifest, outdir, started, on_start, on_piece)
+    finally:
+        manifest.save()  # the journal folded into one snapshot, whatever stopped the run
+        manifest.close()
+
+
+def _produce(
+    book: Book,
+    plan: list[Piece],
+    reference: bytes | None,
+    endpoint: QueueEndpoint,
+    options: BookOptions,
+    manifest: Manifest,
+    outdir: Path,
+    started: float,
+    on_start: Callable[[Manifest, list[PieceRecord]], None] | None,
+    on_piece: Callable[[PieceRecord], None] | None,
+) -> BookSummary:
+    """The voice, every piece, the assembly (the manifest is open)."""
     texts = {piece.index: piece.text for piece in plan}
     notices = list(book.notices)
     s3 = S3Target.from_env(options.s3_bucket)
@@ -165,13 +189,14 @@ def make_book(
     failed = fanout.run(pieces)
     if failed:
         raise BookFailed(failed, str(manifest.path))
-    assembly = assemble(
-        outdir, manifest, book.title, [c.title for c in book.chapters], options.audio_format, options.subtitles
-    )
+    assembly = None
+    if options.assemble:
+        titles = [c.title for c in book.chapters]
+        assembly = assemble(outdir, manifest, book.title, titles, options.audio_format, options.subtitles)
     return BookSummary(
         outdir=outdir,
         wall_s=time.monotonic() - started,
-        audio_s=assembly.duration_s,
+        audio_s=sum(p.duration_s or 0.0 for p in pieces),
         pieces=len(pieces),
         jobs_submitted=sum(f.counters.submitted for f in counters),
         retries=sum(f.counters.retries for f in counters),
@@ -201,6 +226,7 @@ def _settings(book: Book, plan: list[Piece], options: BookOptions, reference: by
     chosen.pop("skip_empty_chapters")
     chosen.pop("audio_format")  # only the assembly depends on these
     chosen.pop("title")
+    chosen.pop("assemble")
     chosen["reference_audio"] = hashlib.sha256(reference).hexdigest() if reference else None
     chosen["pieces"] = hashlib.sha256("\n".join(p.text_sha256 for p in plan).encode()).hexdigest()
     chosen["chapters"] = [c.title for c in book.chapters]
@@ -222,6 +248,7 @@ def _open_manifest(outdir: Path, book: Book, plan: list[Piece], settings: dict, 
                 " use another -o folder, or delete it to start over"
             )
         _check_done_files(outdir, manifest)
+        manifest.save()  # fold the last run's journal into the snapshot
         return manifest
     if outdir.exists() and any(outdir.iterdir()):
         raise InputError(f"{outdir} is not empty and has no manifest.json; choose an empty or new folder")

@@ -2,8 +2,9 @@
 checked audio file on disk, failures retried, everything recorded in the manifest.
 
 One thread per piece in flight (they mostly sleep between polls). Each piece:
-``/run`` (the job id is saved before anything else happens) -> ``/status`` polls, every
-``poll_min_s`` growing by 1.5x to ``poll_max_s`` -> the result's audio is fetched, checked
+``/run`` (the job id is saved before anything else happens) -> ``/status`` polls (every
+``poll_min_s`` growing by 1.5x to ``poll_max_s``, aimed at the job's expected end once
+finished jobs have shown their pace) -> the result's audio is fetched, checked
 (:mod:`higgs_tts.results`) and written under OUTDIR/pieces/ -> ``done``. A failed,
 timed-out, lost or rejected job costs one attempt; a piece out of attempts (or refused
 as ``invalid_input``) stops new submissions, the jobs in flight are still collected,
@@ -16,6 +17,7 @@ time-first packs the workers best; the short tails of chapters fill the last gap
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -29,7 +31,7 @@ import requests
 
 from .endpoint import QueueEndpoint
 from .errors import FailedPiece, JobNotFound, PieceError, TransientEndpointError
-from .manifest import DONE, FAILED, PENDING, SUBMITTED, Manifest, PieceRecord, file_sha256
+from .manifest import DONE, FAILED, PENDING, SUBMITTED, Manifest, PieceRecord
 from .results import audio_bytes, check_audio, result_of, subtitles_text
 
 FINAL_FAILURES = ("FAILED", "TIMED_OUT", "CANCELLED")
@@ -43,6 +45,7 @@ class FanOutSettings:
     job_timeout_s: float = 900.0  # from the first IN_PROGRESS seen; then /cancel and try again
     poll_min_s: float = 0.5
     poll_max_s: float = 3.0
+    poll_aimed_max_s: float = 10.0  # the longest wait aimed at a running job's expected end
     retry_pause_s: float = 1.0
     check_length: bool = True  # refuse audio implausibly short or long for its text (results.py)
 
@@ -52,6 +55,27 @@ class RunCounters:
     submitted: int = 0  # /run calls accepted in this run
     retries: int = 0
     resumed: int = 0  # jobs of an earlier run collected in this one
+
+
+class JobPace:
+    """Seconds of a job's execution per character of its text, learned from finished jobs
+    (RunPod's ``executionTime``), to time the polls of the jobs still running."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seconds_per_char: float | None = None
+
+    def learn(self, chars: int, execution_s: float) -> None:
+        if chars <= 0 or execution_s <= 0:
+            return
+        rate = execution_s / chars
+        with self._lock:
+            old = self._seconds_per_char
+            self._seconds_per_char = rate if old is None else 0.8 * old + 0.2 * rate
+
+    def expected(self, chars: int) -> float | None:
+        with self._lock:
+            return None if self._seconds_per_char is None else chars * self._seconds_per_char
 
 
 class Stopped(Exception):
@@ -82,6 +106,7 @@ class FanOut:
         self.on_done = on_done or (lambda piece: None)
         self.stop = threading.Event()
         self.counters = RunCounters()
+        self.pace = JobPace()
         self._count_lock = threading.Lock()
         self._session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(4, settings.parallel))
@@ -100,7 +125,8 @@ class FanOut:
             if piece.state == FAILED:
                 piece.state = PENDING
         order = [p for p in todo if p.state == SUBMITTED and p.job_id]
-        order += sorted((p for p in todo if p not in order), key=lambda p: (-p.words, p.index))
+        sent = {p.index for p in order}
+        order += sorted((p for p in todo if p.index not in sent), key=lambda p: (-p.words, p.index))
         failed: list[FailedPiece] = []
         halted = False
         with ThreadPoolExecutor(max_workers=max(1, self.settings.parallel), thread_name_prefix="piece") as pool:
@@ -186,13 +212,18 @@ class FanOut:
         return (base + piece.rejected * SEED_STEP) % 2**32
 
     def _wait(self, piece: PieceRecord) -> dict:
-        """Poll until the job ends; COMPLETED -> its status, else PieceError (with .status)."""
+        """Poll until the job ends; COMPLETED -> its status, else PieceError (with .status).
+
+        Polls every ``poll_min_s`` growing by 1.5x up to ``poll_max_s``; once the job runs and
+        finished jobs have shown how long a character takes, each poll waits 80 % of the time
+        left to the job's expected end (at most ``poll_aimed_max_s``), then ``poll_min_s``
+        growing again, so a result is seen soon after it is ready with a few polls a job."""
         started = None
-        delay = self.settings.poll_min_s
+        expected = self.pace.expected(len(self.texts[piece.index]))
+        delay = late = self.settings.poll_min_s
         while True:
             if self.stop.wait(delay):
                 raise Stopped
-            delay = min(self.settings.poll_max_s, delay * 1.5)
             try:
                 status = self.endpoint.status(piece.job_id)
             except TransientEndpointError:
@@ -207,12 +238,20 @@ class FanOut:
                 raise exc
             now = time.monotonic()
             if state == "IN_PROGRESS" and started is None:
-                started = now
+                elapsed = status.get("executionTime")  # ms so far, where the endpoint says
+                started = now - (elapsed / 1000 if isinstance(elapsed, (int, float)) else 0.0)
             if started is not None and now - started > self.settings.job_timeout_s:
                 self.endpoint.cancel(piece.job_id)
                 exc = PieceError(f"no result {self.settings.job_timeout_s:.0f} s after the job started; cancelled it")
                 exc.status = {"status": "TIMED_OUT (client)"}
                 raise exc
+            remaining = started + expected - now if started is not None and expected is not None else None
+            if remaining is not None and remaining > self.settings.poll_min_s:
+                delay = min(self.settings.poll_aimed_max_s, remaining * 0.8)  # aim before the expected end
+            elif remaining is not None:
+                delay, late = late, min(self.settings.poll_max_s, late * 1.5)  # past it: soon, then less often
+            else:
+                delay = min(self.settings.poll_max_s, delay * 1.5)
 
     def _accept(self, piece: PieceRecord, status: dict) -> None:
         result = result_of(status)
@@ -222,15 +261,18 @@ class FanOut:
         folder = self.outdir / "pieces"
         name = f"{piece.index:05d}" if piece.index >= 0 else "voice-sample"
         audio_path = _write_atomic(folder / f"{name}.{self.audio_suffix}", data)
+        digest = hashlib.sha256(data).hexdigest()
         subtitles_path = _write_atomic(folder / f"{name}.srt", subtitles.encode()) if subtitles is not None else None
         loudness = (result.get("loudness") or {}).get("after_lufs")
+        if isinstance(status.get("executionTime"), (int, float)):
+            self.pace.learn(len(self.texts[piece.index]), status["executionTime"] / 1000)
         self.manifest.job_ended(piece, "COMPLETED", None, status)
         self.manifest.update(
             piece,
             state=DONE,
             job_id=None,
             file=str(audio_path.relative_to(self.outdir)),
-            sha256=file_sha256(audio_path),
+            sha256=digest,
             subtitles=str(subtitles_path.relative_to(self.outdir)) if subtitles_path else None,
             duration_s=round(checked.duration_s, 4),
             sample_rate=checked.sample_rate,

@@ -6,9 +6,14 @@ file is written and its sha256 recorded) or ``failed`` (out of attempts; a new r
 it again). Every job ever sent is listed with its id, outcome and the endpoint's own
 timings (``executionTime``: what RunPod bills).
 
-The file is rewritten whole on each change (a temporary file, fsync, then an atomic
-rename), under a lock shared by the threads that drive the pieces: whatever stops the
-client (Ctrl-C, a crash, a power cut), the manifest on disk is one consistent state.
+On disk: ``manifest.json``, a snapshot written whole (a temporary file, fsync, an atomic
+rename) when a run starts and ends, and ``manifest.journal`` beside it, where every change
+of a piece is appended as one JSON line (the piece's whole record) and fsync'd before the
+client goes on, under a lock shared by the threads that drive the pieces. Loading reads
+the snapshot and replays the journal (a last line cut short by a crash is ignored: it was
+never acted on). So whatever stops the client (Ctrl-C, a kill, a power cut), the manifest
+is one consistent state, and a change costs one small append, not a rewrite of every
+piece (a 300-piece snapshot is about 100 ms of CPU; an append well under 1 ms + fsync).
 """
 
 from __future__ import annotations
@@ -66,9 +71,12 @@ class PieceRecord:
 class Manifest:
     def __init__(self, path: Path, data: dict, pieces: list[PieceRecord]):
         self.path = Path(path)
+        self.journal_path = self.path.with_suffix(".journal")
         self.data = data  # settings, fingerprint, book outline, voice
         self.pieces = pieces
         self._lock = threading.RLock()
+        self._journal = None
+        self._seq = int(data.get("journal_seq", 0))  # the last journal line the snapshot includes
 
     # -- files --------------------------------------------------------------------------
 
@@ -80,15 +88,30 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
+        """The snapshot with the journal's changes replayed (not yet compacted: see ``save``)."""
         raw = json.loads(Path(path).read_text())
         if raw.get("version") != VERSION:
             raise ValueError(f"manifest version {raw.get('version')} (this client reads {VERSION})")
         pieces = [PieceRecord.from_json(dict(p)) for p in raw.pop("pieces")]
-        return cls(path, raw, pieces)
+        manifest = cls(path, raw, pieces)
+        position = {piece.index: n for n, piece in enumerate(pieces)}
+        if manifest.journal_path.exists():
+            for line in manifest.journal_path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    record = PieceRecord.from_json(dict(entry["piece"]))
+                except (ValueError, TypeError, KeyError):
+                    break  # a line cut short when the client was stopped: nothing after it was written
+                if entry["seq"] > manifest._seq:  # older lines are in the snapshot already
+                    pieces[position[record.index]] = record
+                    manifest._seq = entry["seq"]
+        return manifest
 
     def save(self) -> None:
+        """Compact: the whole state as a new snapshot, then an empty journal."""
         with self._lock:
-            payload = json.dumps({**self.data, "pieces": [asdict(p) for p in self.pieces]}, indent=1)
+            self.data["journal_seq"] = self._seq
+            payload = json.dumps({**self.data, "pieces": [asdict(p) for p in self.pieces]})
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest-", suffix=".tmp")
             try:
@@ -100,14 +123,33 @@ class Manifest:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            self.close()
+            self._journal = open(self.journal_path, "w")  # noqa: SIM115 (kept open for appends)
+            os.fsync(self._journal.fileno())
 
-    # -- changes (each saved at once) ---------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    def _record(self, piece: PieceRecord) -> None:
+        """Append ``piece``'s whole record to the journal and make it durable."""
+        with self._lock:
+            if self._journal is None:
+                self._journal = open(self.journal_path, "a")  # noqa: SIM115
+            self._seq += 1
+            self._journal.write(json.dumps({"seq": self._seq, "piece": asdict(piece)}) + "\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+
+    # -- changes (each recorded at once) ------------------------------------------------
 
     def update(self, piece: PieceRecord, **changes) -> None:
         with self._lock:
             for name, value in changes.items():
                 setattr(piece, name, value)
-            self.save()
+            self._record(piece)
 
     def submitted(self, piece: PieceRecord, job_id: str, seed: int | None) -> None:
         with self._lock:
@@ -130,7 +172,7 @@ class Manifest:
                         record.worker_total_s = (output.get("timings") or {}).get("total_s")
             if error:
                 piece.errors.append(error)
-            self.save()
+            self._record(piece)
 
     # -- queries ------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -148,7 +147,7 @@ def test_an_interrupted_run_continues_and_pays_only_for_missing_pieces(workers, 
 
     def done_count() -> int:
         try:
-            return sum(p["state"] == "done" for p in json.loads(manifest_path.read_text())["pieces"])
+            return sum(p.state == "done" for p in Manifest.load(manifest_path).pieces)  # snapshot + journal
         except (OSError, ValueError):
             return 0
 

@@ -35,6 +35,7 @@ and serves until stdin closes.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import itertools
 import json
@@ -389,16 +390,14 @@ def speech_seconds(text: str) -> float:
     return max(1.0, len(" ".join(text.split())) / CHARS_PER_SECOND)
 
 
-def simulated_result(job_input: dict, seconds: float, rate: int = 24000, seed: int = 0) -> dict:
+def simulated_result(job_input: dict, seconds: float, rate: int = 24000) -> dict:
     """What the worker returns for ``job_input`` (inline delivery), with ``seconds`` of FLAC audio:
     a quiet tone in noise, so that it encodes and decodes like speech does, not like silence."""
     import numpy as np
     import soundfile as sf
 
     frames = int(round(seconds * rate))
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames) / rate
-    audio = (0.1 * np.sin(2 * np.pi * 180 * t) + 0.02 * rng.standard_normal(frames)).astype(np.float32)
+    audio = np.resize(_signal(rate), frames)
     buffer = io.BytesIO()
     sf.write(buffer, audio, rate, format="FLAC", subtype="PCM_16")
     text = " ".join(str(job_input.get("text", "")).split())
@@ -424,6 +423,15 @@ def simulated_result(job_input: dict, seconds: float, rate: int = 24000, seed: i
         target = float(job_input["loudness_lufs"])
         result["loudness"] = {"target_lufs": target, "before_lufs": -30.0, "after_lufs": target}
     return result
+
+
+@functools.cache
+def _signal(rate: int, seconds: int = 60):
+    import numpy as np
+
+    t = np.arange(seconds * rate) / rate
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    return (0.1 * np.sin(2 * np.pi * 180 * t) + 0.02 * noise).astype(np.float32)
 
 
 def _srt(text: str, seconds: float, per_cue: float = 5.0) -> str:
@@ -503,7 +511,12 @@ def main() -> None:
     parser.add_argument("--rtf", type=float, default=0.1)
     parser.add_argument("--overhead", type=float, default=0.3)
     args = parser.parse_args()
-    with FakeEndpoint() as fake, SimulatedWorkers(fake, args.simulated, args.rtf, args.overhead) as workers:
+    # lost_after_s: the simulated workers are threads of this process; a busy machine must not
+    # make the look-alike give up on them
+    with (
+        FakeEndpoint(lost_after_s=120) as fake,
+        SimulatedWorkers(fake, args.simulated, args.rtf, args.overhead) as workers,
+    ):
         print(json.dumps({**fake.client_env(), "url": fake.url}), flush=True)
         sys.stdin.read()  # serve until the parent closes stdin
         print(
