@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="higgs-tts", description=__doc__.split("\n\n")[0], epilog=EPILOG)
+    parser = argparse.ArgumentParser(
+        prog="higgs-tts",
+        description="Higgs Audio v2 on a RunPod endpoint: say one text, or make a book from a .txt, .md or .epub file.",
+        epilog=EPILOG,
+    )
     sub = parser.add_subparsers(required=True, metavar="{say,book}")
 
     say = sub.add_parser("say", help="one text to one audio file", epilog=EPILOG)
