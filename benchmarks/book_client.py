@@ -164,6 +164,7 @@ def run_once(book: Path, workers: int, parallel: int, rtf: float, overhead: floa
         "wall_over_ideal": round(wall / ideal, 3),
         "client_cpu_s": round(cpu, 1),
         "client_cpu_pct": round(100 * cpu / wall, 1),
+        "client_cpu_ms_per_piece": round(1000 * cpu / len(plan)),
         "status_requests": served.get("status"),
         "runs": served.get("runs"),
         "throttled": summary.throttled,
@@ -216,7 +217,8 @@ def main() -> None:
             f"| {r['piece_words']} | {r['parallel']} | {r['workers']} | {r['pieces']} | {r['audio_h']} h |"
             f" {r['job_s_mean']} s |"
             f" {r['ideal_s']} s | {r['wall_s']} s | **{r['wall_over_ideal']}** |"
-            f" {r['client_cpu_s']} s ({r['client_cpu_pct']} % of a core) | {r['status_requests']} | {r['throttled']} |"
+            f" {r['client_cpu_s']} s ({r['client_cpu_pct']} % of a core, {r['client_cpu_ms_per_piece']} ms a piece) |"
+            f" {r['status_requests']} | {r['throttled']} |"
             f" {r['retries']} |"
         )
     print(json.dumps({"rtf": rtf, "overhead_s": overhead, "rtf_source": source, "rows": rows}))

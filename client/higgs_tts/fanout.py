@@ -165,7 +165,8 @@ class FanOut:
             try:
                 if self.stop.is_set():
                     raise Stopped
-                if not (piece.state == SUBMITTED and piece.job_id):
+                resumed_job = piece.state == SUBMITTED and piece.job_id is not None
+                if not resumed_job:
                     seed = self._seed_for(piece)
                     job_id = self.endpoint.submit(self.job_input_for(piece, seed))
                     self.manifest.submitted(piece, job_id, seed)
@@ -173,7 +174,7 @@ class FanOut:
                 elif resumed:
                     self._count("resumed")
                     resumed = False
-                status = self._wait(piece)
+                status = self._wait(piece, fresh=not resumed_job)
                 self._accept(piece, status)
                 return DONE
             except Stopped:
@@ -211,16 +212,23 @@ class FanOut:
             return None
         return (base + piece.rejected * SEED_STEP) % 2**32
 
-    def _wait(self, piece: PieceRecord) -> dict:
+    def _wait(self, piece: PieceRecord, fresh: bool = True) -> dict:
         """Poll until the job ends; COMPLETED -> its status, else PieceError (with .status).
 
-        Polls every ``poll_min_s`` growing by 1.5x up to ``poll_max_s``; once the job runs and
-        finished jobs have shown how long a character takes, each poll waits 80 % of the time
-        left to the job's expected end (at most ``poll_aimed_max_s``), then ``poll_min_s``
-        growing again, so a result is seen soon after it is ready with a few polls a job."""
+        Until finished jobs have shown how long a character takes, polls come every
+        ``poll_min_s`` growing by 1.5x up to ``poll_max_s``. After that, a job not yet seen
+        running is polled every 80 % of its expected length (a job that starts right after a
+        poll cannot end sooner), a running one 80 % of the time left to its expected end, and
+        past that end every ``poll_min_s`` growing again; waits are at most
+        ``poll_aimed_max_s``. So a result is seen soon after it is ready, with a few polls a job.
+        ``fresh``: the job was just sent (not a job of an earlier run, which may be done)."""
+        settings = self.settings
+        chars = len(self.texts[piece.index])
         started = None
-        expected = self.pace.expected(len(self.texts[piece.index]))
-        delay = late = self.settings.poll_min_s
+        expected = self.pace.expected(chars)
+        delay = late = settings.poll_min_s
+        if fresh and expected is not None:
+            delay = min(settings.poll_aimed_max_s, max(settings.poll_min_s, expected * 0.8))
         while True:
             if self.stop.wait(delay):
                 raise Stopped
@@ -240,18 +248,20 @@ class FanOut:
             if state == "IN_PROGRESS" and started is None:
                 elapsed = status.get("executionTime")  # ms so far, where the endpoint says
                 started = now - (elapsed / 1000 if isinstance(elapsed, (int, float)) else 0.0)
-            if started is not None and now - started > self.settings.job_timeout_s:
+            if started is not None and now - started > settings.job_timeout_s:
                 self.endpoint.cancel(piece.job_id)
-                exc = PieceError(f"no result {self.settings.job_timeout_s:.0f} s after the job started; cancelled it")
+                exc = PieceError(f"no result {settings.job_timeout_s:.0f} s after the job started; cancelled it")
                 exc.status = {"status": "TIMED_OUT (client)"}
                 raise exc
-            remaining = started + expected - now if started is not None and expected is not None else None
-            if remaining is not None and remaining > self.settings.poll_min_s:
-                delay = min(self.settings.poll_aimed_max_s, remaining * 0.8)  # aim before the expected end
-            elif remaining is not None:
-                delay, late = late, min(self.settings.poll_max_s, late * 1.5)  # past it: soon, then less often
+            expected = self.pace.expected(chars)
+            if expected is None:
+                delay = min(settings.poll_max_s, delay * 1.5)
+            elif started is None:  # queued: once it starts it needs about ``expected``
+                delay = min(settings.poll_aimed_max_s, max(settings.poll_min_s, expected * 0.8))
+            elif (remaining := started + expected - now) > settings.poll_min_s:
+                delay = min(settings.poll_aimed_max_s, remaining * 0.8)  # aim before the expected end
             else:
-                delay = min(self.settings.poll_max_s, delay * 1.5)
+                delay, late = late, min(settings.poll_max_s, late * 1.5)  # past it: soon, then less often
 
     def _accept(self, piece: PieceRecord, status: dict) -> None:
         result = result_of(status)
