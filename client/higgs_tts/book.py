@@ -250,8 +250,12 @@ def _open_manifest(outdir: Path, book: Book, plan: list[Piece], settings: dict, 
         _check_done_files(outdir, manifest)
         manifest.save()  # fold the last run's journal into the snapshot
         return manifest
-    if outdir.exists() and any(outdir.iterdir()):
-        raise InputError(f"{outdir} is not empty and has no manifest.json; choose an empty or new folder")
+    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
+        raise InputError(f"{outdir} is not an empty folder and has no manifest.json; choose an empty or new folder")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {outdir}: {exc.strerror or exc}") from None
     seed = options.seed if options.seed is not None else random.randrange(2**31)
     records = [PieceRecord(p.index, p.chapter, p.words, p.text_sha256, p.ends_paragraph) for p in plan]
     data = {

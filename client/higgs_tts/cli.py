@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as exc:
         print(f"higgs-tts: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file the client could not read or write (full disk, permissions)
+        print(f"higgs-tts: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             "\nhiggs-tts: stopped. Every job already sent is recorded in the manifest; run the same command"

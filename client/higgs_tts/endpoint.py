@@ -1,8 +1,9 @@
 """The endpoint: RunPod's queue API through the runpod SDK's endpoint client, or HTTP mode.
 
-``QueueEndpoint`` uses ``runpod.Endpoint`` (``/run``) and its ``RunPodClient`` (``/status``,
-``/health``) and ``Job.cancel`` (``/cancel``). What the SDK does, and what is added here
-(runpod 1.12.0, ``runpod/endpoint/runner.py``):
+``QueueEndpoint`` uses ``runpod.Endpoint`` (``/run``), its ``RunPodClient`` (``/health``; for
+``/status`` its session, base URL and headers, see ``_get_json``) and ``Job.cancel``
+(``/cancel``). What the SDK does, and what is added here (runpod 1.12.0,
+``runpod/endpoint/runner.py``):
 
 - the API base is ``runpod.endpoint_url_base``, read from ``RUNPOD_ENDPOINT_BASE_URL`` once
   when ``runpod`` is imported; the client sets it per endpoint, so the variable (or
@@ -17,13 +18,15 @@
   policy applies everywhere: :class:`~higgs_tts.pacing.RequestPacer` (429 -> every request
   waits ``Retry-After`` or an exponential pause), and transient 5xx / connection errors are
   tried again a few times;
-- ``Job.status()`` drops a failed job's ``error``; the raw ``/status`` JSON is read instead.
+- ``Job.status()`` drops a failed job's ``error`` (and RunPod's timings); the raw ``/status``
+  JSON is read instead.
 
 ``HttpEndpoint`` posts the same job input to an HTTP-mode worker's ``/v1/synthesize``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -58,6 +61,10 @@ class QueueEndpoint:
             raise EndpointError("no API key: set RUNPOD_API_KEY (RunPod console > Settings > API Keys)")
         self.endpoint_id = endpoint_id
         self.base_url = (base_url or os.environ.get("RUNPOD_ENDPOINT_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise EndpointError(
+                f"RUNPOD_ENDPOINT_BASE_URL {self.base_url!r}: an http:// or https:// URL, e.g. {DEFAULT_BASE_URL}"
+            )
         self.pacer = pacer or RequestPacer()
         self._endpoint = runpod.Endpoint(endpoint_id, api_key=api_key)
         client = self._endpoint.rp_client
@@ -88,7 +95,23 @@ class QueueEndpoint:
 
     def status(self, job_id: str) -> dict:
         """``/status/{id}``: the raw state (``status``, ``output`` / ``error``, ``executionTime`` ...)."""
-        return self._call("status", lambda: self._endpoint.rp_client.get(f"{self.endpoint_id}/status/{job_id}"))
+        return self._call("status", lambda: self._get_json(f"{self.endpoint_id}/status/{job_id}", timeout=30))
+
+    def _get_json(self, path: str, timeout: float) -> dict:
+        """GET through the SDK client's own session, base URL and headers, as ``RunPodClient.get``
+        does, but reading the body in 1 MB chunks: ``RunPodClient.get`` goes through requests'
+        ``Response.json()``, which reads in 10 kB chunks; for a finished job with its audio
+        inline (about 3 MB of base64 for a 200-word piece) that was 19 ms of CPU, this is 8 ms,
+        the largest share of the client's CPU per piece (benchmarks/book_client.py)."""
+        from runpod.endpoint.helpers import UNAUTHORIZED_MSG
+
+        client = self._endpoint.rp_client
+        url = f"{client.endpoint_url_base}/{path}"
+        with client.rp_session.get(url, headers=client.headers, timeout=timeout, stream=True) as response:
+            if response.status_code == 401:
+                raise RuntimeError(UNAUTHORIZED_MSG)  # as the SDK does
+            response.raise_for_status()
+            return json.loads(b"".join(response.iter_content(1 << 20)))
 
     def cancel(self, job_id: str) -> None:
         from runpod.endpoint.runner import Job
@@ -139,8 +162,13 @@ class QueueEndpoint:
                     time.sleep(min(8.0, 0.5 * 2**transient))
                     continue
                 raise EndpointError(f"{self.describe()}: /{kind} answered {code}: {_body(response)}") from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                transient += 1
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                ValueError,
+            ) as exc:
+                transient += 1  # unreachable, cut short, or not JSON (a proxy's error page): try again
                 if transient >= TRANSIENT_TRIES:
                     raise TransientEndpointError(
                         f"{self.describe()}: unreachable ({type(exc).__name__}) after {transient} tries"

@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from .endpoint import QueueEndpoint
-from .errors import FailedPiece, JobNotFound, PieceError, TransientEndpointError
+from .errors import ClientError, FailedPiece, JobNotFound, PieceError, TransientEndpointError
 from .manifest import DONE, FAILED, PENDING, SUBMITTED, Manifest, PieceRecord
 from .results import audio_bytes, check_audio, result_of, subtitles_text
 
@@ -270,9 +270,14 @@ class FanOut:
         subtitles = subtitles_text(result, self._session) if self.want_subtitles else None
         folder = self.outdir / "pieces"
         name = f"{piece.index:05d}" if piece.index >= 0 else "voice-sample"
-        audio_path = _write_atomic(folder / f"{name}.{self.audio_suffix}", data)
+        try:
+            audio_path = _write_atomic(folder / f"{name}.{self.audio_suffix}", data)
+            subtitles_path = (
+                _write_atomic(folder / f"{name}.srt", subtitles.encode()) if subtitles is not None else None
+            )
+        except OSError as exc:  # a full disk, a read-only folder: nothing more can be kept, so stop
+            raise ClientError(f"cannot write under {folder}: {exc.strerror or exc}") from None
         digest = hashlib.sha256(data).hexdigest()
-        subtitles_path = _write_atomic(folder / f"{name}.srt", subtitles.encode()) if subtitles is not None else None
         loudness = (result.get("loudness") or {}).get("after_lufs")
         if isinstance(status.get("executionTime"), (int, float)):
             self.pace.learn(len(self.texts[piece.index]), status["executionTime"] / 1000)

@@ -72,11 +72,11 @@ def _download(url: str, what: str, session: requests.Session | None) -> bytes:
     getter = session or requests
     for attempt in range(3):
         try:
-            response = getter.get(url, timeout=DOWNLOAD_TIMEOUT_S)
-            if response.status_code == 200:
-                return response.content
-            problem = f"HTTP {response.status_code}"
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            with getter.get(url, timeout=DOWNLOAD_TIMEOUT_S, stream=True) as response:
+                if response.status_code == 200:
+                    return b"".join(response.iter_content(1 << 20))  # 1 MB reads: a third of the CPU of 10 kB
+                problem = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
             problem = type(exc).__name__
         if attempt == 2:
             # the URL's query is a presigned credential: never put it in a message
