@@ -6,8 +6,9 @@ Real workers: ``python handler.py`` on the runpod SDK's worker loop, the tiny ra
 model on the CPU, behind the tests' RunPod look-alike (tests/support/local_workers.py); the
 real client (``make_book``) in this process. The same book, seed and pieces in both runs, so
 the workers generate the same audio (the tiny model's random weights stop each chunk at
-random, so the client's length check is off, as in the tests). The machine has two cores:
-two workers is all it can show. Prints a table (wall time, the speed-up) and a JSON line.
+random, so the client's length check is off, as in the tests); the book is not assembled (the
+same for both). The machine has two cores: two workers is all it can show. Prints a table
+(wall time, the speed-up, each worker's busy time) and a JSON line.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--chapters", type=int, default=12)
     parser.add_argument("--piece-words", type=int, default=25)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--parallel", type=int, default=4, help="jobs in flight (the tiny model's jobs take about a second)"
+    )
     args = parser.parse_args()
 
     from higgs_tts import BookOptions, FanOutSettings, QueueEndpoint, make_book
@@ -64,7 +68,8 @@ def main() -> None:
                         voice="belinda",
                         seed=3,
                         piece_words=args.piece_words,
-                        fanout=FanOutSettings(parallel=count + 1, check_length=False),
+                        assemble=False,  # the same for both: the comparison is the fan-out
+                        fanout=FanOutSettings(parallel=args.parallel, check_length=False),
                     )
                     start = time.monotonic()
                     summary = make_book(book, folder / f"out-{count}-{run}", client, options)
