@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with the pinned runtime (requirements-runtime.txt) and the test tools
-# (requirements-dev.txt). Idempotent: a second run only checks the pins.
+# (requirements-dev.txt), and the audiobook client (./client, editable). Idempotent: a second
+# run only checks the pins.
 # torch/torchaudio from PyPI are CUDA builds (about 7 GB installed); they run on the CPU too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     -r requirements-runtime.txt -r requirements-dev.txt
+# the audiobook client (client/): editable, so tests run this checkout's code and `higgs-tts` exists;
+# its dependencies are pinned in requirements-dev.txt (the same pins as client/pyproject.toml)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./client
 echo "setup-dev: .venv ready ($(.venv/bin/python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

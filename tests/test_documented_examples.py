@@ -6,7 +6,8 @@ Rules for whoever writes an example (issue 18)
    "calls RunPod" when its code contains one of :data:`CALLS_RUNPOD`: a job URL
    (``api.runpod.ai``: ``https://api.runpod.ai/v2/$ENDPOINT_ID/...`` for queue endpoints,
    ``https://$ENDPOINT_ID.api.runpod.ai/...`` for load-balancing ones), the runpod SDK
-   (``runpod.Endpoint(``), the openai SDK (``OpenAI(``) or RunPod's management API
+   (``runpod.Endpoint(``), the openai SDK (``OpenAI(``), the audiobook client (``higgs-tts``,
+   ``higgs_tts``) or RunPod's management API
    (``deploy-runpod.sh``, ``api.runpod.io``). Other blocks (JSON results, local commands)
    are not run here.
 2. Mark every such block. The last non-blank line before its opening fence is an HTML
@@ -64,7 +65,15 @@ from tests.support.public_job_api import PublicJobApi
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGUAGES = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
-CALLS_RUNPOD = ("api.runpod.ai", "runpod.Endpoint(", "OpenAI(", "deploy-runpod.sh", "api.runpod.io")
+CALLS_RUNPOD = (
+    "api.runpod.ai",
+    "runpod.Endpoint(",
+    "OpenAI(",
+    "deploy-runpod.sh",
+    "api.runpod.io",
+    "higgs-tts",
+    "higgs_tts",
+)
 WORKERS = ("queue", "stream", "http")
 MARKER = re.compile(r"<!--\s*example:\s*(?P<name>\S+)(?P<options>.*?)\s*-->")
 OPTION = re.compile(r'(?P<key>\w+)=(?:"(?P<quoted>[^"]*)"|(?P<bare>\S+))')
