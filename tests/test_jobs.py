@@ -46,7 +46,17 @@ def test_smart_voice_returns_the_contract_output(make_worker):
         assert key in out
     assert out["format"] == "wav" and out["content_type"] == "audio/wav"
     assert out["seed"] == 7 and out["num_chunks"] == 1
-    assert set(out["timings"]) == {"download_s", "load_s", "warmup_s", "generate_s", "encode_s", "upload_s", "total_s"}
+    assert set(out["timings"]) == {
+        "download_s",
+        "load_s",
+        "warmup_s",
+        "fetch_s",
+        "wait_s",
+        "generate_s",
+        "encode_s",
+        "upload_s",
+        "total_s",
+    }
     audio, rate = decode_output(out)
     assert rate == 24000
     assert out["duration_s"] == pytest.approx(len(audio) / rate, abs=1e-3)

@@ -1,8 +1,11 @@
-"""One HTTP request's job, run with ``Worker.run`` in a thread.
+"""One HTTP request's job, checked already (``Service.prepare``), run with ``Worker.run`` in a thread.
 
-``HttpJob.events`` gets ("audio", piece) while it runs (when the route wants audio), then
-("done", output). Jobs wait their turn for a slot (never refused); a client that goes away
-sets the job's stop flag, so generation stops at its next step.
+Admission: ``Worker.jobs_at_once`` jobs run at once (the generation slots plus IO_JOBS,
+``higgs_worker.admission``); more requests wait, in arrival order, never refused. Inside,
+a job holds a generation slot only while it generates. ``HttpJob.events`` gets ("audio",
+piece) while it runs (when the route wants audio), then ("done", output). A client that
+goes away sets the job's stop flag: a waiting job leaves the queue, a generating one stops
+at its next step.
 """
 
 from __future__ import annotations
@@ -17,30 +20,30 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 
+from ..jobs import PreparedJob
 from .service import Service
 
 log = logging.getLogger(__name__)
 
 
 class HttpJob:
-    def __init__(self, service: Service, job_input: dict, want_audio: bool):
-        self.service, self.job_input, self.want_audio = service, job_input, want_audio
+    def __init__(self, service: Service, prepared: PreparedJob, want_audio: bool):
+        self.service, self.prepared, self.want_audio = service, prepared, want_audio
         self.id = f"http-{uuid.uuid4().hex[:12]}"
         self.events: asyncio.Queue = asyncio.Queue()
         self.stop = threading.Event()
 
     async def start(self) -> None:
-        """Wait for a slot (as long as it takes), then run in a thread that frees the slot when done."""
+        """Wait to be admitted (as long as it takes), then run in a thread that leaves when done."""
         service = self.service
-        if service.slots is None:  # jobs share decode steps (scheduler); more requests wait, never refused
-            service.slots = asyncio.Semaphore(service.worker.concurrency)
+        if service.admission is None:
+            service.admission = asyncio.Semaphore(service.worker.jobs_at_once)
         service.active[self.id] = "queued"
         try:
-            await service.slots.acquire()
+            await service.admission.acquire()
         except BaseException:
             service.active.pop(self.id, None)
             raise
-        service.active[self.id] = "running"
         loop = asyncio.get_running_loop()
 
         def put(event: tuple) -> None:
@@ -49,20 +52,26 @@ class HttpJob:
 
         def release() -> None:
             service.active.pop(self.id, None)
-            service.slots.release()
+            service.admission.release()
 
         def on_audio(piece: np.ndarray) -> None:
             put(("audio", piece))
+
+        def on_phase(phase: str) -> None:
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(service.active.__setitem__, self.id, phase)
 
         def work() -> None:
             output = {"error": "generation_failed: the job ended unexpectedly; the worker is still serving"}
             try:
                 output = service.worker.run(
-                    {"id": self.id, "input": self.job_input},
+                    {"id": self.id},
                     self.stop.is_set,
                     None,
                     None,
                     on_audio if self.want_audio else None,
+                    on_phase=on_phase,
+                    prepared=self.prepared,
                 )
             finally:  # whatever happens, the slot is freed and the waiting side gets its result
                 put(("done", output))

@@ -5,6 +5,7 @@ The app factory puts one ``Service`` on ``app.state.service``; a route gets it w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -13,8 +14,9 @@ from typing import Any
 
 from fastapi import Request
 
-from ..jobs import Worker
-from .errors import ApiError
+from ..contract.errors import WorkerError
+from ..jobs import PreparedJob, Worker
+from .errors import ApiError, job_error
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +24,17 @@ JSON_BODY_LIMIT_EXTRA = 1_000_000  # on top of the text and reference-audio limi
 
 
 class Service:
-    """The worker, its loading state, and the job slots."""
+    """The worker, its loading state, the admission of jobs and the requests in flight."""
 
     def __init__(self, worker: Worker, load: Callable[[], None] | None = None):
         self.worker, self.settings = worker, worker.settings
         self.load = load
         self.ready = threading.Event()
         self.load_error: str | None = None
-        self.slots = None  # asyncio.Semaphore, made on the serving loop by the first job
-        self.active: dict[str, str] = {}  # request id -> state ("queued", "running"), for /v1/state
+        self.admission = None  # asyncio.Semaphore(worker.jobs_at_once), made on the serving loop
+        # request id -> "queued" (checked, waiting for admission), then the job's phase: "inputs",
+        # "waiting" (for a generation slot), "generating", "delivering"; for /v1/state
+        self.active: dict[str, str] = {}
 
     def load_now(self) -> None:
         """Load the model here and now; /ping says 200 after it (or 503 if it failed)."""
@@ -51,6 +55,14 @@ class Service:
             raise ApiError(503, f"the model could not be loaded: {self.load_error}", "model_unavailable")
         if not self.ready.is_set():
             raise ApiError(503, "the model is loading; try again shortly", "model_loading")
+
+    async def prepare(self, job_input: Any) -> PreparedJob:
+        """The job checked completely (``Worker.prepare``: schema, limits, names, base64, URL
+        addresses, voices) before it waits for anything; bad input is an ApiError (400/404) at once."""
+        try:
+            return await asyncio.to_thread(self.worker.prepare, job_input)
+        except WorkerError as exc:
+            raise job_error(str(exc)) from None
 
     def body_limit(self) -> int:
         return self.settings.max_text_chars * 4 + self.settings.max_reference_bytes * 2 + JSON_BODY_LIMIT_EXTRA

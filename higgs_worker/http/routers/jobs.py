@@ -24,8 +24,9 @@ async def synthesize(request: Request, service: Service = Depends(service_of)) -
             "invalid_value",
             "stream",
         )
+    prepared = await service.prepare(body["input"])  # bad input: 400 at once, whatever the load
     service.require_ready()
-    job = HttpJob(service, body["input"], want_audio=False)
+    job = HttpJob(service, prepared, want_audio=False)
     event = await job.first_event(request)
     if event is None:
         return JSONResponse({}, status_code=499)  # nobody reads it
