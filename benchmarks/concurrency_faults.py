@@ -326,7 +326,7 @@ def queue_loop(args, env: dict, work: Path) -> dict:
             sent = time.perf_counter()
             job_id = fake.submit(job_input)
             result = fake.wait_result(job_id, 600).body
-            if "error" in result and "reference" not in job_input:
+            if "error" in result and "reference_audio" not in job_input:
                 raise RuntimeError(str(result)[:300])
             return time.perf_counter() - sent
 
@@ -517,7 +517,7 @@ def main() -> None:
     parser.add_argument("--race-jobs", type=int, default=120)
     parser.add_argument("--race-tokens", type=int, default=40, help="max_new_tokens of each race job")
     parser.add_argument("--busy", type=int, default=2, help="refusal: long jobs in flight")
-    parser.add_argument("--busy-seconds", type=float, default=8.0, help="refusal: audio seconds of each busy job")
+    parser.add_argument("--busy-seconds", type=float, default=40.0, help="refusal: audio seconds of each busy job")
     parser.add_argument("--url-timeout", type=float, default=20.0, help="REFERENCE_URL_TIMEOUT_SECONDS (default 20)")
     parser.add_argument("--s3-timeout", type=float, default=5.0, help="S3_TIMEOUT_SECONDS")
     parser.add_argument("--s3-attempts", type=int, default=2, help="S3_ATTEMPTS")
