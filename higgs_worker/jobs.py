@@ -193,9 +193,9 @@ class Worker:
 
     def prepare(self, job_input: Any) -> PreparedJob:
         """Check a job completely without waiting for anything (no slot, no model, no download):
-        schema and limits, names, base64, URL addresses; each library voice is read here, once
-        (clip and transcript of one version). Raises ``WorkerError`` (invalid_input,
-        reference_audio)."""
+        schema and limits, names, base64 and the audio in it, URL addresses; each library voice
+        is read here, once (clip and transcript of one version). Raises ``WorkerError``
+        (invalid_input, reference_audio)."""
         request = parse_request(job_input, self.settings)
         return PreparedJob(request, check_voices(request, self.voices, self.voice_clips, self.settings))
 
@@ -251,7 +251,7 @@ class Worker:
             }
 
     def fetch(self, prepared: PreparedJob) -> None:
-        """Reference audio downloaded (URL, S3) and every clip decoded: network and CPU, no slot."""
+        """Reference audio downloaded (URL, S3) and decoded: network and CPU, no slot."""
         store = self.store
         fetch_voices(prepared.voices, self.settings, store.read if store else None)
 

@@ -2,10 +2,11 @@
 
 1. ``check_voices`` when the job arrives, before it waits for anything: every library voice
    is read once (``VoiceLibrary.read``: clip and transcript of one version, or the cached
-   clip of that version), base64 is decoded, URLs pass the address check, S3 keys need a
-   bucket. Bad input fails here, whatever the load.
-2. ``fetch_voices`` outside the generation slot: URLs are downloaded, S3 keys read, every
-   clip decoded to 24 kHz (network and CPU, no model).
+   clip of that version), base64 is decoded, and the audio at hand (base64, library clips)
+   is decoded to 24 kHz; URLs pass the address check, S3 keys need a bucket. Bad input
+   fails here, whatever the load.
+2. ``fetch_voices`` outside the generation slot: URLs are downloaded, S3 keys read, and
+   their audio decoded (network and CPU, no model).
 3. ``JobVoices.resolver`` inside the generation slot: clips are encoded by the audio
    tokenizer (on the device); a library voice's codes go in ``VoiceClips`` under the key of
    the version that was read.
@@ -128,24 +129,23 @@ def check_voices(request: SynthesisRequest, library: VoiceLibrary, clips: VoiceC
                 return clip is not None
 
             version = library.read(source, known)
-            voices.by_name[source] = VoiceInput(
-                version.transcript, key=version.key, data=version.audio, clip=held.get(version.key)
-            )
+            item = VoiceInput(version.transcript, key=version.key, data=version.audio, clip=held.get(version.key))
+            voices.by_name[source] = item
         else:
             data = check_reference(
                 source, settings.max_reference_bytes, settings.allow_private_urls, settings.s3 is not None
             )
-            voices.by_reference[id(source)] = VoiceInput(
-                source.transcript, reference=None if data is not None else source, data=data
-            )
+            item = VoiceInput(source.transcript, reference=None if data is not None else source, data=data)
+            voices.by_reference[id(source)] = item
+        if item.data is not None:  # unreadable or too long: refused now, not after a wait
+            item.waveform = decode_reference(item.data, settings.max_reference_seconds)
+            item.data = None
     return voices
 
 
 def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None) -> None:
-    """Step 2 (network and CPU, outside the generation slot): every clip decoded."""
+    """Step 2 (network and CPU, outside the generation slot): URL and S3 references fetched and decoded."""
     for item in voices.items():
-        if item.clip is not None:
-            continue
         if item.reference is not None:
             item.data = fetch_reference(
                 item.reference,
@@ -155,5 +155,5 @@ def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None
                 fetch_s3=fetch_s3,
             )
             item.reference = None
-        item.waveform = decode_reference(item.data, settings.max_reference_seconds)
-        item.data = None
+            item.waveform = decode_reference(item.data, settings.max_reference_seconds)
+            item.data = None

@@ -24,6 +24,7 @@ from tests.support.hostile_servers import HostileServer, stall
 from tests.support.s3_proxy import S3Proxy
 
 SHORT = {"text": "Hello there.", "seed": 1, "max_new_tokens": 20, "delivery": "base64"}
+NOT_AUDIO = base64.b64encode(b"valid base64, but not audio " * 40).decode()
 TRANSCRIPTS = ("The sun rises in the east.", "A different sentence, said by the second clip of the voice.")
 
 
@@ -134,6 +135,7 @@ def test_bad_input_is_refused_while_the_only_slot_generates(make_worker):
             ({"text": "x", "nope": 1}, "invalid_input: unknown field(s) 'nope'"),
             ({"text": "x", "reference_audio": {"base64": "@@@not base64"}}, "reference_audio: reference_audio.base64"),
             ({"text": "x", "reference_audio": {"url": metadata}}, "reference_audio: reference_audio.url points to"),
+            ({"text": "x", "reference_audio": {"base64": NOT_AUDIO}}, "reference_audio: reference audio:"),
             ({"text": "x", "speakers": {"SPEAKER1": {"voice": "nobody"}}}, "invalid_input: unknown voice 'nobody'"),
             ({"text": "x", "temperature": 9}, "invalid_input: temperature"),
         ]:

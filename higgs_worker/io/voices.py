@@ -116,6 +116,10 @@ class VoiceLibrary:
             "Use null for a voice the model picks, or reference_audio to clone one.",
         )
 
+    def _has_pack(self, name: str) -> bool:
+        path = self._path(name, VOICE_SUFFIX)
+        return path is not None and path.is_file()
+
     def _exists(self, name: str) -> bool:
         candidates = [self._path(name, VOICE_SUFFIX), *(self._path(name, s) for s in AUDIO_SUFFIXES)]
         return any(path is not None and path.is_file() for path in candidates)
@@ -170,7 +174,7 @@ class VoiceLibrary:
             if audio_file is not None:
                 break
         else:
-            if self._path(name, VOICE_SUFFIX) and self._path(name, VOICE_SUFFIX).is_file():
+            if self._has_pack(name):
                 raise _Changed()  # packed meanwhile
             return None
         with audio_file:
@@ -184,14 +188,14 @@ class VoiceLibrary:
                     text = text_file.read()
             key = ("flat", suffix, *audio_id, *text_id)
             audio = None if known(key) else audio_file.read()
-        # Packed or deleted while read (both remove the audio file first, before the transcript):
-        # the transcript may be missing or newer than the clip; read again.
+        # Packed or deleted while read (both remove the audio file first, then the transcript):
+        # the transcript read may already have been missing; read again.
         path = self._path(name, suffix)
         try:
             unchanged = path is not None and _identity(path.stat()) == audio_id
         except OSError:
             unchanged = False
-        if not unchanged or (self._path(name, VOICE_SUFFIX) and self._path(name, VOICE_SUFFIX).is_file()):
+        if not unchanged or self._has_pack(name):
             raise _Changed()
         return VoiceVersion(name, key, _transcript(text), audio)
 
@@ -213,11 +217,9 @@ class VoiceLibrary:
         check_name(name, "voice")
         if not self.folder.is_dir():
             return False
-        found = False
-        target = self._path(name, VOICE_SUFFIX)
-        if target is not None and target.is_file():
-            target.unlink()
-            found = True
+        found = self._has_pack(name)
+        if found:
+            self._path(name, VOICE_SUFFIX).unlink(missing_ok=True)
         return self._remove_flat(name) or found
 
     def _remove_flat(self, name: str) -> bool:
@@ -233,8 +235,7 @@ class VoiceLibrary:
         """Pack every flat pair that has no ``NAME.voice`` yet; return the names packed."""
         packed = []
         for name in self.names():
-            target = self._path(name, VOICE_SUFFIX)
-            if target is None or target.is_file():
+            if self._path(name, VOICE_SUFFIX) is None or self._has_pack(name):
                 continue
             version = self.read(name)
             self.publish(name, version.audio or b"", version.transcript, audio_suffix=version.key[1])

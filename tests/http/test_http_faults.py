@@ -26,6 +26,7 @@ from tests.support.s3_proxy import S3Proxy
 pytestmark = pytest.mark.slow
 
 SHORT = {"seed": 1, "max_new_tokens": 20}
+NOT_AUDIO = base64.b64encode(b"valid base64, but not audio " * 40).decode()
 # Long whatever the random weights do: 400 chunks of one word (a chunk may end early, a job cannot).
 LONG = {
     "model": "higgs-audio-v2",
@@ -119,6 +120,11 @@ def test_bad_input_gets_its_400_at_once_while_every_place_is_taken(server):
             "bad base64 (speech)": requests.post(
                 f"{server.url}/v1/audio/speech",
                 json={"model": "tts-1", "input": "x", "reference_audio": {"base64": "@@@"}},
+                timeout=30,
+            ),
+            "base64 that is not audio": requests.post(
+                f"{server.url}/v1/synthesize",
+                json={"input": {"text": "x", "reference_audio": {"base64": NOT_AUDIO}}},
                 timeout=30,
             ),
             "URL with user information": requests.post(
