@@ -127,9 +127,11 @@ class Worker:
 
     @property
     def generation_slots(self) -> GenerationSlots:
+        """The slots a job holds while it generates; as many as ``concurrency`` says now."""
         with self._slots_lock:
             if self._slots is None:
                 self._slots = GenerationSlots(self.concurrency)
+            self._slots.size = max(1, self.concurrency)
             return self._slots
 
     @property
