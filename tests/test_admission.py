@@ -69,7 +69,7 @@ def test_io_jobs_rule(setting, slots, expected):
 def test_both_doors_take_the_generation_slots_plus_io_jobs(make_worker):
     import handler
 
-    worker = make_worker({"MAX_CONCURRENCY": "3", "IO_JOBS": "5"})
+    worker = make_worker({"MAX_CONCURRENCY": "3", "IO_JOBS": "5"}, share_engine=False)  # no engine yet
     assert worker.concurrency == 3 and worker.generation_slots.size == 3
     assert worker.jobs_at_once == 8
     handler._worker, saved = worker, handler._worker
@@ -77,4 +77,4 @@ def test_both_doors_take_the_generation_slots_plus_io_jobs(make_worker):
         assert handler.concurrency_modifier(1) == 8  # the SDK takes this many jobs at once
     finally:
         handler._worker = saved
-    assert make_worker().jobs_at_once == 1 + 2  # the CPU default: one slot, two jobs doing I/O beside it
+    assert make_worker(share_engine=False).jobs_at_once == 1 + 2  # the CPU default: one slot, two beside it

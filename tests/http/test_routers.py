@@ -29,7 +29,8 @@ def test_health_router_alone_says_loading_then_ready(make_worker):
     assert client.get("/ping").status_code == 204
     service.ready.set()
     assert client.get("/ping").json() == {"status": "healthy"}
-    assert client.get("/v1/state").json() == {"ready": True, "requests": {}}
+    state = client.get("/v1/state").json()
+    assert state["ready"] is True and state["requests"] == {}
     assert client.post("/v1/synthesize", json={"input": {"text": "Hi."}}).status_code == 404  # not mounted
 
 
