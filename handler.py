@@ -149,9 +149,11 @@ async def stream_handler(job: dict):
 
 
 def concurrency_modifier(current: int) -> int:
-    """How many jobs this worker takes at once (the SDK asks between jobs): MAX_CONCURRENCY,
-    or auto: 16 on CUDA, 1 on the CPU. Jobs share every decode step (higgs_worker.model.scheduler)."""
-    return get_worker().concurrency
+    """How many jobs this worker takes at once (the SDK asks between jobs): MAX_CONCURRENCY
+    generation slots (auto: 16 on CUDA, 1 on the CPU; the generating jobs share every decode
+    step) plus IO_JOBS that fetch inputs or deliver results meanwhile (higgs_worker.admission).
+    Each job is checked completely as soon as it is taken, before it waits for a slot."""
+    return get_worker().jobs_at_once
 
 
 async def run_to_result(job: dict) -> dict:

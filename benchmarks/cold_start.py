@@ -69,8 +69,10 @@ if int(os.environ.get("BENCH_NARRATION_JOBS", "0")):
                 assert "error" not in out, out
                 pair[kind] = out["timings"]
             narration_rows.append({"delivery": delivery, "audio_s": out["duration_s"], **pair})
-    request = parse_request({**story, "seed": 1}, worker.settings)
-    result = synthesize(worker.engine, request, build_voice_setup(request, worker.resolve_clip), 1000)
+    prepared = worker.prepare({**story, "seed": 1})
+    request = prepared.request
+    setup = build_voice_setup(request, prepared.voices.resolver(worker.engine, worker.voice_clips))
+    result = synthesize(worker.engine, request, setup, 1000)
     for name, fn in (("render", lambda: narration.render(result, request)),
                      ("resample", lambda: audio_codec.resample(result.audio, result.sample_rate, request.sample_rate))):
         fn(); t = time.perf_counter()

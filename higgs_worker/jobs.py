@@ -1,9 +1,16 @@
-"""One job, end to end: input -> validated request -> synthesis -> encoded audio -> delivery.
+"""One job, end to end: input -> checked job -> inputs -> synthesis -> encoded audio -> delivery.
 
-``Worker`` holds what lives for the whole worker process (settings, the loaded
-engine, the S3 client, encoded voices). ``Worker.run(job)`` returns the contract's
-output dict or ``{"error": "<code>: <message>"}``; it never raises, so the worker
-stays healthy after any failed job.
+``Worker`` holds what lives for the whole worker process (settings, the loaded engine,
+the S3 client, encoded voices, the generation slots). ``Worker.run(job)`` returns the
+contract's output dict or ``{"error": "<code>: <message>"}``; it never raises, so the
+worker stays healthy after any failed job.
+
+A job's phases (``admission``): ``prepare`` checks it completely at once (schema, limits,
+names, base64, URL addresses, voices read as one version each); ``fetch`` downloads and
+decodes reference audio; ``generate`` runs inside a generation slot (the only phase that
+holds one); ``render`` and ``deliver`` (narration, encoding, S3) come after, outside it.
+A door that wants to refuse bad input before it queues a job calls ``prepare`` itself and
+hands the ``PreparedJob`` to ``run``.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import narration
+from .admission import GenerationSlots, io_jobs_for
 from .audio import codecs as audio_codec
 from .audio.stream_items import StreamItems
 from .contract.config import Settings
@@ -30,23 +39,29 @@ from .contract.errors import (
     is_out_of_memory,
     out_of_memory,
 )
-from .contract.schema import ReferenceAudio, SynthesisRequest, parse_request
-from .io.reference_audio import decode_reference, load_reference
+from .contract.schema import SynthesisRequest, parse_request
 from .io.storage import S3Store, deliver
 from .io.voices import VoiceLibrary
 from .model import compile_cache
 from .model.engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
 from .model.model_store import LocalModel, check_format, ensure_local
-from .model.prompt import AudioClip
 from .synthesis import AudioPiece, ChunkStarted, Synthesis, build_voice_setup, synthesize
+from .voice_inputs import JobVoices, VoiceClips, check_voices, fetch_voices
 
 log = logging.getLogger(__name__)
-
-VOICE_CACHE_SIZE = 32
 
 ProgressFn = Callable[[int, int], None]
 EmitFn = Callable[[dict], None]
 AudioFn = Callable[[np.ndarray], None]
+PhaseFn = Callable[[str], None]  # "inputs", "waiting", "generating", "delivering"
+
+
+@dataclass
+class PreparedJob:
+    """A job checked completely (``Worker.prepare``), before it waited for anything."""
+
+    request: SynthesisRequest
+    voices: JobVoices
 
 
 class Timer:
@@ -68,7 +83,17 @@ class Timer:
     def summary(self) -> dict[str, float]:
         out = {
             key: round(self.marks.get(key, 0.0), 3)
-            for key in ("download_s", "load_s", "warmup_s", "generate_s", "encode_s", "align_s", "upload_s")
+            for key in (
+                "download_s",
+                "load_s",
+                "warmup_s",
+                "fetch_s",
+                "wait_s",
+                "generate_s",
+                "encode_s",
+                "align_s",
+                "upload_s",
+            )
         }
         out["total_s"] = round(time.perf_counter() - self.start, 3)
         return out
@@ -80,20 +105,37 @@ class Worker:
         self.engine: Engine | None = None
         self.model_info: LocalModel | None = None
         self.voices = VoiceLibrary(self.settings.voices_dir)
-        self._voice_cache: dict[tuple, AudioClip] = {}
-        self._voice_lock = threading.Lock()  # jobs run at once: the cache is shared
+        self.voice_clips = VoiceClips()  # encoded library voices, keyed by the version read
         self._load_lock = threading.Lock()
         self._store: S3Store | None = None
+        self._slots: GenerationSlots | None = None
+        self._slots_lock = threading.Lock()
         self.warmup_report: compile_cache.CacheReport | None = None
 
     # -- resources ------------------------------------------------------------------
 
     @property
     def concurrency(self) -> int:
-        """Jobs this worker runs at once (both doors use it): MAX_CONCURRENCY, or auto; lower
-        once the engine planned fewer KV slots or ran out of memory (``Engine.capacity``)."""
+        """Generation slots: jobs this worker generates at once (MAX_CONCURRENCY, or auto);
+        lower once the engine planned fewer KV slots or ran out of memory (``Engine.capacity``)."""
         wanted = concurrency_for(self.settings.max_concurrency, pick_device(self.settings.device))
         return min(wanted, self.engine.capacity) if self.engine is not None else wanted
+
+    @property
+    def jobs_at_once(self) -> int:
+        """Jobs this worker takes at once (both doors use it): the generation slots plus
+        IO_JOBS that fetch inputs or deliver results meanwhile (``admission``)."""
+        slots = self.concurrency
+        return slots + io_jobs_for(self.settings.io_jobs, slots)
+
+    @property
+    def generation_slots(self) -> GenerationSlots:
+        """The slots a job holds while it generates; as many as ``concurrency`` says now."""
+        with self._slots_lock:
+            if self._slots is None:
+                self._slots = GenerationSlots(self.concurrency)
+            self._slots.size = max(1, self.concurrency)
+            return self._slots
 
     @property
     def store(self) -> S3Store | None:
@@ -153,35 +195,15 @@ class Worker:
                 free_device_memory()
             log.exception("warm-up failed (%s); the first job compiles", type(exc).__name__)
 
-    def resolve_clip(self, source: str | ReferenceAudio) -> tuple[AudioClip, str | None]:
-        engine = self.engine
-        assert engine is not None
-        settings = self.settings
-        if isinstance(source, str):
-            voice = self.voices.find(source)
-            key = ("voice", voice.name, voice.version)
-            with self._voice_lock:
-                clip = self._voice_cache.get(key)
-            if clip is None:
-                waveform = decode_reference(voice.audio_path.read_bytes(), settings.max_reference_seconds)
-                clip = engine.encode_audio(waveform)
-                with self._voice_lock:
-                    if len(self._voice_cache) >= VOICE_CACHE_SIZE:
-                        self._voice_cache.pop(next(iter(self._voice_cache)))
-                    self._voice_cache[key] = clip
-            return clip, voice.transcript
-        store = self.store
-        waveform, transcript = load_reference(
-            source,
-            max_bytes=settings.max_reference_bytes,
-            max_seconds=settings.max_reference_seconds,
-            timeout=settings.url_timeout_seconds,
-            allow_private=settings.allow_private_urls,
-            fetch_s3=store.read if store else None,
-        )
-        return engine.encode_audio(waveform), transcript
-
     # -- one job ----------------------------------------------------------------------
+
+    def prepare(self, job_input: Any) -> PreparedJob:
+        """Check a job completely without waiting for anything (no slot, no model, no download):
+        schema and limits, names, base64 and the audio in it, URL addresses; each library voice
+        is read here, once (clip and transcript of one version). Raises ``WorkerError``
+        (invalid_input, reference_audio)."""
+        request = parse_request(job_input, self.settings)
+        return PreparedJob(request, check_voices(request, self.voices, self.voice_clips, self.settings))
 
     def run(
         self,
@@ -190,17 +212,35 @@ class Worker:
         progress: ProgressFn | None = None,
         emit: EmitFn | None = None,
         on_audio: AudioFn | None = None,
+        *,
+        on_phase: PhaseFn | None = None,
+        prepared: PreparedJob | None = None,
     ) -> dict[str, Any]:
         """Run one job. With ``stream: true`` and ``emit``, stream items (``stream_items``:
         Ogg Opus pieces as base64) are handed to ``emit`` while they are generated; ``on_audio`` (any door that
         streams itself, e.g. HTTP) gets the same pieces as float32 arrays at the model's rate,
-        whatever the job's ``stream`` field. The return value is always the full output."""
+        whatever the job's ``stream`` field. ``on_phase`` hears each phase as it starts;
+        ``prepared`` is the job already checked (``prepare``). The return value is always the
+        full output."""
         timer = Timer()
         job_id = str(job.get("id") or "job")
+        phase = on_phase or (lambda _name: None)
         try:
-            request = parse_request(job.get("input"), self.settings)
+            if prepared is None:
+                prepared = self.prepare(job.get("input"))
             engine = self.ensure_engine(timer)
-            return self._synthesize_and_deliver(job_id, request, engine, timer, should_stop, progress, emit, on_audio)
+            phase("inputs")
+            with timer.measure("fetch_s"):
+                self.fetch(prepared)
+            phase("waiting")
+            slot_wait = time.perf_counter()
+            with self.generation_slots.held(should_stop):
+                timer.add("wait_s", time.perf_counter() - slot_wait)
+                phase("generating")
+                with timer.measure("generate_s"):
+                    result, streamed = self.generate(prepared, engine, should_stop, progress, emit, on_audio)
+            phase("delivering")
+            return self.render_and_deliver(job_id, prepared.request, result, streamed, timer)
         except WorkerError as exc:
             log.info("job %s failed: %s", job_id, exc.code)
             return exc.as_output()
@@ -216,35 +256,49 @@ class Worker:
                 "error": f"{GENERATION_FAILED}: unexpected {type(exc).__name__}; the worker is still serving, try again"
             }
 
-    def _synthesize_and_deliver(
-        self, job_id, request: SynthesisRequest, engine: Engine, timer: Timer, should_stop, progress, emit, on_audio
-    ) -> dict[str, Any]:
-        setup = build_voice_setup(request, self.resolve_clip)
+    def fetch(self, prepared: PreparedJob) -> None:
+        """Reference audio downloaded (URL, S3) and decoded: network and CPU, no slot."""
+        store = self.store
+        fetch_voices(prepared.voices, self.settings, store.read if store else None)
+
+    def generate(
+        self, prepared: PreparedJob, engine: Engine, should_stop, progress, emit, on_audio
+    ) -> tuple[Synthesis, int]:
+        """The part that holds a generation slot: the voices' clips encoded, every chunk
+        generated (streamed as it comes), the codes decoded to audio. Returns the synthesis
+        and the base64 bytes of the stream items already sent."""
+        request = prepared.request
+        setup = build_voice_setup(request, prepared.voices.resolver(engine, self.voice_clips))
         if request.word_timestamps:  # the aligner's helper process starts while this job generates
             narration.prepare_words()
         streamed = {"n": 0, "bytes": 0}  # stream items sent and their base64 bytes (the aggregate repeats them)
         send_items = request.stream and emit is not None
         items = StreamItems(emit, streamed) if send_items else None
         result: Synthesis | None = None
-        with timer.measure("generate_s"):
-            for event in synthesize(
-                engine,
-                request,
-                setup,
-                self.settings.max_new_tokens_cap,
-                should_stop,
-                stream=send_items or on_audio is not None,
-            ):
-                if isinstance(event, ChunkStarted):  # "chunk i of n" as chunk i starts
-                    if progress is not None and event.total > 1:
-                        progress(event.index + 1, event.total)
-                elif isinstance(event, AudioPiece):
-                    if on_audio is not None:
-                        on_audio(event.audio)
-                    if items is not None:
-                        items(event.audio)
-                else:
-                    result = event
+        for event in synthesize(
+            engine,
+            request,
+            setup,
+            self.settings.max_new_tokens_cap,
+            should_stop,
+            stream=send_items or on_audio is not None,
+        ):
+            if isinstance(event, ChunkStarted):  # "chunk i of n" as chunk i starts
+                if progress is not None and event.total > 1:
+                    progress(event.index + 1, event.total)
+            elif isinstance(event, AudioPiece):
+                if on_audio is not None:
+                    on_audio(event.audio)
+                if items is not None:
+                    items(event.audio)
+            else:
+                result = event
+        return result, streamed["bytes"]
+
+    def render_and_deliver(
+        self, job_id: str, request: SynthesisRequest, result: Synthesis, streamed_bytes: int, timer: Timer
+    ) -> dict[str, Any]:
+        """After generation, outside the slot: narration and encoding, then S3 or inline."""
         with timer.measure("encode_s"):
             # pauses, trimming, resampling, loudness, segments and subtitles (narration.py)
             rendered = narration.render(result, request)
@@ -265,7 +319,7 @@ class Worker:
                     data,
                     codec.content_type,
                     self.settings.inline_max_bytes,
-                    streamed["bytes"],
+                    streamed_bytes,
                 )
             )
             output.update(narration.deliver_subtitles(rendered, request, job_id, output, self.store))
@@ -283,8 +337,8 @@ class Worker:
         )
         output["rtf"] = round(output["timings"]["generate_s"] / duration, 3) if duration > 0 else None
         output.update(rendered.outputs())  # segments, and loudness when normalised
-        if engine.compile_note:  # the decode step fell back to the plain step on this worker
-            output["warnings"] = [engine.compile_note]
+        if self.engine is not None and self.engine.compile_note:  # the decode step fell back to the plain step
+            output["warnings"] = [self.engine.compile_note]
         log.info(
             "job %s done: %.2fs of audio, %d chunk(s), %s",
             job_id,

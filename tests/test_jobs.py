@@ -50,6 +50,8 @@ def test_smart_voice_returns_the_contract_output(make_worker):
         "download_s",
         "load_s",
         "warmup_s",
+        "fetch_s",
+        "wait_s",
         "generate_s",
         "encode_s",
         "align_s",

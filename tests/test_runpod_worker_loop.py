@@ -162,8 +162,11 @@ def test_plain_job_completes_with_the_contract_output(plain_loop):
         "download_s",
         "load_s",
         "warmup_s",
+        "fetch_s",
+        "wait_s",
         "generate_s",
         "encode_s",
+        "align_s",
         "upload_s",
         "total_s",
     }

@@ -97,7 +97,16 @@ class Environment(BaseSettings):
         None,
         ge=1,
         le=256,
-        description="jobs one worker runs at once, sharing decode steps (default 16 on CUDA, 1 on the CPU)",
+        description="generation slots: jobs one worker generates at once, sharing decode steps "
+        "(default 16 on CUDA, 1 on the CPU)",
+    )
+    IO_JOBS: int | None = Field(
+        None,
+        ge=0,
+        le=256,
+        description="jobs taken beyond MAX_CONCURRENCY, to fetch reference audio or deliver results while the "
+        "batch is full (the worker takes MAX_CONCURRENCY + IO_JOBS jobs at once); default half of "
+        "MAX_CONCURRENCY, at least 2",
     )
     KV_CACHE_MEMORY_FRACTION: float = Field(
         0.85,
@@ -136,7 +145,9 @@ class Environment(BaseSettings):
         False, description="allow reference URLs to private, loopback or link-local addresses"
     )
     VOICES_DIR: str = Field(
-        f"{VOLUME}/bosonai/voices", description="voice library: `NAME.wav` (.flac/.mp3/.ogg) + `NAME.txt` transcript"
+        f"{VOLUME}/bosonai/voices",
+        description="voice library: `NAME.voice` (clip + transcript, one file a version) or "
+        "`NAME.wav` (.flac/.mp3/.ogg) + `NAME.txt` transcript",
     )
 
     # -- results in S3 --------------------------------------------------------------
@@ -296,6 +307,7 @@ class Settings:
     download_backoff_seconds: float
     worker_mode: str = "queue"
     max_concurrency: int | None = None
+    io_jobs: int | None = None
     kv_cache_memory_fraction: float = 0.85
     stream_jobs: bool = False
     port: int = 8000
@@ -331,6 +343,7 @@ class Settings:
             download_backoff_seconds=e.MODEL_DOWNLOAD_BACKOFF_SECONDS,
             worker_mode=e.WORKER_MODE,
             max_concurrency=e.MAX_CONCURRENCY,
+            io_jobs=e.IO_JOBS,
             kv_cache_memory_fraction=e.KV_CACHE_MEMORY_FRACTION,
             stream_jobs=e.STREAM_JOBS,
             port=e.PORT,

@@ -25,7 +25,9 @@ class Timings(_Closed):
         description="compiling the decode step or loading its kernels from COMPILE_CACHE_DIR "
         "(first job of a worker only, unless warmed at start)"
     )
-    generate_s: float = Field(description="generation, all chunks")
+    fetch_s: float = Field(description="reference audio fetched (URL, S3) and decoded, outside the generation slot")
+    wait_s: float = Field(description="waiting for a generation slot (all MAX_CONCURRENCY busy)")
+    generate_s: float = Field(description="generation, all chunks (with encoding the voices' clips)")
     encode_s: float = Field(description="resampling and encoding")
     align_s: float = Field(description="word alignment (word_timestamps), in this job's thread")
     upload_s: float = Field(description="S3 upload and presigning (or inline packing)")

@@ -1,7 +1,7 @@
 """OpenAI's ``audio.speech`` request -> the worker's job input, and audio -> response bytes.
 
 Translation only: the job input is validated by the job schema (``schema.parse_request``)
-like any queue job. Errors are ``ApiError`` (an HTTP status and OpenAI's error fields).
+like any queue job. Errors are ``errors.ApiError`` (an HTTP status and OpenAI's error fields).
 
 Response bodies are encoded piece by piece while the audio is generated:
 
@@ -31,8 +31,9 @@ import soundfile as sf
 from ..audio import lossy
 from ..audio.codecs import to_pcm16
 from ..contract.config import Settings
-from ..contract.errors import INVALID_INPUT, WorkerError
+from ..contract.errors import WorkerError
 from ..contract.schema import KNOWN_FIELDS, MODEL_SAMPLE_RATE, parse_request
+from .errors import ApiError, job_error
 
 AUTO_VOICE = "auto"  # the model picks a voice (the job's voice: null)
 MODEL_IDS = ("higgs-audio-v2",)
@@ -57,47 +58,6 @@ DOOR_FIELDS = {
     "scene_prompt",
 }
 EXTRA_FIELDS = tuple(name for name in KNOWN_FIELDS if name not in DOOR_FIELDS) + ("scene_description",)
-
-
-class ApiError(Exception):
-    """An error answered in OpenAI's shape: ``{"error": {"message", "type", "code", "param"}}``."""
-
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
-
-    @property
-    def type(self) -> str:
-        if self.status == 401:
-            return "authentication_error"
-        return "invalid_request_error" if self.status < 500 else "server_error"
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
-
-
-# The job's error codes as HTTP statuses.
-_STATUS = {
-    "invalid_input": 400,
-    "reference_audio": 400,
-    "model_unavailable": 503,
-    "out_of_memory": 503,
-    "generation_failed": 500,
-    "storage": 502,
-}
-
-
-def job_error(error: str) -> ApiError:
-    """``{"error": "<code>: <message>"}`` of a job as an ApiError with an honest status."""
-    code, _, message = error.partition(": ")
-    status = _STATUS.get(code, 500)
-    if code == INVALID_INPUT and message.startswith("unknown voice"):
-        return ApiError(404, message, "voice_not_found", "voice")
-    if "larger than" in message or "inline limit" in message:
-        status = 413
-    if code == INVALID_INPUT and message.startswith("text has"):
-        return ApiError(400, message, "input_too_long", "input")
-    return ApiError(status, message, code or "error")
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,23 @@
 """Add and remove voices of the library on the volume (``VOICES_DIR``) without a pod.
 
 An upload is validated like reference audio (readable, 0.25 s to MAX_REFERENCE_SECONDS,
-at most MAX_REFERENCE_BYTES) and stored as ``NAME.wav`` (16-bit, mono, 24 kHz: what the
-model encodes) plus ``NAME.txt`` (its transcript). Files are written to a temporary name
-in the folder and renamed into place, so a reader never sees half a voice; names are
-plain names (``schema.check_name``) and every path is checked to stay in the folder.
+at most MAX_REFERENCE_BYTES), converted to what the model encodes (16-bit mono 24 kHz WAV)
+and published with its transcript as one new version, ``NAME.voice``, in one atomic rename
+(``io.voices``): a job reads the old version or the new one, never the clip of one with the
+transcript of the other. A flat ``NAME.wav`` + ``NAME.txt`` pair of that name is removed
+after. Names are plain names (``schema.check_name``) and every path stays in the folder.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-from pathlib import Path
 
 import soundfile as sf
 
 from ..contract.errors import REFERENCE_AUDIO, WorkerError
 from ..contract.schema import MAX_DESCRIPTION_CHARS, MODEL_SAMPLE_RATE, check_name
 from ..io.reference_audio import decode_reference
-from ..io.voices import AUDIO_SUFFIXES
+from ..io.voices import VoiceLibrary
 
 RESERVED = {"auto"}  # the HTTP door's name for "the model picks a voice"
 
@@ -30,13 +28,6 @@ class VoiceAdminError(ValueError):
         self.status, self.message, self.code = status, message, code
 
 
-def _path(folder: Path, name: str, suffix: str) -> Path:
-    path = folder / f"{name}{suffix}"
-    if path.resolve().parent != folder.resolve():
-        raise VoiceAdminError(400, "the voice name must stay inside VOICES_DIR", "invalid_voice_name")
-    return path
-
-
 def check_voice_name(name: str) -> str:
     try:
         check_name(name, "name")
@@ -45,19 +36,6 @@ def check_voice_name(name: str) -> str:
     if name.lower() in RESERVED:
         raise VoiceAdminError(400, f"{name!r} is reserved (it means: the model picks a voice)", "invalid_voice_name")
     return name
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_bytes: int, max_seconds: float) -> dict:
@@ -76,19 +54,12 @@ def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_
     except WorkerError as exc:
         message = exc.message if exc.code == REFERENCE_AUDIO else str(exc)
         raise VoiceAdminError(400, message.replace("reference audio", "the voice's audio"), "invalid_audio") from None
-    root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     sf.write(buffer, waveform, MODEL_SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    text_path = _path(root, name, ".txt")
-    if transcript and transcript.strip():
-        _write_atomic(text_path, transcript.strip().encode("utf-8"))
-    else:
-        text_path.unlink(missing_ok=True)
-    _write_atomic(_path(root, name, ".wav"), buffer.getvalue())
-    for suffix in AUDIO_SUFFIXES:  # an older file of another type would shadow nothing, but confuse
-        if suffix != ".wav":
-            _path(root, name, suffix).unlink(missing_ok=True)
+    try:
+        VoiceLibrary(folder).publish(name, buffer.getvalue(), transcript)
+    except ValueError as exc:
+        raise VoiceAdminError(400, str(exc), "invalid_voice_name") from None
     return {
         "id": name,
         "object": "voice",
@@ -99,18 +70,9 @@ def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_
 
 
 def delete_voice(folder: str, name: str) -> bool:
-    """Remove a voice's files; False when there was no such voice."""
+    """Remove a voice (every version and layout); False when there was no such voice."""
     try:
         check_name(name, "name")
     except ValueError as exc:
         raise VoiceAdminError(400, str(exc), "invalid_voice_name") from None
-    root = Path(folder)
-    if not root.is_dir():
-        return False
-    found = False
-    for suffix in (*AUDIO_SUFFIXES, ".txt"):
-        path = _path(root, name, suffix)
-        if path.is_file():
-            path.unlink()
-            found = found or suffix != ".txt"
-    return found
+    return VoiceLibrary(folder).delete(name)

@@ -1,7 +1,15 @@
-"""Fetch and decode reference audio for zero-shot cloning: URL, base64 or S3 key.
+"""Reference audio for zero-shot cloning: URL, base64 or S3 key, checked, fetched and decoded.
 
-URLs are fetched by ``safe_http`` (public addresses only unless ALLOW_PRIVATE_URLS, a
-total time limit, a byte limit). All failures are ``WorkerError("reference_audio", ...)``.
+In two steps, so that a job is checked completely before it waits for anything:
+
+- ``check_reference`` (when the job arrives, no waiting): base64 is decoded (syntax, size);
+  a URL's form and the addresses of its host are checked (``safe_http.check_address``);
+  an S3 key needs S3_BUCKET;
+- ``fetch_reference`` (later, outside the generation slot): the URL is downloaded by
+  ``safe_http`` (public peers only unless ALLOW_PRIVATE_URLS, checked again at every hop; a
+  total time limit; a byte limit), the S3 object read; ``decode_reference`` decodes.
+
+All failures are ``WorkerError("reference_audio", ...)``.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import numpy as np
 from ..audio.codecs import AudioDecodeError, decode, resample
 from ..contract.errors import REFERENCE_AUDIO, WorkerError
 from ..contract.schema import MODEL_SAMPLE_RATE, ReferenceAudio
-from .safe_http import FetchRefused, fetch
+from .safe_http import FetchRefused, check_address, fetch
 
 MIN_REFERENCE_SECONDS = 0.25  # shorter is no voice to clone (and what a lying header leaves)
 
@@ -24,12 +32,16 @@ def _refuse(message: str) -> WorkerError:
     return WorkerError(REFERENCE_AUDIO, message)
 
 
+def _url_refused(exc: FetchRefused) -> WorkerError:
+    hint = " (MAX_REFERENCE_BYTES)" if "larger than" in str(exc) else ""
+    return _refuse(f"reference_audio.url {exc}{hint}")
+
+
 def fetch_url(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
     try:
         return fetch(url, max_bytes, timeout, allow_private)
     except FetchRefused as exc:
-        hint = " (MAX_REFERENCE_BYTES)" if "larger than" in str(exc) else ""
-        raise _refuse(f"reference_audio.url {exc}{hint}") from None
+        raise _url_refused(exc) from None
 
 
 def decode_base64(data: str, max_bytes: int) -> bytes:
@@ -43,24 +55,35 @@ def decode_base64(data: str, max_bytes: int) -> bytes:
         raise _refuse("reference_audio.base64 is not valid base64") from None
 
 
-def load_reference(
+def check_reference(reference: ReferenceAudio, max_bytes: int, allow_private: bool, has_s3: bool) -> bytes | None:
+    """Everything about ``reference`` that needs no download; the decoded bytes of base64."""
+    if reference.base64:
+        return decode_base64(reference.base64, max_bytes)
+    if reference.url:
+        try:
+            check_address(reference.url, allow_private)
+        except FetchRefused as exc:
+            raise _url_refused(exc) from None
+    elif not has_s3:
+        raise _refuse("reference_audio.s3_key needs S3_BUCKET set on the endpoint")
+    return None
+
+
+def fetch_reference(
     reference: ReferenceAudio,
     max_bytes: int,
-    max_seconds: float,
     timeout: float,
     allow_private: bool,
     fetch_s3: Callable[[str, int], bytes] | None,
-) -> tuple[np.ndarray, str | None]:
-    """Return mono float32 audio at the model's sample rate and the transcript."""
+) -> bytes:
+    """The audio bytes of a URL or S3 reference (base64 is decoded by ``check_reference``)."""
     if reference.url:
-        data = fetch_url(reference.url, max_bytes, timeout, allow_private)
-    elif reference.base64:
-        data = decode_base64(reference.base64, max_bytes)
-    else:
-        if fetch_s3 is None:
-            raise _refuse("reference_audio.s3_key needs S3_BUCKET set on the endpoint")
-        data = fetch_s3(reference.s3_key, max_bytes)
-    return decode_reference(data, max_seconds), reference.transcript
+        return fetch_url(reference.url, max_bytes, timeout, allow_private)
+    if reference.base64:
+        return decode_base64(reference.base64, max_bytes)
+    if fetch_s3 is None:
+        raise _refuse("reference_audio.s3_key needs S3_BUCKET set on the endpoint")
+    return fetch_s3(reference.s3_key, max_bytes)
 
 
 def decode_reference(data: bytes, max_seconds: float) -> np.ndarray:

@@ -62,6 +62,22 @@ def check_host(url: str) -> None:
         raise _PrivatePeer()
 
 
+PRIVATE_REFUSED = (
+    "points to a private, loopback or link-local address; refused "
+    "(set ALLOW_PRIVATE_URLS=true on the endpoint to allow it)"
+)
+
+
+def check_address(url: str, allow_private: bool) -> None:
+    """The URL's form and, unless ``allow_private``, every address of its host (resolved now);
+    ``FetchRefused`` otherwise. What ``fetch`` checks before its first connection, for a job
+    that is checked before it waits; ``fetch`` checks again, at every hop."""
+    try:
+        _split(url) if allow_private else check_host(url)
+    except _PrivatePeer:
+        raise FetchRefused(PRIVATE_REFUSED) from None
+
+
 class _Fetch:
     """One fetch: its connections (to check and to cut) and its deadline."""
 
@@ -168,10 +184,7 @@ def fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) -> byte
             url = urljoin(url, location)
         raise FetchRefused(f"redirected more than {MAX_REDIRECTS} times")
     except _PrivatePeer:
-        raise FetchRefused(
-            "points to a private, loopback or link-local address; refused "
-            "(set ALLOW_PRIVATE_URLS=true on the endpoint to allow it)"
-        ) from None
+        raise FetchRefused(PRIVATE_REFUSED) from None
     except FetchRefused:
         raise
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:

@@ -12,6 +12,7 @@ import io
 import json
 import threading
 import time
+import zipfile
 
 import numpy as np
 import openai
@@ -111,7 +112,7 @@ def test_streamed_body_starts_before_generation_ends(server, client):
         first = next(chunks)
         state = requests.get(f"{server.url}/v1/state", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
         rest = b"".join(chunks)
-    assert first and state.json()["requests"].get(request_id) == "running"
+    assert first and state.json()["requests"].get(request_id) == "generating"
     total = len(first) + len(rest)
     assert len(first) < total / 4, (len(first), total)
     server.wait_log(f"job {request_id} done")
@@ -249,7 +250,9 @@ def test_voice_library_admin(server, client):
     )
     assert created.status_code == 201, created.text
     assert created.json()["name"] == "newvoice" and created.json()["duration_s"] == pytest.approx(2.0, abs=0.01)
-    assert (server.voices / "newvoice.wav").is_file() and (server.voices / "newvoice.txt").read_text() == "Hello."
+    with zipfile.ZipFile(server.voices / "newvoice.voice") as stored:  # clip and transcript: one file, one version
+        assert stored.read("transcript.txt") == b"Hello."
+        assert sf.info(io.BytesIO(stored.read("audio.wav"))).samplerate == 24000
     assert not [p for p in server.voices.iterdir() if p.name.startswith(".")]  # no temporary file left
     names = [v["id"] for v in requests.get(url, headers=auth, timeout=10).json()["data"]]
     assert names[0] == "auto" and {"belinda", "newvoice"} <= set(names)
@@ -262,7 +265,7 @@ def test_voice_library_admin(server, client):
     )
     assert rate == 24000 and len(audio) > 0
     assert requests.delete(f"{url}/newvoice", headers=auth, timeout=10).json()["deleted"] is True
-    assert not (server.voices / "newvoice.wav").exists()
+    assert not (server.voices / "newvoice.voice").exists()
     assert error_of(requests.delete(f"{url}/newvoice", headers=auth, timeout=10))["code"] == "voice_not_found"
     for name, data, status in [
         ("a..b", wav_bytes(1.0), 400),  # not a plain name

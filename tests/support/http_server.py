@@ -35,13 +35,14 @@ class HttpWorker:
 
 
 @contextmanager
-def http_worker(env: dict, log_path: Path, ready_timeout: float = 180) -> Iterator[HttpWorker]:
-    """Start the HTTP mode on a free port; yield once /ping answers 200 (its earlier answers kept)."""
+def http_worker(env: dict, log_path: Path, ready_timeout: float = 180, root: Path = ROOT) -> Iterator[HttpWorker]:
+    """Start the HTTP mode (``root``'s handler.py) on a free port; yield once /ping answers 200
+    (its earlier answers kept)."""
     port = _free_port()
     log_file = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-u", "handler.py"],
-        cwd=ROOT,
+        cwd=root,
         env={**env, "WORKER_MODE": "http", "PORT": str(port)},
         stdout=log_file,
         stderr=subprocess.STDOUT,

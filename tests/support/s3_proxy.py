@@ -3,7 +3,9 @@
 boto3 talks to the proxy as if it were S3 (S3_ENDPOINT_URL); requests are relayed to
 moto unchanged unless a fault is set: ``fail_puts`` answers the next PUTs with a 503
 S3 error, ``deny`` answers everything 403 InvalidAccessKeyId (refused credentials),
-``stall_seconds`` holds every request that long before answering (a slow store).
+``stall_seconds`` holds every request that long before answering (a slow store), or until
+``unstall()`` lets the held requests and every later one through (a store that hung, then
+came back).
 A real S3 outage cannot be produced here; this stands in for it, the data path is moto.
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import threading
-import time
 from urllib.parse import urlsplit
 
 ERROR_XML = "<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -24,6 +25,7 @@ class S3Proxy:
         self.fail_puts = 0
         self.deny = False
         self.stall_seconds = 0.0
+        self.unstalled = threading.Event()
         self.requests: list[tuple[str, str, int]] = []
         self.lock = threading.Lock()
         proxy = self
@@ -39,7 +41,7 @@ class S3Proxy:
                 body = self.rfile.read(length) if length else b""
                 status = proxy._fault(self.command)
                 if proxy.stall_seconds:
-                    time.sleep(proxy.stall_seconds)
+                    proxy.unstalled.wait(proxy.stall_seconds)
                 if status:
                     proxy._record(self.command, self.path, status)
                     code = "InvalidAccessKeyId" if status == 403 else "ServiceUnavailable"
@@ -77,6 +79,10 @@ class S3Proxy:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def unstall(self) -> None:
+        self.stall_seconds = 0.0
+        self.unstalled.set()
 
     def _record(self, method: str, path: str, status: int) -> None:
         with self.lock:  # recorded before the answer is sent: a client never sees an unrecorded answer

@@ -1,0 +1,113 @@
+"""One HTTP request's job, checked already (``Service.prepare``), run with ``Worker.run`` in a thread.
+
+Admission: ``Worker.jobs_at_once`` jobs run at once (the generation slots plus IO_JOBS,
+``higgs_worker.admission``); more requests wait, in arrival order, never refused. Inside,
+a job holds a generation slot only while it generates. ``HttpJob.events`` gets ("audio",
+piece) while it runs (when the route wants audio), then ("done", output). A client that
+goes away sets the job's stop flag: a waiting job leaves the queue, a generating one stops
+at its next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from contextlib import suppress
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+
+from ..jobs import PreparedJob
+from .service import Service
+
+log = logging.getLogger(__name__)
+
+
+class HttpJob:
+    def __init__(self, service: Service, prepared: PreparedJob, want_audio: bool):
+        self.service, self.prepared, self.want_audio = service, prepared, want_audio
+        self.id = f"http-{uuid.uuid4().hex[:12]}"
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.stop = threading.Event()
+
+    async def start(self) -> None:
+        """Wait to be admitted (as long as it takes), then run in a thread that leaves when done."""
+        service = self.service
+        if service.admission is None:
+            service.admission = asyncio.Semaphore(service.worker.jobs_at_once)
+        service.active[self.id] = "queued"
+        try:
+            await service.admission.acquire()
+        except BaseException:
+            service.active.pop(self.id, None)
+            raise
+        loop = asyncio.get_running_loop()
+
+        def put(event: tuple) -> None:
+            with suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+        def release() -> None:
+            service.active.pop(self.id, None)
+            service.admission.release()
+
+        def on_audio(piece: np.ndarray) -> None:
+            put(("audio", piece))
+
+        def on_phase(phase: str) -> None:
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(service.active.__setitem__, self.id, phase)
+
+        def work() -> None:
+            output = {"error": "generation_failed: the job ended unexpectedly; the worker is still serving"}
+            try:
+                output = service.worker.run(
+                    {"id": self.id},
+                    self.stop.is_set,
+                    None,
+                    None,
+                    on_audio if self.want_audio else None,
+                    on_phase=on_phase,
+                    prepared=self.prepared,
+                )
+            finally:  # whatever happens, the slot is freed and the waiting side gets its result
+                put(("done", output))
+                with suppress(RuntimeError):
+                    loop.call_soon_threadsafe(release)
+
+        threading.Thread(target=work, name=f"job-{self.id}", daemon=True).start()
+
+    def cancel(self, why: str) -> None:
+        if not self.stop.is_set():
+            self.stop.set()
+            log.info("request %s: %s; stopping its generation", self.id, why)
+
+    async def first_event(self, request: Request) -> tuple[str, Any] | None:
+        """Start the job and wait for its first event; None when the client left first."""
+
+        async def first() -> tuple[str, Any]:
+            await self.start()
+            return await self.events.get()
+
+        getter = asyncio.ensure_future(first())
+        watcher = asyncio.ensure_future(disconnected(request))
+        try:
+            done, _ = await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        self.cancel("the client disconnected while waiting")
+        return None
+
+
+async def disconnected(request: Request) -> None:
+    """Returns when the client has gone (the request body is already read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,159 @@
+"""A job's voices (library voices and reference audio), in three steps that match the job's phases:
+
+1. ``check_voices`` when the job arrives, before it waits for anything: every library voice
+   is read once (``VoiceLibrary.read``: clip and transcript of one version, or the cached
+   clip of that version), base64 is decoded, and the audio at hand (base64, library clips)
+   is decoded to 24 kHz; URLs pass the address check, S3 keys need a bucket. Bad input
+   fails here, whatever the load.
+2. ``fetch_voices`` outside the generation slot: URLs are downloaded, S3 keys read, and
+   their audio decoded (network and CPU, no model).
+3. ``JobVoices.resolver`` inside the generation slot: clips are encoded by the audio
+   tokenizer (on the device); a library voice's codes go in ``VoiceClips`` under the key of
+   the version that was read.
+
+A voice named twice in one job (``voice`` and a speaker, or two speakers) is read once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .contract.config import Settings
+from .contract.schema import ReferenceAudio, SynthesisRequest
+from .io.reference_audio import check_reference, decode_reference, fetch_reference
+from .io.voices import VoiceLibrary
+from .model.engine import Engine
+from .model.prompt import AudioClip
+
+VOICE_CACHE_SIZE = 32
+
+FetchS3 = Callable[[str, int], bytes]
+
+
+class VoiceClips:
+    """Encoded clips of library voices, keyed by the identity of the version read (LRU)."""
+
+    def __init__(self, size: int = VOICE_CACHE_SIZE):
+        self.size = size
+        self._clips: OrderedDict[tuple, AudioClip] = OrderedDict()
+        self._lock = threading.Lock()  # jobs run at once: the cache is shared
+
+    def get(self, key: tuple) -> AudioClip | None:
+        with self._lock:
+            clip = self._clips.get(key)
+            if clip is not None:
+                self._clips.move_to_end(key)
+            return clip
+
+    def put(self, key: tuple, clip: AudioClip) -> None:
+        with self._lock:
+            self._clips[key] = clip
+            self._clips.move_to_end(key)
+            while len(self._clips) > self.size:
+                self._clips.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+
+@dataclass
+class VoiceInput:
+    """One voice of a job, as it goes from checked to fetched to encoded."""
+
+    transcript: str | None
+    key: tuple | None = None  # library voice: the version read (cache key)
+    reference: ReferenceAudio | None = None  # reference audio still to fetch (URL, S3 key)
+    data: bytes | None = None  # audio bytes still to decode
+    waveform: np.ndarray | None = None  # decoded, still to encode
+    clip: AudioClip | None = None  # encoded
+
+
+@dataclass
+class JobVoices:
+    by_name: dict[str, VoiceInput] = field(default_factory=dict)
+    by_reference: dict[int, VoiceInput] = field(default_factory=dict)  # id(ReferenceAudio) of the request
+
+    def items(self) -> list[VoiceInput]:
+        return [*self.by_name.values(), *self.by_reference.values()]
+
+    def find(self, source: str | ReferenceAudio) -> VoiceInput:
+        return self.by_name[source] if isinstance(source, str) else self.by_reference[id(source)]
+
+    def resolver(self, engine: Engine, clips: VoiceClips) -> Callable[[str | ReferenceAudio], tuple]:
+        """``synthesis.build_voice_setup``'s resolver: (codes, transcript) of a voice of this job."""
+
+        def resolve(source: str | ReferenceAudio) -> tuple[AudioClip, str | None]:
+            item = self.find(source)
+            if item.clip is None:
+                assert item.waveform is not None, "fetch_voices runs before the voices are encoded"
+                item.clip = engine.encode_audio(item.waveform)
+                item.waveform = None
+                if item.key is not None:
+                    clips.put(item.key, item.clip)
+            return item.clip, item.transcript
+
+        return resolve
+
+
+def sources(request: SynthesisRequest) -> list[str | ReferenceAudio]:
+    """Every voice source of the request (library names and reference audio), in prompt order."""
+    found: list[str | ReferenceAudio] = []
+    for speaker in (request.speakers or {}).values():
+        source = speaker.voice or speaker.reference_audio
+        if source is not None:
+            found.append(source)
+    source = request.voice or request.reference_audio
+    if source is not None:
+        found.append(source)
+    return found
+
+
+def check_voices(request: SynthesisRequest, library: VoiceLibrary, clips: VoiceClips, settings: Settings) -> JobVoices:
+    """Step 1 (no waiting): raises ``WorkerError`` (invalid_input, reference_audio) on bad input."""
+    voices = JobVoices()
+    for source in sources(request):
+        if isinstance(source, str):
+            if source in voices.by_name:
+                continue
+            held: dict[tuple, AudioClip] = {}
+
+            def known(key: tuple, held=held) -> bool:  # holds the clip, so an eviction cannot lose it
+                clip = clips.get(key)
+                if clip is not None:
+                    held[key] = clip
+                return clip is not None
+
+            version = library.read(source, known)
+            item = VoiceInput(version.transcript, key=version.key, data=version.audio, clip=held.get(version.key))
+            voices.by_name[source] = item
+        else:
+            data = check_reference(
+                source, settings.max_reference_bytes, settings.allow_private_urls, settings.s3 is not None
+            )
+            item = VoiceInput(source.transcript, reference=None if data is not None else source, data=data)
+            voices.by_reference[id(source)] = item
+        if item.data is not None:  # unreadable or too long: refused now, not after a wait
+            item.waveform = decode_reference(item.data, settings.max_reference_seconds)
+            item.data = None
+    return voices
+
+
+def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None) -> None:
+    """Step 2 (network and CPU, outside the generation slot): URL and S3 references fetched and decoded."""
+    for item in voices.items():
+        if item.reference is not None:
+            item.data = fetch_reference(
+                item.reference,
+                max_bytes=settings.max_reference_bytes,
+                timeout=settings.url_timeout_seconds,
+                allow_private=settings.allow_private_urls,
+                fetch_s3=fetch_s3,
+            )
+            item.reference = None
+            item.waveform = decode_reference(item.data, settings.max_reference_seconds)
+            item.data = None
