@@ -48,7 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-ENDPOINT = "fake-endpoint"
+from tests.support.fake_runpod import ENDPOINT, sdk_worker_env
+
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 
 
@@ -137,17 +138,7 @@ class FakeEndpoint:
 
     def worker_env(self, worker_id: str) -> dict[str, str]:
         """The variables RunPod sets in a serverless worker, pointing at this endpoint."""
-        base = f"{self.url}/v2/{ENDPOINT}"
-        return {
-            "RUNPOD_POD_ID": worker_id,
-            "RUNPOD_AI_API_KEY": self.worker_key,
-            "RUNPOD_ENDPOINT_ID": ENDPOINT,
-            "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID?gpu=fake",
-            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=fake",
-            "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=fake",
-            "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID?gpu=fake",
-            "RUNPOD_PING_INTERVAL": "1000",  # ms
-        }
+        return sdk_worker_env(self.url, self.worker_key, worker_id)
 
     # -- what a test does ---------------------------------------------------------------
 

@@ -47,6 +47,22 @@ ENDPOINT = "fake-endpoint"
 WORKER = "fake-worker-1"
 
 
+def sdk_worker_env(url: str, api_key: str, worker_id: str) -> dict[str, str]:
+    """The variables RunPod sets in a serverless worker, pointing the SDK's loop at ``url``
+    (a fake control plane serving ``/v2/{ENDPOINT}/job-take``, ``job-done``, ``job-stream``, ``ping``)."""
+    base = f"{url}/v2/{ENDPOINT}"
+    return {
+        "RUNPOD_POD_ID": worker_id,
+        "RUNPOD_AI_API_KEY": api_key,
+        "RUNPOD_ENDPOINT_ID": ENDPOINT,
+        "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID?gpu=fake",
+        "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=fake",
+        "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=fake",
+        "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID?gpu=fake",
+        "RUNPOD_PING_INTERVAL": "1000",  # ms
+    }
+
+
 @dataclass
 class Event:
     t: float  # time.monotonic() when the fake handled it
@@ -86,17 +102,7 @@ class FakeRunPod:
 
     def worker_env(self) -> dict[str, str]:
         """The variables RunPod sets in a serverless worker, pointing at this fake."""
-        base = f"{self.url}/v2/{ENDPOINT}"
-        return {
-            "RUNPOD_POD_ID": WORKER,
-            "RUNPOD_AI_API_KEY": self.api_key,
-            "RUNPOD_ENDPOINT_ID": ENDPOINT,
-            "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID?gpu=fake",
-            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=fake",
-            "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=fake",
-            "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID?gpu=fake",
-            "RUNPOD_PING_INTERVAL": "1000",  # ms
-        }
+        return sdk_worker_env(self.url, self.api_key, WORKER)
 
     # -- what a test does -------------------------------------------------------------
 
