@@ -481,12 +481,13 @@ def long_form_prompt(engine: Engine, reference_frames: int = 250, context_frames
 
 
 def long_form_budget(engine: Engine, prompt: Prompt, text: str, cap: int = 15000) -> int:
-    """max_new_tokens the worker gives that chunk (its estimate from the text and, where the
-    engine reads it, the voice's pace in the prompt's earlier audio)."""
-    pace = getattr(engine, "pace_of", None)
-    if pace is None:
+    """max_new_tokens the worker gives that chunk: its estimate from the text and the voice's
+    pace in the prompt's earlier turns (synthesis.chunk_budget; before it, the text alone)."""
+    try:
+        from ..synthesis import chunk_budget
+    except ImportError:  # the worker before the pace-aware estimate
         return engine.max_tokens_for(text, cap)
-    return engine.max_tokens_for(text, cap, pace(prompt.turns[:-1]))
+    return chunk_budget(engine, text, cap, prompt.turns[:-1])
 
 
 def mixed_jobs(engine: Engine, jobs: int, frames: int) -> dict:

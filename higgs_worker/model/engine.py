@@ -372,8 +372,11 @@ class Engine:
             return self.no_codes()
         return self.processor.revert_delay_pattern(rows).transpose(0, 1).clamp(0, self.code_limit - 1)
 
-    def max_tokens_for(self, text: str, cap: int) -> int:
-        """Bound generation steps from the text: ~14 characters per second of speech,
-        twice that for slow expressive reading, plus the delay-pattern steps."""
-        seconds = max(1.0, len(text) / 14.0)
-        return min(cap, int(math.ceil(seconds * FRAMES_PER_SECOND * 2.0)) + 2 * self.num_codebooks + 25)
+    def max_tokens_for(self, text: str, cap: int, seconds: float | None = None) -> int:
+        """Bound generation steps for ``seconds`` of speech (synthesis estimates them from the
+        text and the voice's pace: higgs_worker/text/pace.py), or without them from the text
+        alone (~14 characters per second, twice that for slow expressive reading), plus the
+        delay-pattern steps and a second."""
+        if seconds is None:
+            seconds = 2.0 * max(1.0, len(text) / 14.0)
+        return min(cap, int(math.ceil(seconds * FRAMES_PER_SECOND)) + 2 * self.num_codebooks + 25)
