@@ -9,14 +9,15 @@ in the next row, ``remove`` moves the last row into the hole) and steps them wit
 - the batch is padded to a batch-size bucket when the step is compiled (``batch_buckets``);
 - attention covers the live length only: the columns up to the longest active sequence,
   rounded up to a length bucket (multiples of ``LENGTH_STEP``, the last one the cache's
-  length), so a step costs what its sequences hold, not the cache's capacity. The compiled
-  step takes the columns as an input whose length is marked dynamic: one compiled graph per
-  batch bucket serves every length bucket (on CUDA, CUDA-graph trees record one graph per
-  batch bucket and length bucket, all recorded at warm-up).
+  length), so a step costs what its sequences hold, not the cache's capacity.
 
-Graphs: the slot lane compiles ``len(batch_buckets)`` graphs (at most ``MAX_BUCKETS``, with the
-solo lane's one), and records ``len(batch_buckets) x len(length_buckets)`` CUDA graphs; the solo
-lane one graph and ``len(its length_buckets)`` CUDA graphs (``Lane.graphs``).
+Graphs. The compiled step takes the key columns as an input whose length is marked dynamic, and
+its batch dimension may be dynamic too (``maybe_mark_dynamic``: dynamo specializes batch 1, and
+any size it cannot keep symbolic): a lane compiles 2 graphs (batch 1, and batches of 2 and more),
+at most ``len(batch_buckets)`` (``MAX_BUCKETS`` with the solo lane's, dynamo's recompile limit).
+On CUDA, CUDA-graph trees record one CUDA graph per batch bucket and length bucket, all at
+warm-up: ``len(batch_buckets) x len(length_buckets)`` (64 for 8 slots of 8192 positions, 80 for
+16; the solo lane's 1 x 32 more). ``Lane.graphs`` and ``Scheduler.graphs`` count them.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Lane:
 
     @property
     def graphs(self) -> dict:
-        """How many graphs this lane compiles and how many CUDA graphs it records (when compiled)."""
+        """Graphs this lane compiles (at most; 2 when dynamo keeps the batch symbolic) and CUDA
+        graphs it records, when compiled."""
         sizes = self.batch_buckets or []
         return {"compiled": len(sizes), "cuda_graphs": len(sizes) * len(self.length_buckets)}
 
@@ -118,9 +120,10 @@ class Lane:
 
     def run(self, codes: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """The step over ``codes`` (size, 1, num_codebooks) with the cache's positions set."""
-        if self.live_length and self.step.runs_compiled(codes.shape[0]):
-            # one graph for every length bucket (the cache's last column stays outside them all)
-            torch._dynamo.mark_dynamic(columns, 0, min=2, max=self.cache.length)
+        if self.step.runs_compiled(codes.shape[0]):
+            torch._dynamo.maybe_mark_dynamic(codes, 0)  # one graph for the batch buckets above 1
+            if self.live_length:  # one graph for every length bucket (the scratch column is outside all)
+                torch._dynamo.mark_dynamic(columns, 0, min=2, max=self.cache.length)
         return self.step(codes, columns)
 
     def forward(self, num_codebooks: int) -> torch.Tensor:

@@ -170,16 +170,20 @@ class CountingBackend:
         return graph.forward
 
 
-def test_one_compiled_graph_per_batch_bucket_serves_every_length_bucket(engine):
+@pytest.mark.parametrize("slots", [2, 8])
+def test_two_compiled_graphs_serve_every_batch_bucket_and_length_bucket(engine, slots):
+    """Batch 1 and one graph with a dynamic batch and length for the rest (on CUDA: one CUDA graph
+    recorded per batch bucket and length bucket)."""
     backend = CountingBackend()
     settings = LoopSettings(compile=True, compile_backend=backend)
-    built = engine_with(engine, slots=2, settings=settings)
+    built = engine_with(engine, slots=slots, settings=settings)
     plain = engine_with(engine, slots=2)
     built.warm_up()  # every batch bucket at every length bucket
     scheduler = built.scheduler
-    assert scheduler.buckets == [1, 2] and len(scheduler.lanes[0].length_buckets) == 16
-    assert sorted(backend.compiles) == [1, 2]  # 32 (size, length) pairs, 2 graphs
-    assert scheduler.graphs["compiled"] == 2 and scheduler.graphs["cuda_graphs"] == 2 * 16
+    assert scheduler.buckets == [1, 2, 4, 8][: slots.bit_length()] and len(scheduler.lanes[0].length_buckets) == 16
+    assert sorted(backend.compiles) == [1, 2]  # every (size, length) pair: 2 graphs
+    assert scheduler.graphs["compiled"] == len(scheduler.buckets)  # at most (were the batch specialized)
+    assert scheduler.graphs["cuda_graphs"] == len(scheduler.buckets) * 16
     sampling = Sampling(max_new_tokens=24)
     assert torch.equal(
         rows_of(built, prompt(5, context_frames=600), sampling, 5),
@@ -199,7 +203,7 @@ def test_the_solo_lane_is_compiled_too_and_all_graphs_stay_within_the_recompile_
     assert graphs["lanes"]["solo lane"]["batch_buckets"] == [1]
     assert len(scheduler.buckets) == MAX_BUCKETS - 1
     scheduler.warm_up()
-    assert sorted(backend.compiles) == sorted(scheduler.buckets + [1])  # one per slot bucket, one solo
+    assert sorted(backend.compiles) == [1, 1, 2]  # slot lane: batch 1 and the rest (dynamic); solo lane: 1
     long = Sampling(max_new_tokens=300)  # prompt ~150: too long for a 256-position slot
     got = rows_of(built, prompt(6), long, 6, scheduler=scheduler)
     assert torch.equal(got, rows_of(plain, prompt(6), long, 6))  # the same codes as in a slot
