@@ -460,10 +460,11 @@ def print_shares(result: dict) -> None:
         print(f"{level:>5}{cells}{row['wall_ms_per_step']:>11.2f}")
 
 
-def long_form_prompt(engine: Engine, reference_frames: int = 250, context_frames: int = 1000) -> tuple[Prompt, str]:
-    """Chunk 3 of a long-form job as ``synthesize`` builds it: a reference voice (clip and
-    transcript), the two previous chunks (100 words each, their audio codes) and the next
-    100 words. Random codes (the timing is what counts). Returns the prompt and its text."""
+def long_form_prompt(engine: Engine, reference_frames: int = 150, context_frames: int = 1000) -> tuple[Prompt, str]:
+    """Chunk 3 of a long-form job as ``synthesize`` builds it: a reference voice (a 6-second clip
+    and its 17-word transcript), the two previous chunks (100 words each, 40 seconds of audio
+    codes each) and the next 100 words. Random codes (the timing is what counts). Returns the
+    prompt and its text."""
     from ..model.prompt import AudioClip
 
     generator = torch.Generator().manual_seed(7)
@@ -473,7 +474,7 @@ def long_form_prompt(engine: Engine, reference_frames: int = 250, context_frames
 
     words = (TEXT + " ") * 6  # ~110 words
     chunk = " ".join(words.split()[:100])
-    turns = [Turn("user", "A short reference sentence, spoken by the voice."), Turn("assistant", audio=clip(250))]
+    turns = [Turn("user", TEXT), Turn("assistant", audio=clip(reference_frames))]
     for _ in range(2):
         turns += [Turn("user", chunk), Turn("assistant", audio=clip(context_frames))]
     turns.append(Turn("user", chunk))
@@ -595,11 +596,12 @@ def attention_table(
     repeats: int = 50,
     budget_s: float = 1.0,
     shapes: tuple[int, int, int] = (24, 8, 128),
+    variants: list[str] | None = None,
 ) -> dict:
-    """ms per layer for each attention variant at the real model's head shapes (24 query heads,
-    8 key/value heads of 128), ``batch`` rows in a cache of ``capacity`` positions, at each live
-    length (the mask opens it all), eager or compiled: the median of 3 to ``repeats`` calls
-    (as many as ``budget_s`` allows)."""
+    """ms per layer for each attention variant (or those named in ``variants``) at the real
+    model's head shapes (24 query heads, 8 key/value heads of 128), ``batch`` rows in a cache of
+    ``capacity`` positions, at each live length (the mask opens it all), eager or compiled: the
+    median of 3 to ``repeats`` calls (as many as ``budget_s`` allows)."""
     heads, kv_heads, dim = shapes
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -609,6 +611,8 @@ def attention_table(
     table: dict = {}
     reference: dict[int, torch.Tensor] = {}  # the first variant's output at each length
     for name, fn in attention_variants().items():
+        if variants is not None and name not in variants:
+            continue
         run = torch.compile(fn, dynamic=False) if compile_on else fn
         row = {}
         for length in lengths:
