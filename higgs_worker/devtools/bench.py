@@ -429,6 +429,8 @@ def iteration_shares(engine: Engine, levels: list[int], frames: int) -> dict:
         timings = getattr(scheduler, "timings", None)
         before = dict(timings) if timings is not None else {}
         steps_before = scheduler.steps
+        codec = getattr(engine, "codec", None)  # the codec batcher, where there is one
+        codec_before = (codec.calls, codec.windows) if codec is not None else (0, 0)
         results, wall = run_together(engine, [(i, prompts[i], sampling, i, None) for i in range(level)])
         steps = max(1, scheduler.steps - steps_before)
         spent = {k: v - before.get(k, 0.0) for k, v in (timings or {}).items()}
@@ -443,6 +445,9 @@ def iteration_shares(engine: Engine, levels: list[int], frames: int) -> dict:
             "iteration_ms_per_step": iteration,
             "ms_per_step": parts,
             "share": {k: (v / total if total else None) for k, v in parts.items()},
+            "codec_windows_per_call": (
+                (codec.windows - codec_before[1]) / max(1, codec.calls - codec_before[0]) if codec is not None else 1.0
+            ),
         }
         print(f"shares at {level}: " + json.dumps(table[level]), file=sys.stderr, flush=True)
     return {"frames": frames, "device": engine.device, "levels": table}
@@ -454,10 +459,10 @@ def print_shares(result: dict) -> None:
         f"where a step's time goes, ms per batched step (share of scheduler iteration + codec decode), "
         f"{result['frames']} frames per job, {result['device']}"
     )
-    print(f"{'jobs':>5}" + "".join(f"{p:>18}" for p in parts) + f"{'wall/step':>11}")
+    print(f"{'jobs':>5}" + "".join(f"{p:>18}" for p in parts) + f"{'wall/step':>11}{'windows/decode':>16}")
     for level, row in result["levels"].items():
         cells = "".join(f"{row['ms_per_step'][p]:>9.2f} ({row['share'][p] or 0:>4.0%})" for p in parts)
-        print(f"{level:>5}{cells}{row['wall_ms_per_step']:>11.2f}")
+        print(f"{level:>5}{cells}{row['wall_ms_per_step']:>11.2f}{row['codec_windows_per_call']:>16.2f}")
 
 
 def long_form_prompt(engine: Engine, reference_frames: int = 150, context_frames: int = 1000) -> tuple[Prompt, str]:

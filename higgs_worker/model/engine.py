@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import memory_plan
+from .codec_batch import CodecBatcher
 from .decode_loop import DecodeLoop, LoopSettings
 from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
 from .scheduler import Scheduler
@@ -135,6 +136,8 @@ class Engine:
         # the audio tokenizer's workspace is reserved for so many calls at once (memory_plan)
         on_cuda = device.startswith("cuda")
         self._codec_calls = threading.BoundedSemaphore(memory_plan.CODEC_CALLS_AT_ONCE) if on_cuda else nullcontext()
+        # windows due at once are decoded in one call (within one window's frames: the plan's reserve)
+        self.codec = CodecBatcher(self._decode_batch, memory_plan.CODEC_BATCH_FRAMES)
 
     @property
     def scheduler(self) -> Scheduler:
@@ -276,12 +279,16 @@ class Engine:
             return np.zeros(0, dtype=np.float32)
         return decode_in_windows(self._decode_piece, codes, self.samples_per_frame, memory_plan.CODEC_WINDOW_FRAMES)
 
-    @torch.inference_mode()
     def _decode_piece(self, codes: torch.Tensor) -> np.ndarray:
+        return self.codec.decode(codes)
+
+    @torch.inference_mode()
+    def _decode_batch(self, codes: torch.Tensor) -> np.ndarray:
+        """Codes (batch, num_codebooks, frames) -> audio (batch, samples)."""
         with self._codec_calls:
             codes = codes.to(self.device)  # in range: undo_delay or the audio tokenizer made them
-            audio = self.audio_tokenizer.decode(codes.unsqueeze(0)).audio_values
-            return audio.reshape(-1).float().cpu().numpy()
+            audio = self.audio_tokenizer.decode(codes).audio_values
+            return audio.reshape(codes.shape[0], -1).float().cpu().numpy()
 
     # -- generation -----------------------------------------------------------------
 

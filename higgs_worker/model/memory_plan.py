@@ -25,7 +25,9 @@ The parts, from the shapes and coefficients measured with ``python benchmarks/me
   a time (``CODEC_CALLS_AT_ONCE``; calls from the jobs' threads would run one after another on
   the one CUDA stream anyway) and decodes long chunks in windows of ``CODEC_WINDOW_FRAMES``,
   so the reserve is the larger of encoding MAX_REFERENCE_SECONDS of reference audio
-  (``ENCODE_BYTES_PER_SECOND``) and decoding one window (``DECODE_BYTES_PER_FRAME``).
+  (``ENCODE_BYTES_PER_SECOND``) and decoding one window (``DECODE_BYTES_PER_FRAME``); the
+  streaming windows several jobs need at once are decoded in one call of at most as many
+  frames (``CODEC_BATCH_FRAMES``, model/codec_batch.py).
   Without both limits 16 jobs decoding 86-second chunks at once would want about 19 GB.
 - prefill: the activations of one ``PREFILL_TOKENS``-token prefill piece; the prompt's own
   KV cache (at most a slot's length before it moves into a slot) grows with the slots.
@@ -55,6 +57,7 @@ SLOT_ROUNDING = 128
 CODEC_CALLS_AT_ONCE = 1  # audio tokenizer encodes/decodes on the GPU at a time (engine)
 CODEC_WINDOW_FRAMES = 375  # longest decode in one call (15 s); longer chunks decode in windows
 CODEC_CONTEXT_FRAMES = 15  # frames around a window (left context and held right edge)
+CODEC_BATCH_FRAMES = CODEC_WINDOW_FRAMES + 2 * CODEC_CONTEXT_FRAMES  # one decode call's frames, all windows
 DECODE_BYTES_PER_FRAME = 0.58e6  # measured: 0.55 MiB per frame (25, 100 and 400 frames)
 ENCODE_BYTES_PER_SECOND = 31.1e6  # measured: 29.6 MiB per second of audio (2, 8 and 30 s)
 PREFILL_TOKENS = 512  # the scheduler's prefill piece
@@ -118,7 +121,7 @@ class Reserve:
 def codec_workspace(max_reference_seconds: float) -> int:
     """One audio tokenizer call at its largest: a reference encode or a window decode."""
     encode = ENCODE_BYTES_PER_SECOND * max_reference_seconds
-    decode = DECODE_BYTES_PER_FRAME * (CODEC_WINDOW_FRAMES + 2 * CODEC_CONTEXT_FRAMES)
+    decode = DECODE_BYTES_PER_FRAME * CODEC_BATCH_FRAMES
     return int(CODEC_CALLS_AT_ONCE * max(encode, decode))
 
 
