@@ -720,6 +720,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-lengths", action="store_true", help="step time vs live length at two capacities")
     parser.add_argument("--shares", default=None, help="e.g. 1,8,16: where a step's time goes at so many jobs")
     parser.add_argument("--mix", type=int, default=None, help="jobs in the short/long-form mix (e.g. 8)")
+    parser.add_argument(
+        "--mix-frames",
+        type=int,
+        default=None,
+        help="frames per job in the mix (default 4 x --frames: the long prompt's prefill amortized)",
+    )
     parser.add_argument("--attention", action="store_true", help="attention functions at the real shapes")
     parser.add_argument("--attention-compile", action="store_true", help="the same, each variant compiled")
     args = parser.parse_args(argv)
@@ -759,7 +765,7 @@ def main(argv: list[str] | None = None) -> None:
             results["shares"] = iteration_shares(engine, share_levels, frames)
             print_shares(results["shares"])
         if args.mix:
-            results["mix"] = mixed_jobs(engine, args.mix, frames)
+            results["mix"] = mixed_jobs(engine, args.mix, args.mix_frames or 4 * frames)
             print_mix(results["mix"])
         print(json.dumps(results if len(results) > 1 else next(iter(results.values()))))
         return
