@@ -17,6 +17,7 @@ from .contract.schema import ReferenceAudio, SynthesisRequest
 from .model.engine import Engine, Sampling
 from .model.prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from .text.chunking import has_speaker_tags, speaker_of, split_text
+from .text.pace import bound_seconds, pace_from
 
 CONTEXT_CHUNKS = 2
 
@@ -98,14 +99,33 @@ def build_voice_setup(request: SynthesisRequest, resolve: ClipResolver) -> Voice
     return setup
 
 
-def sampling_for(request: SynthesisRequest, engine: Engine, chunk: str, cap: int) -> Sampling:
+def voice_pace(turns: list[Turn]) -> float | None:
+    """Frames per spoken unit the voice has shown in ``turns``: the slowest of its (user text,
+    assistant audio) pairs (the reference clip with its transcript, the chunks generated so far)."""
+    pairs = [
+        (said.text or "", heard.audio.codes.shape[1])
+        for said, heard in zip(turns, turns[1:], strict=False)
+        if said.role == "user" and heard.role == "assistant" and heard.audio is not None
+    ]
+    return pace_from(pairs)
+
+
+def chunk_budget(engine: Engine, chunk: str, cap: int, context: list[Turn]) -> int:
+    """max_new_tokens for ``chunk``: its speech at the pace the voice showed in ``context`` (the
+    prompt's example and history turns), or at a typical pace with more slack (text/pace.py)."""
+    return engine.max_tokens_for(chunk, cap, bound_seconds(chunk, voice_pace(context)))
+
+
+def sampling_for(
+    request: SynthesisRequest, engine: Engine, chunk: str, cap: int, context: list[Turn] | None = None
+) -> Sampling:
     return Sampling(
         temperature=request.temperature,
         top_p=request.top_p,
         top_k=request.top_k,
         ras_win_len=request.ras_win_len,
         ras_win_max_num_repeat=request.ras_win_max_num_repeat,
-        max_new_tokens=request.max_new_tokens or engine.max_tokens_for(chunk, cap),
+        max_new_tokens=request.max_new_tokens or chunk_budget(engine, chunk, cap, context or []),
     )
 
 
@@ -128,12 +148,9 @@ def synthesize(
     chunks: list[ChunkAudio] = []
     for index, text in enumerate(texts):
         yield ChunkStarted(index, len(texts))
-        prompt = Prompt(
-            system=setup.system,
-            scene=list(setup.scene),
-            turns=setup.examples + history[-2 * CONTEXT_CHUNKS :] + [Turn("user", text=text)],
-        )
-        sampling = sampling_for(request, engine, text, max_new_tokens_cap)
+        context = setup.examples + history[-2 * CONTEXT_CHUNKS :]
+        prompt = Prompt(system=setup.system, scene=list(setup.scene), turns=context + [Turn("user", text=text)])
+        sampling = sampling_for(request, engine, text, max_new_tokens_cap, context)
         streamer = engine.streaming_decoder() if stream else None
         rows = []
         for row in engine.generate_rows(prompt, sampling, should_stop, generator):

@@ -173,10 +173,24 @@ for line in open(sys.argv[1]):
         "setup": lambda: f"torch {s['ran']['torch']}, triton {s['ran']['triton']}, transformers {s['ran']['transformers']}"
         + (f" (pins differ: {', '.join(s['differ_from_pins'])})" if s["differ_from_pins"] else ""),
         "warm-up": lambda: f"compiled buckets {s['compiled_buckets']} of {s['buckets']}, {s['graphs_compiled']} graphs, "
-        f"{s['fallbacks']} fallback(s)",
+        f"{s['graphs']['cuda_graphs']} CUDA graphs, {s['slots']} x {s['slot_len']} slots, {s['fallbacks']} fallback(s)",
         "numerics": lambda: f"batched vs batch-1 max rel diff {s['teacher_forced_4_at_once']['max_rel_diff']:.2e}, "
         f"top-1 {s['teacher_forced_4_at_once']['min_top1_agreement']:.3f}; greedy = generate() for "
         f"{s['greedy_vs_generate']['leading_rows_equal']}/{s['greedy_vs_generate']['rows']} rows",
+        "step-cost": lambda: f"ms/step, {s['slots']} busy (1) by live length: " + ", ".join(
+            f"{n}: {v:.2f} ({s['ms_per_step']['one'][n]:.2f})" for n, v in s["ms_per_step"]["all_slots"].items()
+        ),
+        "attention": lambda: "; ".join(
+            f"{mode} at live {h['length']}: packed SDPA {h['packed']:.3f} ms/layer vs repeat_kv over the cache "
+            f"{h['before']:.3f}" for mode, h in s["headline"].items()
+        ),
+        "shares": lambda: "; ".join(
+            f"{n}: " + ", ".join(f"{p} {v:.0%}" for p, v in row["share"].items() if v and v >= 0.05)
+            for n, row in s["levels"].items()
+        ),
+        "mix": lambda: f"neighbours x{s['neighbours_ratio']:.2f} beside a long-form chunk "
+        f"({s['long_form']['positions']} positions, {s['placed']} lane), total x"
+        f"{s['with']['audio_s_per_s'] / s['without']['audio_s_per_s']:.2f}",
         "batch-1": lambda: f"RTF {s['engine']['rtf']:.3f} vs {s['reference']['rtf']:.3f}, first audio "
         f"{s['engine']['time_to_first_audio_s']:.2f}s vs {s['reference']['time_to_first_audio_s']:.2f}s",
         "concurrency": lambda: ", ".join(

@@ -1,17 +1,28 @@
 """The GPU check's stages, in one process (scripts/gpu-check.sh runs this after its version check).
 
 The full-size model (the real architecture, random weights, bf16) is built once and warmed
-up once with ``--slots`` KV slots (buckets 1, 2, 4, 8 for 8 slots, compiled and captured on
-the scheduler thread, as in the worker), then each stage runs in order and prints one JSON
-line (``{"stage": ..., "seconds": ..., ...}``) as soon as it is done, so a run stopped at its
-time limit still leaves the figures of every stage before:
+up once with ``--slots`` KV slots (16: batch buckets 1, 2, 4, 8, 16 and the length buckets of
+the planned slot length, compiled and captured on the scheduler thread, as in the worker), then
+each stage runs in order and prints one JSON line (``{"stage": ..., "seconds": ..., ...}``) as
+soon as it is done, so a run stopped at its time limit still leaves the figures of every stage
+before:
 
   setup        versions actually run (against our pins), the device, building the model
-  warm-up      compile/capture of every bucket with an empty compile cache (bundle published)
+  warm-up      compile/capture of every bucket with an empty compile cache (bundle published);
+               the graphs compiled and CUDA graphs recorded, the memory plan
   numerics     teacher-forced logits, batched (compiled) vs the plain batch-1 path; greedy
                codes vs generate(); the same seed alone twice and beside other jobs
+  step-cost    the batched step's ms against the live length of its sequences (all slots busy,
+               and one), in the worker's slots: cost follows the live length
+  attention    one decode step's attention at the real shapes (16 rows, a cache of 8192):
+               repeat_kv over the whole cache (before), SDPA enable_gqa, packed matmul, packed
+               SDPA (the worker's), eager and compiled
   batch-1      RTF and time to first audio against the reference path (generate() + one decode)
-  concurrency  1/4/8 jobs at once vs the same jobs one after another
+  concurrency  1/8/16 jobs at once vs the same jobs one after another
+  shares       where a step's time goes at 1/8/16 jobs: prefill, forward, sampling, hand-out,
+               the rest, and the jobs' streaming codec decode
+  mix          7 short jobs with and without a long-form chunk (a reference and two chunks of
+               context in its prompt): the neighbours' throughput with it against without it
   restart      a second process on the same "volume": it loads the compile bundle this one
                published; its warm-up and first-job seconds against this one's
 
@@ -152,6 +163,8 @@ def warm_up(engine, cache_dir: Path, model_dir: Path) -> dict:
         "fallback_note": engine.compile_note,
         "buckets": scheduler.buckets,
         "compiled_buckets": sorted(scheduler.step.compiled_sizes),
+        "graphs": scheduler.graphs,
+        "solo_lane": None if scheduler.solo_lane is None else scheduler.solo_lane.cache.length,
         "slots": scheduler.capacity,
         "slot_len": scheduler.slots.length,
         "memory_plan": plan.describe() if plan else None,
@@ -209,13 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry", action="store_true", default=dry, help="tiny model, tiny sizes (GPU_CHECK_DRY=1)")
     parser.add_argument("--device", default="cpu" if dry else "cuda")
-    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=2 if dry else 16)
     parser.add_argument("--layers", type=int, default=None, help="fewer layers (a quicker, less faithful check)")
     parser.add_argument("--frames", type=int, default=8 if dry else 200, help="batch-1 stage: frames per path")
-    parser.add_argument("--levels", default="1,2" if dry else "1,4,8", help="concurrency stage: jobs at once")
+    parser.add_argument("--levels", default="1,2" if dry else "1,8,16", help="concurrency and shares: jobs at once")
     parser.add_argument("--level-frames", type=int, default=8 if dry else 100)
     parser.add_argument("--numerics-steps", type=int, default=12 if dry else 48)
     parser.add_argument("--job-frames", type=int, default=12 if dry else 100, help="restart stage: first job")
+    parser.add_argument("--lengths", default="50,450" if dry else "50,450,950,1950,3950,7950", help="step-cost stage")
+    parser.add_argument("--mix-jobs", type=int, default=2 if dry else 8, help="mix stage: jobs (one long-form)")
     parser.add_argument("--restart-timeout", type=int, default=300)
     parser.add_argument("--restart-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -259,6 +274,36 @@ def main(argv: list[str] | None = None) -> int:
     emit("numerics", time.perf_counter() - started, **figures, fallbacks=engine.compile_fallbacks)
 
     started = time.perf_counter()
+    lengths = tuple(int(length) for length in args.lengths.split(","))
+    steps = 8 if args.dry else 40
+    scheduler = engine.scheduler
+    busy = bench.step_time_vs_length(engine, args.slots, lengths=lengths, steps=steps, scheduler=scheduler)
+    one = bench.step_time_vs_length(engine, 1, lengths=lengths, steps=steps, scheduler=scheduler)
+    capacity = scheduler.slots.length
+    emit(
+        "step-cost",
+        time.perf_counter() - started,
+        capacity=capacity,
+        slots=args.slots,
+        ms_per_step={"all_slots": busy["ms_per_step"][capacity], "one": one["ms_per_step"][capacity]},
+        fallbacks=engine.compile_fallbacks,
+    )
+
+    started = time.perf_counter()
+    sizes = {"batch": 2, "capacity": 1024, "lengths": (512, 1024)} if args.dry else {"capacity": 8192}
+    attention = {"eager": bench.attention_table(args.device, **sizes)}
+    if args.device.startswith("cuda"):  # compiled: the worker's and the one it replaces, at two lengths
+        variants = ["repeat_kv, whole cache (before)", "packed SDPA, live (chosen)"]
+        compiled = {**sizes, "lengths": (2048, 8192)}
+        attention["compiled"] = bench.attention_table(args.device, compile_on=True, variants=variants, **compiled)
+    headline = {}
+    for mode, result in attention.items():
+        packed, before = result["ms"]["packed SDPA, live (chosen)"], result["ms"]["repeat_kv, whole cache (before)"]
+        length = max(k for k in packed if isinstance(k, int))
+        headline[mode] = {"length": length, "packed": packed[length], "before": before[length]}
+    emit("attention", time.perf_counter() - started, **attention, headline=headline)
+
+    started = time.perf_counter()
     result = bench.compare(engine, args.frames)
     emit("batch-1", time.perf_counter() - started, **result, fallbacks=engine.compile_fallbacks)
 
@@ -266,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(level) for level in args.levels.split(",")]
     table = bench.concurrency_table(engine, levels, args.level_frames)
     emit("concurrency", time.perf_counter() - started, **table, **memory_figures(args.device))
+
+    started = time.perf_counter()
+    shares = bench.iteration_shares(engine, levels, args.level_frames)
+    emit("shares", time.perf_counter() - started, **shares)
+
+    started = time.perf_counter()
+    mix = bench.mixed_jobs(engine, args.mix_jobs, args.level_frames)
+    emit("mix", time.perf_counter() - started, **mix, fallbacks=engine.compile_fallbacks)
 
     started = time.perf_counter()
     restart = run_restart(args, cache_dir, model_dir, cold)

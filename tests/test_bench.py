@@ -64,9 +64,9 @@ def test_the_newcomer_arrives_after_n_decode_steps_and_watching_the_counter_does
     forwards = {"n": 0}
     real = scheduler.step.plain  # the step is plain here (no compile on the CPU by default)
 
-    def counting(codes):
+    def counting(codes, *rest):
         forwards["n"] += 1
-        return real(codes)
+        return real(codes, *rest)
 
     scheduler.step.plain = counting
     prompts = [Prompt(SYSTEM_SINGLE, ["A quiet room."], [Turn("user", f"Job {i}.")]) for i in range(3)]

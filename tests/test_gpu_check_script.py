@@ -18,7 +18,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
-STAGES = ["setup", "warm-up", "numerics", "batch-1", "concurrency", "restart"]
+STAGES = [
+    "setup",
+    "warm-up",
+    "numerics",
+    "step-cost",
+    "attention",
+    "batch-1",
+    "concurrency",
+    "shares",
+    "mix",
+    "restart",
+]
 
 
 def probe_wheel(folder: Path, init: str = '__version__ = "1.0"\n') -> Path:
@@ -83,9 +94,22 @@ def test_dry_run_installs_the_wheels_and_prints_every_stage_from_one_process(tmp
     numerics = stages[2]
     assert numerics["teacher_forced_4_at_once"]["max_rel_diff"] < 1e-4  # fp32 on the CPU: equal to rounding
     assert numerics["greedy_vs_generate"]["identical"] and numerics["seed_reproduces"]["beside_others_identical"]
-    assert stages[3]["reference"]["audio_s"] == stages[3]["engine"]["audio_s"] > 0
-    assert set(stages[4]["levels"]) == {"1", "2"}
-    assert stages[5]["second"]["job_s"] > 0  # the second process ran a job
+    by_name = {s["stage"]: s for s in stages}
+    warm = by_name["warm-up"]
+    assert warm["graphs"]["lanes"]["slot lane"]["length"] == warm["slot_len"] and warm["graphs"]["cuda_graphs"] >= 0
+    cost = by_name["step-cost"]
+    assert set(cost["ms_per_step"]["all_slots"]) == set(cost["ms_per_step"]["one"]) == {"50", "450"}
+    assert all(ms > 0 for ms in cost["ms_per_step"]["all_slots"].values())
+    attention = by_name["attention"]["eager"]["ms"]
+    assert "packed SDPA, live (chosen)" in attention and "repeat_kv, whole cache (before)" in attention
+    assert max(row["max_diff_1024"] for row in attention.values()) < 1e-4  # every variant computes the same
+    assert by_name["batch-1"]["reference"]["audio_s"] == by_name["batch-1"]["engine"]["audio_s"] > 0
+    assert set(by_name["concurrency"]["levels"]) == {"1", "2"}
+    shares = by_name["shares"]["levels"]["2"]
+    assert shares["ms_per_step"]["forward"] > 0 and shares["ms_per_step"]["codec decode"] > 0
+    mix = by_name["mix"]
+    assert mix["placed"] == "slot" and mix["with"]["audio_s_per_s"] > 0 and mix["neighbours_ratio"] > 0
+    assert by_name["restart"]["second"]["job_s"] > 0  # the second process ran a job
     summary = (out / "summary.txt").read_text()
     for stage in STAGES:
         assert any(line.split()[:1] == [stage] for line in summary.splitlines()), summary

@@ -154,7 +154,7 @@ class SynthesisRequest(_Strict):
     max_new_tokens: int | None = Field(
         default=None,
         ge=1,
-        description="generation steps per chunk (25 = 1 s); null = bounded from the text length; "
+        description="generation steps per chunk (25 = 1 s); null = bounded from the text and the voice's pace; "
         "at most MAX_NEW_TOKENS",
     )
     seed: int | None = Field(

@@ -54,7 +54,15 @@ BUNDLE = "inductor.bundle"
 MAX_HEADER_BYTES = 8 * 2**20
 LOCK_TIMEOUT_SECONDS = 120.0
 # The modules whose code decides what is compiled (the single decode step and its inputs).
-CODE_FILES = ("compiled_step.py", "decode_loop.py", "engine.py", "scheduler.py", "slot_cache.py")
+CODE_FILES = (
+    "compiled_step.py",
+    "decode_loop.py",
+    "engine.py",
+    "lane.py",
+    "scheduler.py",
+    "slot_attention.py",
+    "slot_cache.py",
+)
 
 
 @dataclass

@@ -21,7 +21,12 @@ thread is replaced, the new thread calls ``bind`` again: dynamo's caches are res
 step is compiled anew on it. The same reset happens when another step is built in the same
 process (tests, benchmarks): dynamo keeps compiled code per code object, and every scheduler's
 step shares one, so a second scheduler's sizes would count against the first one's
-recompile limit.
+recompile limit. Steps built together (one scheduler's lanes: ``group``) bind without resetting
+each other.
+
+The step's first input is the batch (``codes``, its first dimension the batch size that names
+a graph); further inputs are passed on (the lane's key columns, whose length the lane marks
+dynamic, so one graph per batch size serves every length).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from ..contract.errors import is_out_of_memory
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[torch.Tensor], torch.Tensor]
+Step = Callable[..., torch.Tensor]
 UNCOMPILED_COST = (
     "correct audio, slower decode steps (no fused kernels and no CUDA graphs: on a GPU a step "
     "costs several times the compiled one; see scripts/gpu-check.sh's batch-1 figures)"
@@ -83,8 +88,12 @@ class CompiledStep:
         backend: str | object = "inductor",
         mode: str | None = "reduce-overhead",
         fullgraph: bool = False,
+        group: object | None = None,
+        lane: str = "",
     ):
         self.plain = plain
+        self.group = group  # steps of one group (one scheduler's lanes) share the compiled state
+        self.lane = lane  # named in messages ("solo lane") when not the main one
         self.compile_on = compile_on
         self.backend, self.mode, self.fullgraph = backend, mode, fullgraph
         self.owner: threading.Thread | None = None
@@ -103,8 +112,9 @@ class CompiledStep:
         if not self.fallbacks:
             return None
         sizes = "every batch size" if self.all_plain else f"batch size(s) {sorted(self.plain_sizes)}"
+        which = f"the {self.lane}'s decode step" if self.lane else "the decode step"
         return (
-            f"the decode step runs uncompiled for {sizes} on this worker ({self.last_fallback}); "
+            f"{which} runs uncompiled for {sizes} on this worker ({self.last_fallback}); "
             "audio is correct, generation slower"
         )
 
@@ -117,11 +127,12 @@ class CompiledStep:
         self.owner = thread
         if not self.compile_on or self.all_plain:
             return
-        if _last_built is not None and (_last_built[0] != id(self) or _last_built[1] is not thread):
+        group = id(self.group if self.group is not None else self)
+        if _last_built is not None and (_last_built[0] != group or _last_built[1] is not thread):
             # another thread's or another step's compiled code and cudagraph trees: never replayed here
             torch._dynamo.reset()
         self.compiled_sizes.clear()
-        _last_built = (id(self), thread)  # the thread object: an ended thread's ident is reused
+        _last_built = (group, thread)  # the thread object: an ended thread's ident is reused
         prepare_cudagraph_state()
         # a recompile-limit hit would otherwise run that size eagerly without a word
         torch._dynamo.config.fail_on_recompile_limit_hit = True
@@ -138,7 +149,7 @@ class CompiledStep:
     def runs_compiled(self, size: int) -> bool:
         return self._compiled is not None and not self.all_plain and size not in self.plain_sizes
 
-    def __call__(self, codes: torch.Tensor) -> torch.Tensor:
+    def __call__(self, codes: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         if threading.current_thread() is not self.owner:
             raise WrongThread(
                 f"the decode step belongs to thread {self.owner.name if self.owner else None}, "
@@ -146,16 +157,16 @@ class CompiledStep:
             )
         size = codes.shape[0]
         if not self.runs_compiled(size):
-            return self.plain(codes)
+            return self.plain(codes, *rest)
         started = time.perf_counter()
         try:
-            logits = self._compiled(codes)
+            logits = self._compiled(codes, *rest)
             logits = logits.clone()  # CUDA-graph outputs are overwritten by the next replay
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise
             self._fall_back(size, exc, time.perf_counter() - started)
-            return self.plain(codes)
+            return self.plain(codes, *rest)
         self.compiled_sizes.add(size)
         return logits
 
@@ -163,7 +174,8 @@ class CompiledStep:
         self.fallbacks += 1
         what = describe(exc)
         stage = "capturing or replaying" if size in self.compiled_sizes else "compiling"
-        self.last_fallback = f"{stage} at batch size {size} failed: {what}"
+        where = f"{self.lane} " if self.lane else ""
+        self.last_fallback = f"{where}{stage} at batch size {size} failed: {what}"
         if not self.compiled_sizes:  # nothing compiles here: stop trying for every size
             self.all_plain = True
             self._compiled = None

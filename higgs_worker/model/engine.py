@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 from . import memory_plan
+from .codec_batch import CodecBatcher
 from .decode_loop import DecodeLoop, LoopSettings
 from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
 from .scheduler import Scheduler
+from .slot_attention import use_slot_attention
 from .streaming import StreamingDecoder, decode_in_windows
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class Engine:
         max_reference_seconds: float = 60.0,
     ):
         self.model = model
+        use_slot_attention(model)  # decode steps attend over the live length, GQA packed
         self.loop = DecodeLoop(model, loop_settings)
         self.audio_tokenizer = audio_tokenizer
         self.tokenizer = tokenizer
@@ -133,6 +136,8 @@ class Engine:
         # the audio tokenizer's workspace is reserved for so many calls at once (memory_plan)
         on_cuda = device.startswith("cuda")
         self._codec_calls = threading.BoundedSemaphore(memory_plan.CODEC_CALLS_AT_ONCE) if on_cuda else nullcontext()
+        # windows due at once are decoded in one call (within one window's frames: the plan's reserve)
+        self.codec = CodecBatcher(self._decode_batch, memory_plan.CODEC_BATCH_FRAMES)
 
     @property
     def scheduler(self) -> Scheduler:
@@ -140,22 +145,28 @@ class Engine:
         KV slots are sized then, from the memory left after loading)."""
         with self._scheduler_lock:
             if self._scheduler is None:
-                slots, length, solo_lanes = self._plan_slots()
+                slots, length, solo_lanes, solo_len = self._plan_slots()
                 self._scheduler = Scheduler(
-                    self.loop, slots, length, compile_step=self.loop.settings.compile, solo_lanes=solo_lanes
+                    self.loop,
+                    slots,
+                    length,
+                    compile_step=self.loop.settings.compile,
+                    solo_lanes=solo_lanes,
+                    solo_len=solo_len,
                 )
             return self._scheduler
 
-    def _plan_slots(self) -> tuple[int, int, int | None]:
-        """(slots, positions per slot, solo lanes): the memory plan on CUDA (logged), a fixed
-        length on the CPU."""
+    def _plan_slots(self) -> tuple[int, int, int | None, int | None]:
+        """(slots, positions per slot, solo lanes, positions per solo lane): the memory plan on
+        CUDA (logged), a fixed length on the CPU (no solo lane: a longer sequence keeps its own
+        cache)."""
         if not self.device.startswith("cuda"):
             log.info(
-                "KV cache: %d slots x %d positions (CPU); longer sequences take the solo lane",
+                "KV cache: %d slots x %d positions (CPU); longer sequences run in their own cache",
                 self.concurrency,
                 memory_plan.CPU_SLOT_TOKENS,
             )
-            return self.concurrency, memory_plan.CPU_SLOT_TOKENS, None
+            return self.concurrency, memory_plan.CPU_SLOT_TOKENS, None, None
         dtype_bytes = next(self.model.parameters()).element_size()
         free, total = torch.cuda.mem_get_info(torch.device(self.device))
         plan = memory_plan.plan(
@@ -167,13 +178,15 @@ class Engine:
             self.max_reference_seconds,
         )
         self.memory_plan = plan
-        log.info("%s; longer sequences take the solo lane (%d at once)", plan.describe(), memory_plan.SOLO_LANES)
+        log.info(
+            "%s; sequences longer than a slot take the solo lane (%d at once)", plan.describe(), memory_plan.SOLO_LANES
+        )
         if not plan.fits:
             log.warning(
                 "the model leaves too little GPU memory for its reserve and KV slots on this card; expect "
                 "out_of_memory failures (use a GPU with 24 GB or more, or lower MAX_CONCURRENCY)"
             )
-        return plan.slots, plan.length, memory_plan.SOLO_LANES
+        return plan.slots, plan.length, memory_plan.SOLO_LANES, plan.solo_length
 
     @property
     def capacity(self) -> int:
@@ -183,12 +196,17 @@ class Engine:
     @property
     def compile_fallbacks(self) -> int:
         """Times the compiled decode step fell back to the plain step (0: as configured)."""
-        return self._scheduler.step.fallbacks if self._scheduler is not None else 0
+        if self._scheduler is None:
+            return 0
+        return sum(step.fallbacks for step in self._scheduler.steps_compiled)
 
     @property
     def compile_note(self) -> str | None:
         """A line saying the decode step runs uncompiled and why, or None."""
-        return self._scheduler.step.note if self._scheduler is not None else None
+        if self._scheduler is None:
+            return None
+        notes = [step.note for step in self._scheduler.steps_compiled if step.note]
+        return "; ".join(notes) or None
 
     @classmethod
     def load(
@@ -261,12 +279,16 @@ class Engine:
             return np.zeros(0, dtype=np.float32)
         return decode_in_windows(self._decode_piece, codes, self.samples_per_frame, memory_plan.CODEC_WINDOW_FRAMES)
 
-    @torch.inference_mode()
     def _decode_piece(self, codes: torch.Tensor) -> np.ndarray:
+        return self.codec.decode(codes)
+
+    @torch.inference_mode()
+    def _decode_batch(self, codes: torch.Tensor) -> np.ndarray:
+        """Codes (batch, num_codebooks, frames) -> audio (batch, samples)."""
         with self._codec_calls:
             codes = codes.to(self.device)  # in range: undo_delay or the audio tokenizer made them
-            audio = self.audio_tokenizer.decode(codes.unsqueeze(0)).audio_values
-            return audio.reshape(-1).float().cpu().numpy()
+            audio = self.audio_tokenizer.decode(codes).audio_values
+            return audio.reshape(codes.shape[0], -1).float().cpu().numpy()
 
     # -- generation -----------------------------------------------------------------
 
@@ -357,8 +379,11 @@ class Engine:
             return self.no_codes()
         return self.processor.revert_delay_pattern(rows).transpose(0, 1).clamp(0, self.code_limit - 1)
 
-    def max_tokens_for(self, text: str, cap: int) -> int:
-        """Bound generation steps from the text: ~14 characters per second of speech,
-        twice that for slow expressive reading, plus the delay-pattern steps."""
-        seconds = max(1.0, len(text) / 14.0)
-        return min(cap, int(math.ceil(seconds * FRAMES_PER_SECOND * 2.0)) + 2 * self.num_codebooks + 25)
+    def max_tokens_for(self, text: str, cap: int, seconds: float | None = None) -> int:
+        """Bound generation steps for ``seconds`` of speech (synthesis estimates them from the
+        text and the voice's pace: higgs_worker/text/pace.py), or without them from the text
+        alone (~14 characters per second, twice that for slow expressive reading), plus the
+        delay-pattern steps and a second."""
+        if seconds is None:
+            seconds = 2.0 * max(1.0, len(text) / 14.0)
+        return min(cap, int(math.ceil(seconds * FRAMES_PER_SECOND)) + 2 * self.num_codebooks + 25)

@@ -11,6 +11,12 @@ weights, the audio tokenizer, the CUDA context), and logs ``MemoryPlan.describe(
     slots     = slots x length x (KV per position + step workspace per position)
                 + one slot-length prompt cache                              (grow together)
     slots <= min(free - reserve, free x KV_CACHE_MEMORY_FRACTION)
+    length    = all that fits, up to MAX_SLOT_TOKENS
+
+A decode step attends over the live length only (higgs_worker/model/slot_attention.py), so a
+longer slot costs memory, not step time: the slots take what the reserve leaves, up to
+``MAX_SLOT_TOKENS`` positions (a 100-word chunk with two chunks of context and a 60-second
+reference fits), and long-form jobs stay in the batch on every card with room for that.
 
 The parts, from the shapes and coefficients measured with ``python benchmarks/memory_coefficients.py``
 (peak live tensor bytes of the real-size modules on the CPU; the device check measures them on a GPU):
@@ -19,16 +25,20 @@ The parts, from the shapes and coefficients measured with ``python benchmarks/me
   a time (``CODEC_CALLS_AT_ONCE``; calls from the jobs' threads would run one after another on
   the one CUDA stream anyway) and decodes long chunks in windows of ``CODEC_WINDOW_FRAMES``,
   so the reserve is the larger of encoding MAX_REFERENCE_SECONDS of reference audio
-  (``ENCODE_BYTES_PER_SECOND``) and decoding one window (``DECODE_BYTES_PER_FRAME``).
+  (``ENCODE_BYTES_PER_SECOND``) and decoding one window (``DECODE_BYTES_PER_FRAME``); the
+  streaming windows several jobs need at once are decoded in one call of at most as many
+  frames (``CODEC_BATCH_FRAMES``, model/codec_batch.py).
   Without both limits 16 jobs decoding 86-second chunks at once would want about 19 GB.
 - prefill: the activations of one ``PREFILL_TOKENS``-token prefill piece; the prompt's own
   KV cache (at most a slot's length before it moves into a slot) grows with the slots.
-- solo lane: ``SOLO_LANES`` sequence(s) too long for a slot, up to ``SOLO_RESERVE_POSITIONS``
-  positions (a longer one still runs: it uses the margin, and an out-of-memory there fails
-  only that job).
-- step workspace (per slot position, so it shrinks the slots): compiled, transformers' SDPA
-  path repeats each slot's keys and values for every attention head (``repeat_kv``), one layer
-  at a time; the CUDA-graph pool keeps that peak.
+- solo lane: ``SOLO_LANES`` preallocated row(s) for a sequence too long for a slot, twice a
+  slot's length within ``SOLO_POSITIONS`` (16384 where the slots get their full length, else
+  8192; a longer sequence still runs in its own cache: it uses the margin, and an
+  out-of-memory there fails only that job).
+- step workspace (per slot position, so it shrinks the slots): the attention's scores, one
+  float per head per live position, one layer at a time (keys and values are read in place:
+  the slot attention packs grouped-query heads instead of repeating keys and values for every
+  head, which cost 12 kB per position before).
 - margin: allocator fragmentation, cuBLAS/cuDNN workspaces: ``MARGIN_SHARE`` of the card plus
   ``MARGIN_BYTES``.
 """
@@ -39,20 +49,21 @@ from dataclasses import dataclass
 
 GB = 1e9
 
-CPU_SLOT_TOKENS = 1024  # per-slot length on the CPU (no plan; longer sequences take the solo lane)
-MAX_SLOT_TOKENS = 4096  # per-slot length cap on CUDA: every step attends over all of it
+CPU_SLOT_TOKENS = 8192  # per-slot length on the CPU (no plan; longer sequences run in their own cache)
+MAX_SLOT_TOKENS = 8192  # per-slot length cap on CUDA: a long-form chunk with its context (README)
 MIN_SLOT_TOKENS = 512  # below this, fewer slots (each longer) instead
 SLOT_ROUNDING = 128
 
 CODEC_CALLS_AT_ONCE = 1  # audio tokenizer encodes/decodes on the GPU at a time (engine)
 CODEC_WINDOW_FRAMES = 375  # longest decode in one call (15 s); longer chunks decode in windows
 CODEC_CONTEXT_FRAMES = 15  # frames around a window (left context and held right edge)
+CODEC_BATCH_FRAMES = CODEC_WINDOW_FRAMES + 2 * CODEC_CONTEXT_FRAMES  # one decode call's frames, all windows
 DECODE_BYTES_PER_FRAME = 0.58e6  # measured: 0.55 MiB per frame (25, 100 and 400 frames)
 ENCODE_BYTES_PER_SECOND = 31.1e6  # measured: 29.6 MiB per second of audio (2, 8 and 30 s)
 PREFILL_TOKENS = 512  # the scheduler's prefill piece
 PREFILL_BYTES_PER_TOKEN_HIDDEN = 12  # x dtype bytes; measured 24 B in bf16 (512 tokens, 3072 hidden)
 SOLO_LANES = 1  # sequences in the solo lane at once on CUDA (the scheduler holds others back)
-SOLO_RESERVE_POSITIONS = 8192  # the solo lane's reserved length (about 5 minutes of audio)
+SOLO_POSITIONS = (16384, 8192)  # the solo lane's length: the first whose slots get half of it
 MARGIN_SHARE = 0.04
 MARGIN_BYTES = 256e6
 
@@ -88,9 +99,9 @@ class ModelShapes:
 
     @property
     def step_per_position(self) -> int:
-        """The batched step's workspace per slot position: one layer's keys and values
-        repeated for every attention head."""
-        return 2 * self.attention_heads * self.head_dim * self.dtype_bytes
+        """The batched step's workspace per slot position: one layer's attention scores and
+        their softmax (fp32) for every head."""
+        return 2 * self.attention_heads * 4
 
 
 @dataclass(frozen=True)
@@ -110,15 +121,17 @@ class Reserve:
 def codec_workspace(max_reference_seconds: float) -> int:
     """One audio tokenizer call at its largest: a reference encode or a window decode."""
     encode = ENCODE_BYTES_PER_SECOND * max_reference_seconds
-    decode = DECODE_BYTES_PER_FRAME * (CODEC_WINDOW_FRAMES + 2 * CODEC_CONTEXT_FRAMES)
+    decode = DECODE_BYTES_PER_FRAME * CODEC_BATCH_FRAMES
     return int(CODEC_CALLS_AT_ONCE * max(encode, decode))
 
 
-def reserve_for(shapes: ModelShapes, total: int, max_reference_seconds: float = 60.0) -> Reserve:
+def reserve_for(
+    shapes: ModelShapes, total: int, max_reference_seconds: float = 60.0, solo_length: int = SOLO_POSITIONS[-1]
+) -> Reserve:
     return Reserve(
         codec=codec_workspace(max_reference_seconds),
         prefill=PREFILL_TOKENS * shapes.hidden * PREFILL_BYTES_PER_TOKEN_HIDDEN * shapes.dtype_bytes,
-        solo=SOLO_LANES * SOLO_RESERVE_POSITIONS * shapes.kv_per_position,
+        solo=SOLO_LANES * solo_length * shapes.kv_per_position,
         margin=int(MARGIN_SHARE * total + MARGIN_BYTES),
     )
 
@@ -132,6 +145,7 @@ class MemoryPlan:
     length: int  # positions per slot
     shapes: ModelShapes
     fraction: float  # KV_CACHE_MEMORY_FRACTION
+    solo_length: int = SOLO_POSITIONS[-1]  # positions of a solo-lane row
 
     @property
     def free(self) -> int:
@@ -169,7 +183,8 @@ class MemoryPlan:
             f"KV {self.slots} slots x {self.length} positions = {self.kv_bytes / GB:.2f} GB "
             f"(+ step workspace {self.step_bytes / GB:.2f} GB, prompt cache {self.prompt_cache_bytes / GB:.2f} GB); "
             f"reserve {r.total / GB:.2f} GB (audio tokenizer {r.codec / GB:.2f}, prefill {r.prefill / GB:.2f}, "
-            f"solo lane {r.solo / GB:.2f}, margin {r.margin / GB:.2f}); spare {self.spare / GB:.2f} GB"
+            f"solo lane {r.solo / GB:.2f} for {self.solo_length} positions, margin {r.margin / GB:.2f}); "
+            f"spare {self.spare / GB:.2f} GB"
         )
 
 
@@ -183,20 +198,26 @@ def plan(
 ) -> MemoryPlan:
     """KV slots for ``concurrency`` jobs (one slot each, up to ``MAX_SLOT_TOKENS`` positions)
     in what is left after the reserve. With too little room for ``MIN_SLOT_TOKENS`` each,
-    fewer slots (halving); ``fits`` is False when even one slot does not fit."""
+    fewer slots (halving); ``fits`` is False when even one slot does not fit. The solo lane is
+    the first of ``SOLO_POSITIONS`` at most twice the slots' length (longer than a slot is its
+    point; what it does not take goes to the slots)."""
     free = total - in_use
-    reserve = reserve_for(shapes, total, max_reference_seconds)
-    budget = max(0, min(free - reserve.total, int(free * fraction)))
     per_position = shapes.kv_per_position + shapes.step_per_position
+    for solo_length in SOLO_POSITIONS:
+        reserve = reserve_for(shapes, total, max_reference_seconds, solo_length)
+        budget = max(0, min(free - reserve.total, int(free * fraction)))
 
-    def length_for(count: int) -> int:
-        # count slots plus one prompt cache of a slot's length
-        fitting = budget // (count * per_position + shapes.kv_per_position)
-        return min(MAX_SLOT_TOKENS, fitting // SLOT_ROUNDING * SLOT_ROUNDING)
+        def length_for(count: int, budget: int = budget) -> int:
+            # count slots plus one prompt cache of a slot's length
+            fitting = budget // (count * per_position + shapes.kv_per_position)
+            return min(MAX_SLOT_TOKENS, fitting // SLOT_ROUNDING * SLOT_ROUNDING)
 
-    slots = max(1, concurrency)
-    length = length_for(slots)
-    while length < MIN_SLOT_TOKENS and slots > 1:
-        slots = max(1, slots // 2)
+        slots = max(1, concurrency)
         length = length_for(slots)
-    return MemoryPlan(total, in_use, reserve, slots, max(SLOT_ROUNDING, length), shapes, fraction)
+        while length < MIN_SLOT_TOKENS and slots > 1:
+            slots = max(1, slots // 2)
+            length = length_for(slots)
+        if 2 * length >= solo_length:
+            break
+    length = max(SLOT_ROUNDING, length)
+    return MemoryPlan(total, in_use, reserve, slots, length, shapes, fraction, solo_length)

@@ -10,17 +10,20 @@ thread:
    long for a slot, when that is limited: the memory plan reserves room for so many);
 2. prefills one chunk (``PREFILL_CHUNK`` tokens) of the oldest admitted sequence alone,
    in its own ``DynamicCache``; when its prompt is done the first row is sampled from the
-   prefill logits and its keys/values move into a free slot of the ``SlotCache`` (or, if
-   prompt + max_new_tokens exceed a slot, it keeps its own cache: the "solo lane");
+   prefill logits and its keys/values move into a free row of a lane (``lane.Lane``): the
+   slot lane when prompt + max_new_tokens fit a slot, else the solo lane (preallocated, longer
+   rows, on CUDA) when they fit there; a sequence longer still keeps its own cache and runs
+   the plain step (the overflow: rare, it uses the memory plan's margin);
 3. asks each sequence about to produce a row whether to stop (``should_stop``), and
    retires stopped ones at once;
-4. runs one batched forward over all slot sequences (padded to a batch-size bucket when
-   the step is compiled: at most ``MAX_BUCKETS`` sizes, under dynamo's recompile limit) and
-   one plain step per solo sequence;
-5. samples each row with the sequence's own ``SequenceState`` (its own generator), hands
-   the rows out and retires finished sequences (compacting the slots).
+4. runs one batched forward per lane over its active rows, attending over the live length
+   only (the longest active sequence, rounded up to a length bucket), padded to a batch-size
+   bucket when the step is compiled (at most ``MAX_BUCKETS`` compiled graphs in all, under
+   dynamo's recompile limit), and one plain step per overflow sequence;
+5. samples every row at once (``sample_many``: each sequence with its own generator), hands
+   the rows out and retires finished sequences (compacting the lanes).
 
-The batched step is a ``CompiledStep``: compiled where that works, the plain step where it
+Each lane's step is a ``CompiledStep``: compiled where that works, the plain step where it
 does not (a compile, capture or replay failure reruns that step plain: no sequence sees it).
 It is built, compiled, warmed up, captured and replayed on the scheduler thread only (CUDA-graph
 trees keep per-thread state); a replacement thread builds it again.
@@ -29,6 +32,9 @@ A failure while handling one sequence fails that sequence only; a failed batched
 the sequences of that step, and the scheduler keeps serving. Out of memory there also lowers
 ``capacity`` (half the sequences that step had), so the next steps are smaller instead of failing
 again. If the thread itself ever ends, every sequence in flight or waiting fails with the reason.
+
+``timings`` adds up the seconds of each part of an iteration (prefill, forward, sampling,
+hand-out, the rest) for the benchmark's shares (``python -m higgs_worker.devtools.bench --shares``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import collections
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -45,20 +52,16 @@ import torch
 from ..contract.errors import Cancelled, is_out_of_memory
 from .compiled_step import CompiledStep
 from .decode_loop import DecodeLoop, SequenceState, sample_many
+from .lane import MAX_BUCKETS, Lane, buckets_for
+from .slot_attention import NAME as SLOT_ATTENTION
 from .slot_cache import SlotCache
 
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 512  # prompt tokens per prefill piece between two decode steps
-MAX_BUCKETS = 8  # batch sizes compiled at most: dynamo's recompile limit (8) counts them
 _END = object()
 
-
-def buckets_for(slots: int) -> list[int]:
-    """Batch sizes the compiled step is padded to: powers of two below ``slots``, then
-    ``slots``; at most ``MAX_BUCKETS`` of them (above 64 the next size is ``slots``)."""
-    powers = [1 << i for i in range(MAX_BUCKETS - 1) if (1 << i) < slots]
-    return powers + [slots]
+__all__ = ["MAX_BUCKETS", "PREFILL_CHUNK", "Scheduler", "Sequence", "buckets_for"]
 
 
 @dataclass(eq=False)
@@ -82,8 +85,9 @@ class Sequence:
     logits: torch.Tensor | None = None  # the prefill's last logits, until the first row
     codes: torch.Tensor | None = None  # the last codes (next step's input), on the device
     position: int = 0  # the column the next step writes
-    slot: int | None = None  # its row in the slot cache (slot lane)
-    solo: bool = False
+    lane: Lane | None = None  # the lane whose cache holds it (None: prefilling, or the overflow)
+    slot: int | None = None  # its row in that lane's cache
+    solo: bool = False  # too long for a slot: in the solo lane or the overflow
 
     @property
     def prompt_len(self) -> int:
@@ -101,30 +105,76 @@ class Scheduler:
         slot_len: int,
         compile_step: bool = False,
         solo_lanes: int | None = None,
+        solo_len: int | None = None,
     ):
+        """``slots`` rows of ``slot_len`` positions; with ``solo_len``, a solo lane of ``solo_lanes``
+        (default 1) preallocated rows of that many positions (CUDA: the memory plan's)."""
         self.loop = loop
         self.model = loop.model
         config = self.model.config
         self.audio_placeholders = (config.audio_token_id, config.audio_delay_token_id)
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
-        self.slots = SlotCache(config, slots, slot_len, self.dtype, self.device)
         self.capacity = slots  # sequences in flight at most (lowered after an out-of-memory)
         self.solo_lanes = solo_lanes  # sequences too long for a slot in flight at most (None: any)
         self.compile_step = compile_step
-        self.buckets = buckets_for(slots) if compile_step else None
+        # the slot-sized mask is read by the slot attention only (slot_attention.py); with
+        # another attention implementation every step covers the whole cache
+        live = config._attn_implementation == SLOT_ATTENTION
+        solo_rows = (solo_lanes or 1) if solo_len and solo_len > slot_len else 0
+        solo_buckets = buckets_for(solo_rows) if compile_step and solo_rows else []
+        self.buckets = buckets_for(slots, MAX_BUCKETS - len(solo_buckets)) if compile_step else None
         settings = loop.settings
-        self.step = CompiledStep(
-            self._batched_step, compile_step, settings.compile_backend, settings.compile_mode, settings.fullgraph
-        )
+        compiled = (compile_step, settings.compile_backend, settings.compile_mode, settings.fullgraph)
+        self.slots = SlotCache(config, slots, slot_len, self.dtype, self.device)
+        self.step = CompiledStep(self._slot_step, *compiled, group=self)
+        self.lanes = [Lane("slot lane", self.slots, self.step, self.buckets, live)]
+        self.solo_lane: Lane | None = None
+        if solo_rows:
+            cache = SlotCache(config, solo_rows, solo_len, self.dtype, self.device)
+            step = CompiledStep(self._solo_step, *compiled, group=self, lane="solo lane")
+            self.solo_lane = Lane("solo lane", cache, step, solo_buckets or None, live)
+            self.lanes.append(self.solo_lane)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._prefilling: collections.deque[Sequence] = collections.deque()
-        self._active: list[Sequence] = []  # slot lane, compact: _active[i].slot == i
-        self._solo: list[Sequence] = []
+        self._solo: list[Sequence] = []  # too long for a slot (solo lane or overflow)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self.steps = 0  # batched forwards run (for tests and figures)
+        self.steps = 0  # batched forwards of the slot lane (for tests and figures)
+        self.timings: collections.Counter[str] = collections.Counter()  # seconds per part of an iteration
+
+    @property
+    def _active(self) -> list[Sequence]:
+        """The slot lane's sequences (compact: ``_active[i].slot == i``)."""
+        return self.lanes[0].active
+
+    @_active.setter
+    def _active(self, sequences: list[Sequence]) -> None:
+        self.lanes[0].active = sequences
+
+    @property
+    def steps_compiled(self) -> list[CompiledStep]:
+        return [lane.step for lane in self.lanes]
+
+    @property
+    def graphs(self) -> dict:
+        """Compiled graphs and CUDA graphs of every lane (when the steps are compiled)."""
+        per_lane = {lane.name: lane.graphs for lane in self.lanes}
+        return {
+            "compiled": sum(g["compiled"] for g in per_lane.values()),
+            "cuda_graphs": sum(g["cuda_graphs"] for g in per_lane.values()),
+            "lanes": {
+                lane.name: {
+                    **lane.graphs,
+                    "rows": lane.rows,
+                    "length": lane.cache.length,
+                    "batch_buckets": lane.batch_buckets,
+                    "length_buckets": lane.length_buckets,
+                }
+                for lane in self.lanes
+            },
+        }
 
     # -- the job threads' side ------------------------------------------------------------
 
@@ -164,7 +214,8 @@ class Scheduler:
 
     def _run(self) -> None:
         try:
-            self.step.bind()  # the compiled step belongs to this thread
+            for lane in self.lanes:
+                lane.step.bind()  # the compiled steps belong to this thread
             with torch.inference_mode():
                 while True:
                     self._take(block=not (self._waiting or self._prefilling or self._active or self._solo))
@@ -239,11 +290,16 @@ class Scheduler:
             solos += solo
 
     def _iteration(self) -> None:
+        clock = time.perf_counter
+        started = clock()
         self._admit()
         ready: list[Sequence] = []  # sequences whose logits for the next row are ready
         if self._prefilling:
             seq = self._prefilling[0]
-            if self._prefill_piece(seq):
+            mark = clock()
+            done = self._prefill_piece(seq)
+            self.timings["prefill"] += clock() - mark
+            if done:
                 self._prefilling.popleft()
                 ready.append(seq)
         for seq in list(self._waiting):  # queued jobs can be cancelled too
@@ -251,14 +307,18 @@ class Scheduler:
                 self._waiting.remove(seq)
                 seq.out.put(Cancelled())
         stepping = [seq for seq in [*self._active, *self._solo] if self._keeps_going(seq)]
-        if any(seq.slot is not None for seq in stepping):
+        mark = clock()
+        if any(seq.lane is self.lanes[0] for seq in stepping):
             self._forward_slots()
-        for seq in [s for s in stepping if s.solo]:
-            self._forward_solo(seq)
+        if any(seq.solo for seq in stepping):
+            self._forward_solo()
+        self.timings["forward"] += clock() - mark
         for seq in ready:
             if self._keeps_going(seq):
                 self._place(seq)
         self._sample([seq for seq in [*self._active, *self._solo] if seq.logits is not None])
+        self.timings["iteration"] += clock() - started
+        self.timings["iterations"] += 1
 
     def _keeps_going(self, seq: Sequence) -> bool:
         """Ask the sequence's stop flag (once per row); retire it if it must stop."""
@@ -305,61 +365,64 @@ class Scheduler:
             return False
 
     def _place(self, seq: Sequence) -> None:
-        """A prefilled sequence joins the slots, or the solo lane when it is too long for one."""
-        if seq.needs() > self.slots.length:
+        """A prefilled sequence joins the slot lane; one too long for a slot the solo lane
+        (when there is one, it is long enough and a row is free), else the overflow (its own
+        cache, the plain step)."""
+        needs = seq.needs()
+        lane = self.lanes[0]
+        if not lane.fits(needs):
             seq.solo = True
             self._solo.append(seq)
-            return
+            solo = self.solo_lane
+            if solo is None or not solo.fits(needs) or not solo.has_room():
+                return  # the overflow keeps its DynamicCache
+            lane = solo
         try:
-            seq.slot = len(self._active)
-            self.slots.load(seq.slot, seq.cache, seq.prompt_len)
+            lane.add(seq, seq.cache, seq.prompt_len)
             seq.cache = None
-            self._active.append(seq)
         except Exception as exc:
-            seq.slot = None
             self._finish(seq, exc)
 
     # -- the forwards ---------------------------------------------------------------------------
 
-    def _batched_step(self, codes: torch.Tensor) -> torch.Tensor:
+    def _forward_model(self, cache: SlotCache, codes: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """One decode step of ``cache``'s first rows, attending over ``columns``."""
         batch = codes.shape[0]
-        positions = self.slots.positions[:batch]
-        mask = self.slots.mask(batch, self.dtype)
         out = self.model(
             audio_input_ids=codes,
-            attention_mask=mask,
-            position_ids=positions[:, None],
-            cache=self.slots,
+            attention_mask=cache.mask(batch, columns, self.dtype),
+            position_ids=cache.positions[:batch, None],
+            cache=cache,
             use_cache=True,
         )
         return out.logits[:, -1, :].float()
 
-    def _bucket(self, active: int) -> int:
-        if not self.buckets or self.step.all_plain:  # padding only helps compiled sizes
-            return active
-        return next(b for b in self.buckets if b >= active)
+    # Two functions (two code objects), so each lane's compiled sizes count on their own.
+    def _slot_step(self, codes: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        return self._forward_model(self.lanes[0].cache, codes, columns)
 
-    def _forward_slots(self) -> None:
-        active = self._active
-        size = self._bucket(len(active))
-        n = self.loop.rules.num_codebooks
-        positions = [seq.position for seq in active] + [0] * (size - len(active))
-        codes = [seq.codes for seq in active]
-        codes += [torch.zeros_like(codes[0])] * (size - len(active))
+    def _solo_step(self, codes: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        return self._forward_model(self.lanes[-1].cache, codes, columns)
+
+    def _forward_lane(self, lane: Lane) -> bool:
+        active = list(lane.active)
         try:
-            self.slots.positions[:size].copy_(torch.tensor(positions), non_blocking=True)
-            logits = self.step(torch.stack(codes).view(size, 1, n))
+            logits = lane.forward(self.loop.rules.num_codebooks)
         except Exception as exc:
-            log.warning("batched step over %d sequences failed: %s", len(active), type(exc).__name__)
+            log.warning("batched step over %d sequences (%s) failed: %s", len(active), lane.name, type(exc).__name__)
             if is_out_of_memory(exc):
                 self._lower_capacity(len(active))
-            for seq in list(active):
+            for seq in active:
                 self._finish(seq, exc)
-            return
-        self.steps += 1
+            return False
         for index, seq in enumerate(active):
             seq.logits = logits[index]
             seq.position += 1
+        return True
+
+    def _forward_slots(self) -> None:
+        if self._forward_lane(self.lanes[0]):
+            self.steps += 1
 
     def _lower_capacity(self, stepping: int) -> None:
         """Out of memory with ``stepping`` sequences: at most half as many from now on."""
@@ -376,7 +439,15 @@ class Scheduler:
             )
             self.capacity = lowered
 
-    def _forward_solo(self, seq: Sequence) -> None:
+    def _forward_solo(self) -> None:
+        """The sequences too long for a slot: the solo lane's rows in one step, then each
+        overflow sequence alone (its own cache, the plain step)."""
+        if self.solo_lane is not None and self.solo_lane.active:
+            self._forward_lane(self.solo_lane)
+        for seq in [s for s in self._solo if s.lane is None]:
+            self._forward_overflow(seq)
+
+    def _forward_overflow(self, seq: Sequence) -> None:
         n = self.loop.rules.num_codebooks
         try:
             position = torch.full((1, 1), seq.position, dtype=torch.long, device=self.device)
@@ -390,6 +461,8 @@ class Scheduler:
     def _sample(self, sequences: list[Sequence]) -> None:
         if not sequences:
             return
+        clock = time.perf_counter
+        started = clock()
         sampled: list[tuple[Sequence, torch.Tensor]] = []
         try:
             codes = sample_many([seq.state for seq in sequences], torch.stack([seq.logits for seq in sequences]))
@@ -401,6 +474,8 @@ class Scheduler:
                     sampled.append((seq, seq.state.sample(seq.logits)))
                 except Exception as exc:
                     self._finish(seq, exc)
+        handing = clock()
+        self.timings["sampling"] += handing - started
         if not sampled:
             return
         rows = torch.stack([codes for _, codes in sampled]).to("cpu")  # one transfer for the step
@@ -413,17 +488,12 @@ class Scheduler:
                     self._finish(seq, _END)
             except Exception as exc:
                 self._finish(seq, exc)
+        self.timings["hand-out"] += clock() - handing
 
     def _finish(self, seq: Sequence, outcome) -> None:
-        """Retire a sequence: free its slot (moving the last active one into it) or lane."""
-        if seq.slot is not None and seq in self._active:
-            hole, last = seq.slot, self._active[-1]
-            self._active.pop()
-            if last is not seq:
-                self.slots.move(last.slot, hole, last.position)
-                last.slot = hole
-                self._active[hole] = last
-            seq.slot = None
+        """Retire a sequence: free its row (the lane's last active row moves into it) or cache."""
+        if seq.lane is not None:
+            seq.lane.remove(seq)
         if seq in self._solo:
             self._solo.remove(seq)
         if seq in self._prefilling:
@@ -435,23 +505,27 @@ class Scheduler:
     # -- warm-up -----------------------------------------------------------------------------------
 
     def warm_up(self) -> None:
-        """Run the batched step at every batch bucket (compilation, CUDA graph capture), on
-        the scheduler thread. Rows write to the last column, which no slot sequence uses (a
-        sequence goes to a slot only if prompt + max_new_tokens + 1 fit), so sequences in
-        flight are untouched."""
+        """Run each lane's step at every batch bucket and length bucket (compilation, CUDA graph
+        capture), on the scheduler thread. Rows write to each cache's scratch column, which no
+        sequence uses, so sequences in flight are untouched."""
         self.call(self._warm_buckets)
 
     def _warm_buckets(self) -> None:
         n = self.loop.rules.num_codebooks
-        scratch = self.slots.length - 1
-        for size in self.buckets or [1]:
-            codes = torch.zeros((size, 1, n), dtype=torch.long, device=self.device)
-            for _ in range(3 if self.compile_step else 1):  # cudagraph trees record on a later call
-                self.slots.positions[:size].fill_(scratch)
-                self.step(codes)
-        compiled = [size for size in self.buckets or [] if self.step.runs_compiled(size)]
-        log.info(
-            "decode step warmed up at batch sizes %s (%s)",
-            self.buckets or [1],
-            f"compiled: {compiled}" if compiled else "plain step",
-        )
+        for lane in self.lanes:
+            lane.warm(n, self.device, self.compile_step)
+            compiled = [size for size in lane.batch_buckets or [] if lane.step.runs_compiled(size)]
+            log.info(
+                "decode step (%s, %d x %d positions) warmed up at batch sizes %s and %d length bucket(s) %s (%s)",
+                lane.name,
+                lane.rows,
+                lane.cache.length,
+                lane.batch_buckets or [1],
+                len(lane.length_buckets),
+                _span(lane.length_buckets),
+                f"compiled: {compiled}, {lane.graphs['cuda_graphs']} graphs" if compiled else "plain step",
+            )
+
+
+def _span(sizes: list[int]) -> str:
+    return f"[{sizes[0]}]" if len(sizes) == 1 else f"[{sizes[0]}, {sizes[1]}, ... {sizes[-1]}]"

@@ -1,14 +1,18 @@
 """A KV cache for many sequences at once: one fixed row ("slot") per sequence.
 
-Per layer, keys and values of shape (slots, kv_heads, length, head_dim), allocated once.
-Before each batched decode step the scheduler sets ``positions[i]``, the column that row
-i's new key/value goes to (its own length so far); ``update`` writes each row there and
-returns the first B rows, which the step attends to through a 4D mask that opens columns
-0..positions[i] of row i (``mask``). Active sequences stay compact at the front: on
-retirement the last active row is moved into the hole (``move``), so a step runs on
-exactly the active rows (on CUDA padded to a batch-size bucket with free rows, whose
-writes land in their own unused slot). A newcomer is prefilled alone in a
-``DynamicCache`` and its prompt's keys/values are copied into a free slot (``load``).
+Per layer, keys and values of shape (slots, kv_heads, length + 1, head_dim), allocated once:
+``length`` usable columns and one scratch column (``scratch``) that no sequence uses (warm-up
+rows write there). Before each batched decode step the scheduler sets ``positions[i]``, the
+column that row i's new key/value goes to (its own length so far); ``update`` writes each row
+there and returns the first B rows (views: nothing is copied). The step attends to them through
+a (B, 1, 1, L) mask that opens columns 0..positions[i] of row i among the first L (``mask``):
+L is the live length, the longest active sequence rounded up to a length bucket
+(higgs_worker/model/lane.py), and the attention function (``slot_attention``) reads only those L
+columns. Active sequences stay compact at the front: on retirement the last active row is moved
+into the hole (``move``), so a step runs on exactly the active rows (on CUDA padded to a
+batch-size bucket with free rows, whose writes land in their own unused slot). A newcomer is
+prefilled alone in a ``DynamicCache`` and its prompt's keys/values are copied into a free slot
+(``load``).
 
 A slot's columns past its sequence's length are zero whenever a sequence takes it (``load``
 and ``move`` clear them): the mask is additive, so a stale inf or NaN left there by the
@@ -62,10 +66,11 @@ class SlotCache(Cache):
         heads = text.num_key_value_heads
         head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
         self.slots, self.length = slots, length
-        shape = (slots, heads, length, head_dim)
+        self.scratch = length  # the column after the usable ones
+        shape = (slots, heads, length + 1, head_dim)
         self.rows = torch.arange(slots, device=device)
         self.positions = torch.zeros(slots, dtype=torch.long, device=device)
-        self.columns = torch.arange(length, device=device)
+        self.columns = torch.arange(length + 1, device=device)
         layers = [
             SlotLayer(
                 torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device), self
@@ -78,10 +83,16 @@ class SlotCache(Cache):
                 torch._dynamo.mark_static_address(layer.keys)
                 torch._dynamo.mark_static_address(layer.values)
             torch._dynamo.mark_static_address(self.positions)
+            torch._dynamo.mark_static_address(self.columns)
 
-    def mask(self, batch: int, dtype: torch.dtype) -> torch.Tensor:
-        """(batch, 1, 1, length) additive mask: row i sees columns 0..positions[i]."""
-        allowed = self.columns[None, :] <= self.positions[:batch, None]
+    @property
+    def nbytes(self) -> int:
+        return sum(layer.keys.nbytes + layer.values.nbytes for layer in self.layers)
+
+    def mask(self, batch: int, columns: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(batch, 1, 1, len(columns)) additive mask: row i sees columns 0..positions[i] of
+        ``columns`` (the first L of ``self.columns``)."""
+        allowed = columns[None, :] <= self.positions[:batch, None]
         blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=allowed.device)
         zero = torch.zeros((), dtype=dtype, device=allowed.device)
         return torch.where(allowed, zero, blocked)[:, None, None, :]

@@ -53,9 +53,9 @@ class BatchSpy:
         self.original = scheduler.step.plain
 
     def __enter__(self):
-        def step(codes):
+        def step(codes, *rest):
             self.sizes.append(codes.shape[0])
-            return self.original(codes)
+            return self.original(codes, *rest)
 
         self.step.plain = step
         return self
@@ -278,19 +278,25 @@ def test_stale_keys_and_values_in_a_slot_cannot_poison_its_next_sequence(batch_e
     assert not torch.isnan(results[1].float()).any()
 
 
-def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_waiting_one(batch_engine):
+@pytest.mark.parametrize("solo_len", [512, None], ids=["solo-lane", "overflow"])
+def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_waiting_one(batch_engine, solo_len):
     """The memory plan reserves room for SOLO_LANES sequences too long for a slot: a second one
-    waits (first come, first served among them) while shorter jobs behind it still start."""
+    waits (first come, first served among them) while shorter jobs behind it still start. They
+    run in the preallocated solo lane when there is one (CUDA: the plan's), else in their own
+    cache (the overflow), with the same codes."""
     from higgs_worker.model.scheduler import Scheduler
 
-    scheduler = Scheduler(batch_engine.loop, slots=4, slot_len=256, solo_lanes=1)  # prompts: ~150 tokens
+    # prompts: ~150 tokens; long ones need ~450 positions
+    scheduler = Scheduler(batch_engine.loop, slots=4, slot_len=256, solo_lanes=1, solo_len=solo_len)
     long, short = Sampling(max_new_tokens=300), Sampling(max_new_tokens=20)
     most_solo = {"n": 0}
+    lanes: set[str] = set()
     forward_solo = scheduler._forward_solo
 
-    def watching(seq):
+    def watching():
         most_solo["n"] = max(most_solo["n"], len(scheduler._solo))
-        forward_solo(seq)
+        lanes.update(seq.lane.name if seq.lane else "overflow" for seq in scheduler._solo)
+        forward_solo()
 
     scheduler._forward_solo = watching
     started = {name: threading.Event() for name in ("solo-1", "solo-2", "short")}
@@ -323,5 +329,7 @@ def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_w
         thread.join()
     assert done == {"solo-1": 300, "solo-2": 300, "short": 20}
     assert most_solo["n"] == 1
+    assert lanes == {"solo lane" if solo_len else "overflow"}
+    assert (scheduler.solo_lane is not None) == bool(solo_len)
     assert events.index("short done") < events.index("solo-2 first row"), events
     assert events.index("solo-1 done") < events.index("solo-2 first row"), events

@@ -228,11 +228,11 @@ def test_out_of_memory_is_no_compile_failure_it_fails_the_steps_jobs_and_lowers_
     real = step.plain
     state = {"left": 1}
 
-    def plain_step(codes):
+    def plain_step(codes, *rest):
         if codes.shape[0] == 2 and state["left"]:
             state["left"] -= 1
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(codes)
+        return real(codes, *rest)
 
     step.plain = plain_step
     outcomes: dict[int, object] = {}

@@ -1,0 +1,151 @@
+"""A lane: the rows of one ``SlotCache`` that advance together in one decode step.
+
+The scheduler has two: the slot lane (one row per job, ``slots`` rows of the planned length)
+and, on CUDA, the solo lane (``SOLO_LANES`` rows, longer: for the rare sequence too long for
+a slot). A lane keeps its sequences compact at the front of its cache (``add`` puts a newcomer
+in the next row, ``remove`` moves the last row into the hole) and steps them with its
+``CompiledStep``:
+
+- the batch is padded to a batch-size bucket when the step is compiled (``batch_buckets``);
+- attention covers the live length only: the columns up to the longest active sequence,
+  rounded up to a length bucket (multiples of ``LENGTH_STEP``, the last one the cache's
+  length), so a step costs what its sequences hold, not the cache's capacity.
+
+Graphs. The compiled step takes the key columns as an input whose length is marked dynamic, and
+its batch dimension may be dynamic too (``maybe_mark_dynamic``: dynamo specializes batch 1, and
+any size it cannot keep symbolic): a lane compiles 2 graphs (batch 1, and batches of 2 and more),
+at most ``len(batch_buckets)`` (``MAX_BUCKETS`` with the solo lane's, dynamo's recompile limit).
+On CUDA, CUDA-graph trees record one CUDA graph per batch bucket and length bucket, all at
+warm-up: ``len(batch_buckets) x len(length_buckets)`` (64 for 8 slots of 8192 positions, 80 for
+16; the solo lane's 1 x 32 more). ``Lane.graphs`` and ``Scheduler.graphs`` count them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .compiled_step import CompiledStep
+from .slot_cache import SlotCache
+
+LENGTH_STEP = 512  # length buckets: multiples of this (chosen by measurement: README "Step cost")
+MAX_BUCKETS = 8  # compiled graphs per scheduler at most: dynamo's recompile limit (8) counts them
+
+
+def buckets_for(slots: int, most: int = MAX_BUCKETS) -> list[int]:
+    """Batch sizes the compiled step is padded to: powers of two below ``slots``, then
+    ``slots``; at most ``most`` of them (the last step up is then to ``slots``)."""
+    powers = [1 << i for i in range(most - 1) if (1 << i) < slots]
+    return powers + [slots]
+
+
+def length_buckets(length: int, step: int = LENGTH_STEP) -> list[int]:
+    """Attention lengths a step is rounded up to: multiples of ``step`` below ``length``, then
+    ``length`` (the cache's usable length)."""
+    return [size for size in range(step, length, step)] + [length]
+
+
+class Lane:
+    def __init__(
+        self,
+        name: str,
+        cache: SlotCache,
+        step: CompiledStep,
+        batch_buckets: list[int] | None,
+        live_length: bool = True,
+        length_step: int = LENGTH_STEP,
+    ):
+        self.name = name
+        self.cache = cache
+        self.step = step
+        self.batch_buckets = batch_buckets  # None: not compiled, no padding
+        self.live_length = live_length  # False: the model's attention needs the whole cache
+        self.length_buckets = length_buckets(cache.length, length_step) if live_length else [cache.columns.shape[0]]
+        self.active: list = []  # compact: active[i].slot == i
+
+    @property
+    def rows(self) -> int:
+        return self.cache.slots
+
+    def has_room(self) -> bool:
+        return len(self.active) < self.cache.slots
+
+    def fits(self, needs: int) -> bool:
+        return needs <= self.cache.length
+
+    @property
+    def graphs(self) -> dict:
+        """Graphs this lane compiles (at most; 2 when dynamo keeps the batch symbolic) and CUDA
+        graphs it records, when compiled."""
+        sizes = self.batch_buckets or []
+        return {"compiled": len(sizes), "cuda_graphs": len(sizes) * len(self.length_buckets)}
+
+    # -- membership ------------------------------------------------------------------------
+
+    def add(self, seq, prompt_cache, length: int) -> None:
+        """``seq`` takes the next row; its prompt's keys/values are copied there."""
+        seq.slot = len(self.active)
+        try:
+            self.cache.load(seq.slot, prompt_cache, length)
+        except BaseException:
+            seq.slot = None
+            raise
+        seq.lane = self
+        self.active.append(seq)
+
+    def remove(self, seq) -> None:
+        """Free ``seq``'s row: the last active row moves into it (the cache's rows stay compact)."""
+        if seq.slot is None or seq not in self.active:
+            return
+        hole, last = seq.slot, self.active[-1]
+        self.active.pop()
+        if last is not seq:
+            self.cache.move(last.slot, hole, last.position)
+            last.slot = hole
+            self.active[hole] = last
+        seq.slot = None
+        seq.lane = None
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def batch_bucket(self, count: int) -> int:
+        if not self.batch_buckets or self.step.all_plain:  # padding only helps compiled sizes
+            return count
+        return next(b for b in self.batch_buckets if b >= count)
+
+    def columns(self, longest: int) -> torch.Tensor:
+        """The key columns a step attends to: ``longest`` (the longest active sequence's length
+        after this step's write) rounded up to a length bucket."""
+        length = next(b for b in self.length_buckets if b >= longest)
+        return self.cache.columns[:length]
+
+    def run(self, codes: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """The step over ``codes`` (size, 1, num_codebooks) with the cache's positions set."""
+        if self.step.runs_compiled(codes.shape[0]):
+            torch._dynamo.maybe_mark_dynamic(codes, 0)  # one graph for the batch buckets above 1
+            if self.live_length:  # one graph for every length bucket (the scratch column is outside all)
+                torch._dynamo.mark_dynamic(columns, 0, min=2, max=self.cache.length)
+        return self.step(codes, columns)
+
+    def forward(self, num_codebooks: int) -> torch.Tensor:
+        """One step for every active row: their logits (active, vocabulary). Raises what the
+        step raised (the scheduler fails the lane's sequences)."""
+        active = self.active
+        size = self.batch_bucket(len(active))
+        positions = [seq.position for seq in active] + [0] * (size - len(active))
+        codes = [seq.codes for seq in active]
+        codes += [torch.zeros_like(codes[0])] * (size - len(active))
+        columns = self.columns(max(positions) + 1)
+        self.cache.positions[:size].copy_(torch.tensor(positions), non_blocking=True)
+        return self.run(torch.stack(codes).view(size, 1, num_codebooks), columns)
+
+    def warm(self, num_codebooks: int, device, compiled: bool) -> None:
+        """Run the step at every batch bucket and length bucket (compilation, CUDA-graph capture:
+        three calls each when compiled, one at the shortest length when plain). Rows write to the
+        cache's scratch column, which no sequence and no length bucket uses, so sequences in flight
+        are untouched."""
+        for size in self.batch_buckets or [1]:
+            codes = torch.zeros((size, 1, num_codebooks), dtype=torch.long, device=device)
+            for length in self.length_buckets if compiled else self.length_buckets[:1]:
+                for _ in range(3 if compiled else 1):  # cudagraph trees record on a later call
+                    self.cache.positions[:size].fill_(self.cache.scratch)
+                    self.run(codes, self.cache.columns[:length])
