@@ -13,6 +13,10 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     -r requirements-runtime.txt -r requirements-dev.txt
 # the audiobook client (client/): editable, so tests run this checkout's code and `higgs-tts` exists;
-# its dependencies are pinned in requirements-dev.txt (the same pins as client/pyproject.toml)
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./client
+# its dependencies are pinned in requirements-dev.txt (the same pins as client/pyproject.toml).
+# Installed once: a .venv shared with another checkout (the smoke test's copy links this one in)
+# keeps pointing at the checkout that installed it; `pip install -e ./client` there to move it.
+if ! .venv/bin/python -c "import higgs_tts" 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e ./client
+fi
 echo "setup-dev: .venv ready ($(.venv/bin/python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"
