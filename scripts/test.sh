@@ -8,4 +8,6 @@ bash scripts/setup-dev.sh
 if [ -x .ci/shipping-checks.sh ]; then
     PATH="$PWD/.venv/bin:$PATH" bash .ci/shipping-checks.sh
 fi
-exec .venv/bin/python -m pytest "$@"
+# two pytest processes (pytest-xdist), a test file each at a time so that a module's fixtures
+# (worker processes, servers) start once; PYTEST_WORKERS=0 runs in this process
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
