@@ -39,6 +39,7 @@ from .contract.errors import (
     is_out_of_memory,
     out_of_memory,
 )
+from .contract.output import Timings
 from .contract.schema import SynthesisRequest, parse_request
 from .io.storage import S3Store, deliver
 from .io.voices import VoiceLibrary
@@ -81,20 +82,8 @@ class Timer:
             self.add(name, time.perf_counter() - start)
 
     def summary(self) -> dict[str, float]:
-        out = {
-            key: round(self.marks.get(key, 0.0), 3)
-            for key in (
-                "download_s",
-                "load_s",
-                "warmup_s",
-                "fetch_s",
-                "wait_s",
-                "generate_s",
-                "encode_s",
-                "align_s",
-                "upload_s",
-            )
-        }
+        """Every phase of the output's ``Timings`` (0 when it did not happen), and the total."""
+        out = {key: round(self.marks.get(key, 0.0), 3) for key in Timings.model_fields if key != "total_s"}
         out["total_s"] = round(time.perf_counter() - self.start, 3)
         return out
 

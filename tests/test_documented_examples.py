@@ -57,7 +57,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.conftest import wav_bytes, worker_process_env
+from tests.conftest import voice_library, wav_bytes, worker_process_env
 from tests.support.api_server import rp_serve_api
 from tests.support.http_server import http_worker
 from tests.support.public_job_api import PublicJobApi
@@ -260,10 +260,7 @@ class ExampleWorkers:
 
     def __init__(self, tiny_models, work_dir: Path):
         self.work_dir = work_dir
-        voices = work_dir / "voices"
-        voices.mkdir()
-        (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
-        (voices / "belinda.txt").write_text("The sun rises in the east.")
+        voices = voice_library(work_dir)
         self.env = worker_process_env(tiny_models, voices, work_dir)
         self.stack = contextlib.ExitStack()
         self.queues: dict[str, PublicJobApi] = {}

@@ -13,72 +13,19 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT
+from higgs_worker.contract.output import Timings
 from tests.support.fake_runpod import FakeRunPod
+from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
 JOB_TIMEOUT = 120  # generous: first jobs load the model, and the CPUs may be shared
 SHORT = {"text": "Hi.", "seed": 2, "max_new_tokens": 20, "delivery": "base64"}
-
-
-class WorkerProcess:
-    """``python handler.py`` with its output collected, each line stamped with time.monotonic()."""
-
-    def __init__(self, env: dict):
-        self.lines: list[tuple[float, str]] = []
-        self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "handler.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: the SDK forks a heartbeat process
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._cond:
-                self.lines.append((time.monotonic(), line.rstrip("\n")))
-                self._cond.notify_all()
-
-    def output(self) -> str:
-        with self._cond:
-            return "\n".join(line for _, line in self.lines)
-
-    def wait_line(self, text: str, timeout: float) -> float:
-        """The time the first line containing ``text`` was printed."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = next((t for t, line in self.lines if text in line), None)
-                if found is not None:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"worker printed no {text!r} within {timeout:.0f}s:\n{self.output()[-4000:]}")
-                self._cond.wait(min(left, 0.5))
-
-    def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and its heartbeat process; nothing to save
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
 
 
 def start_loop(base_env: dict, home, stream_jobs: bool) -> tuple[FakeRunPod, WorkerProcess]:
@@ -158,18 +105,7 @@ def test_plain_job_completes_with_the_contract_output(plain_loop):
     assert result["duration_s"] > 0 and len(audio) / rate == pytest.approx(result["duration_s"], abs=1e-3)
     assert result["seed"] == 7 and result["num_chunks"] == 1
     assert result["model"]["repo"] == "bosonai/higgs-audio-v2-generation-3B-base"
-    assert set(result["timings"]) == {
-        "download_s",
-        "load_s",
-        "warmup_s",
-        "fetch_s",
-        "wait_s",
-        "generate_s",
-        "encode_s",
-        "align_s",
-        "upload_s",
-        "total_s",
-    }
+    assert set(result["timings"]) == set(Timings.model_fields)
     take = fake.of("take", job_id)[0]
     assert take.query["job_in_progress"] == "0" and take.body["input"]["seed"] == 7
     # the heartbeat (a separate process) reports to the ping URL with the key

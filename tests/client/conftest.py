@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wav_bytes, worker_process_env
+from tests.conftest import ROOT, voice_library, worker_process_env
 from tests.support.fake_endpoint import FakeEndpoint, SimulatedWorkers
 from tests.support.local_workers import LocalEndpoint
 
@@ -52,10 +52,7 @@ def local_endpoint(tiny_models, tmp_path_factory):
     person's speaking rate, so books made on these workers use ``check_length=False``; the
     length check itself is tested with simulated workers (test_fanout.py)."""
     work = tmp_path_factory.mktemp("workers")
-    voices = work / "voices"
-    voices.mkdir()
-    (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
-    (voices / "belinda.txt").write_text("The sun rises in the east.")
+    voices = voice_library(work)
     env = worker_process_env(tiny_models, voices, work)
     endpoint = LocalEndpoint(env, work)
     try:

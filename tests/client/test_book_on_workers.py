@@ -109,7 +109,7 @@ def test_a_worker_killed_mid_run_costs_one_retry_per_job_it_held_and_the_book_is
     def kill_when_busy():
         fake.wait_for(lambda: on_victim(), 240, "a job on worker-1")
         victim.kill()
-        held.extend(on_victim())  # after the kill: the jobs it held, none taken since
+        held.extend(on_victim())  # after the kill: the jobs it held
 
     killer = threading.Thread(target=kill_when_busy, daemon=True)
     killer.start()
@@ -119,10 +119,11 @@ def test_a_worker_killed_mid_run_costs_one_retry_per_job_it_held_and_the_book_is
 
     manifest = Manifest.load(tmp_path / "out" / "manifest.json")
     lost = [job for p in manifest.pieces for job in p.jobs if job.error and "worker lost" in job.error]
-    assert sorted(job.id for job in lost) == sorted(held)
+    # the jobs it held, and one a take request left open by the dead worker may still have got
+    assert set(held) <= {job.id for job in lost} and all(fake.jobs[job.id].worker == "worker-1" for job in lost)
     assert all(job.outcome == "FAILED" for job in lost)
-    assert summary.retries == len(held)
-    assert summary.jobs_submitted == len(manifest.pieces) + len(held)
+    assert summary.retries == len(lost)
+    assert summary.jobs_submitted == len(manifest.pieces) + len(lost)
     assert all(p.state == "done" for p in manifest.pieces)
     assert len(read_chapter_marks(tmp_path / "out" / "book.mp3")) == 4
 

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import BUCKET, FAKE_AWS, wav_bytes, worker_process_env
+from tests.conftest import BUCKET, FAKE_AWS, voice_library, worker_process_env
 from tests.support.hostile_servers import HostileServer, stall
 from tests.support.http_server import http_worker
 from tests.support.s3_proxy import S3Proxy
@@ -48,10 +48,7 @@ def proxy(moto_server):
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory, proxy):
     root = tmp_path_factory.mktemp("http-faults")
-    voices = root / "voices"
-    voices.mkdir()
-    (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
-    (voices / "belinda.txt").write_text("The sun rises in the east.")
+    voices = voice_library(root)
     env = worker_process_env(tiny_models, voices, root)
     env.update(
         {

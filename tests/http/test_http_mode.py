@@ -20,7 +20,7 @@ import pytest
 import requests
 import soundfile as sf
 
-from tests.conftest import BUCKET, wav_bytes, worker_process_env
+from tests.conftest import BUCKET, voice_library, wav_bytes, worker_process_env
 from tests.support.http_server import http_worker
 
 pytestmark = pytest.mark.slow
@@ -35,10 +35,7 @@ ANSWERS: list[str] = []  # every response body seen, searched for secrets at the
 @pytest.fixture(scope="module")
 def server(tiny_models, tmp_path_factory, moto_server):
     root = tmp_path_factory.mktemp("http")
-    voices = root / "voices"
-    voices.mkdir()
-    (voices / "belinda.wav").write_bytes(wav_bytes(1.5))
-    (voices / "belinda.txt").write_text("The sun rises in the east.")
+    voices = voice_library(root)
     env = worker_process_env(tiny_models, voices, root)
     env.update(
         {

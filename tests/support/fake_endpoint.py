@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.fake_runpod import ENDPOINT, sdk_worker_env
+from tests.support.waiting import wait_until
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 
@@ -151,14 +152,7 @@ class FakeEndpoint:
             self.jobs.pop(job_id, None)
 
     def wait_for(self, predicate, timeout: float, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not (value := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"fake endpoint: no {what} within {timeout:.0f}s")
-                self._cond.wait(min(left, 0.5))
-            return value
+        return wait_until(self._cond, predicate, timeout, lambda: f"fake endpoint: no {what} within {timeout:.0f}s")
 
     def states(self) -> dict[str, int]:
         with self._cond:

@@ -43,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.waiting import wait_until
+
 ENDPOINT = "fake-endpoint"
 WORKER = "fake-worker-1"
 
@@ -126,14 +128,12 @@ class FakeRunPod:
 
     def wait_for(self, predicate, timeout: float, what: str = "condition"):
         """Wait until ``predicate()`` is truthy (re-checked on every event); return its value."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not (value := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"fake RunPod: no {what} within {timeout:.0f}s; events: {self.summary()}")
-                self._cond.wait(min(left, 0.5))
-            return value
+        return wait_until(
+            self._cond,
+            predicate,
+            timeout,
+            lambda: f"fake RunPod: no {what} within {timeout:.0f}s; events: {self.summary()}",
+        )
 
     def wait_result(self, job_id: str, timeout: float) -> Event:
         return self.wait_for(lambda: next(iter(self.of("result", job_id)), None), timeout, f"result for {job_id}")

@@ -4,49 +4,18 @@ tests and by benchmarks/book_client.py --local."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 from tests.support.fake_endpoint import FakeEndpoint
+from tests.support.worker_process import WorkerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-class LocalWorker:
+class LocalWorker(WorkerProcess):
     """``python handler.py`` on the SDK's production loop, pulling jobs from the look-alike."""
 
     def __init__(self, env: dict, worker_id: str):
+        super().__init__(env)
         self.worker_id = worker_id
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "handler.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: the SDK forks a heartbeat process
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def output(self) -> str:
-        return "\n".join(self.lines[-60:])
-
-    def kill(self) -> None:
-        """SIGKILL to the worker and its heartbeat process, as when a machine dies."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
 
 
 class LocalEndpoint:
@@ -75,7 +44,7 @@ class LocalEndpoint:
             try:
                 self.fake.wait_for(lambda w=worker_id: w in self.fake._seen, timeout, f"job-take from {worker_id}")
             except TimeoutError:
-                raise AssertionError(f"{worker_id} did not start:\n{worker.output()}") from None
+                raise AssertionError(f"{worker_id} did not start:\n{worker.output()[-4000:]}") from None
 
     def ensure(self, count: int = 2) -> None:
         for n in range(1, count + 1):
