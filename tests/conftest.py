@@ -34,7 +34,7 @@ FAKE_AWS = {
 
 def pytest_collection_modifyitems(config, items):
     """Test files with slow tests first, each file's tests in their order: under pytest-xdist
-    (``scripts/test.sh``, a file per process at a time) the long files start at once and the
+    (``scripts/test.sh``: a file per process at a time) the long files start at once and the
     short ones fill in around them, instead of a long file running alone at the end."""
     slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)
