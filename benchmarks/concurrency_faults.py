@@ -253,20 +253,10 @@ def stalled_url(args, env: dict, work: Path) -> dict:
 
 
 def hanging_s3(args, env: dict, work: Path) -> dict:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     from tests.support.http_server import http_worker
     from tests.support.s3_proxy import S3Proxy
 
-    with socket_port() as port:
-        pass
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    try:
-        moto_url = f"http://127.0.0.1:{port}"
-        creds = {"aws_access_key_id": FAKE_AWS["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": "x"}
-        boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1", **creds).create_bucket(Bucket="bench")
+    with moto_bucket("bench") as moto_url:
         with S3Proxy(moto_url) as proxy:
             extra = {
                 **FAKE_AWS,
@@ -294,8 +284,6 @@ def hanging_s3(args, env: dict, work: Path) -> dict:
                     beside = list(pool.map(lambda i: synth(worker.url, {**PLAIN, "seed": 10 + i})[0], range(4)))
                 for thread in threads:
                     thread.join()
-    finally:
-        moto.stop()
     print(f"s3: MAX_CONCURRENCY=2, S3_TIMEOUT_SECONDS={args.s3_timeout:g} x S3_ATTEMPTS={args.s3_attempts}")
     print(f"  plain job alone                        {', '.join(f'{t:.2f}' for t in alone)} s")
     print(f"  4 plain jobs beside 2 hanging S3 jobs  {', '.join(f'{t:.2f}' for t in sorted(beside))} s")
@@ -376,22 +364,13 @@ def memory(args, env: dict, work: Path) -> dict:
     """Host memory held by jobs outside generation: stalled downloads held just under
     MAX_REFERENCE_BYTES, and finished results whose S3 upload hangs; and how many of the
     jobs sent get that far (the rest wait at the door, checked, holding only their request)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
 
     from tests.support.hostile_servers import HostileServer
     from tests.support.http_server import http_worker
     from tests.support.s3_proxy import S3Proxy
 
     io_jobs, size, sent = args.io_jobs, 24 * 10**6, 2 * args.io_jobs + 2
-    with socket_port() as port:
-        pass
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    try:
-        moto_url = f"http://127.0.0.1:{port}"
-        creds = {"aws_access_key_id": FAKE_AWS["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": "x"}
-        boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1", **creds).create_bucket(Bucket="bench")
+    with moto_bucket("bench") as moto_url:
         with (
             HostileServer(partial_then_stall(size, give_up_after=300)) as server,
             S3Proxy(moto_url) as proxy,
@@ -448,8 +427,6 @@ def memory(args, env: dict, work: Path) -> dict:
                 proxy.unstall()
                 for upload in uploads:
                     upload.join()
-    finally:
-        moto.stop()
     per_download = (during_downloads - before_downloads) / max(1, downloads)
     per_upload = (during_uploads - before_uploads) / io_jobs
     print(f"memory: MAX_CONCURRENCY=1, IO_JOBS={io_jobs}; worker RSS")
@@ -467,6 +444,25 @@ def memory(args, env: dict, work: Path) -> dict:
         "per_upload_mb": per_upload,
         "audio_s": args.memory_audio_seconds,
     }
+
+
+@contextmanager
+def moto_bucket(bucket: str):
+    """moto's S3 server on a free port with ``bucket`` made; yields its URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket_port() as port:
+        pass
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        creds = {"aws_access_key_id": FAKE_AWS["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": "x"}
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1", **creds).create_bucket(Bucket=bucket)
+        yield url
+    finally:
+        moto.stop()
 
 
 @contextmanager
