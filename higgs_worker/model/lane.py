@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from . import torch_features
 from .compiled_step import CompiledStep
 from .slot_cache import SlotCache
 
@@ -42,6 +43,25 @@ def length_buckets(length: int, step: int = LENGTH_STEP) -> list[int]:
     """Attention lengths a step is rounded up to: multiples of ``step`` below ``length``, then
     ``length`` (the cache's usable length)."""
     return [size for size in range(step, length, step)] + [length]
+
+
+def mark_inputs(codes: torch.Tensor, columns: torch.Tensor | None) -> None:
+    """Mark the compiled step's batch (``codes``' first dimension) and attended length
+    (``columns``' length) dynamic, so one graph serves the batch buckets above 1 and every length
+    bucket.
+
+    Never with a strict range (``mark_dynamic(min=, max=)``): kernels add guards while they are
+    traced, and torch refuses any guard that narrows a strict range (ConstraintViolationError,
+    after the whole compile). On CUDA the memory-efficient SDPA kernel's mask preprocessing
+    tests every stride of the mask for divisibility by 8 (ATen ``preprocess_mask`` ->
+    ``aligned_tensor``; inductor ``sdpa_constraint``), which traced is the guard ``L % 8 == 0``
+    on the attended length; every length bucket is a multiple of ``LENGTH_STEP`` (and the last one,
+    the cache's length, of ``memory_plan.SLOT_ROUNDING``), so that guard holds for every bucket
+    and costs no recompile. ``maybe_mark_dynamic`` starts the dimension symbolic and lets any
+    guard narrow it (tests/model/test_lane_marking.py)."""
+    torch_features.maybe_mark_dynamic(codes, 0)  # dynamo specializes batch 1: a graph for it, one above
+    if columns is not None:  # the scratch column lies outside every length bucket
+        torch_features.maybe_mark_dynamic(columns, 0)
 
 
 class Lane:
@@ -121,9 +141,7 @@ class Lane:
     def run(self, codes: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """The step over ``codes`` (size, 1, num_codebooks) with the cache's positions set."""
         if self.step.runs_compiled(codes.shape[0]):
-            torch._dynamo.maybe_mark_dynamic(codes, 0)  # one graph for the batch buckets above 1
-            if self.live_length:  # one graph for every length bucket (the scratch column is outside all)
-                torch._dynamo.mark_dynamic(columns, 0, min=2, max=self.cache.length)
+            mark_inputs(codes, columns if self.live_length else None)
         return self.step(codes, columns)
 
     def forward(self, num_codebooks: int) -> torch.Tensor:
@@ -138,14 +156,20 @@ class Lane:
         self.cache.positions[:size].copy_(torch.tensor(positions), non_blocking=True)
         return self.run(torch.stack(codes).view(size, 1, num_codebooks), columns)
 
-    def warm(self, num_codebooks: int, device, compiled: bool) -> None:
+    def warm(self, num_codebooks: int, device, compiled: bool) -> int:
         """Run the step at every batch bucket and length bucket (compilation, CUDA-graph capture:
-        three calls each when compiled, one at the shortest length when plain). Rows write to the
-        cache's scratch column, which no sequence and no length bucket uses, so sequences in flight
-        are untouched."""
+        three calls each) while that batch size runs compiled; a size that runs plain (never
+        compiled, or fallen back during this sweep) gets one call and no sweep (nothing to
+        capture). Rows write to the cache's scratch column, which no sequence and no length
+        bucket uses, so sequences in flight are untouched. Returns the calls made."""
+        calls = 0
         for size in self.batch_buckets or [1]:
             codes = torch.zeros((size, 1, num_codebooks), dtype=torch.long, device=device)
-            for length in self.length_buckets if compiled else self.length_buckets[:1]:
-                for _ in range(3 if compiled else 1):  # cudagraph trees record on a later call
-                    self.cache.positions[:size].fill_(self.cache.scratch)
-                    self.run(codes, self.cache.columns[:length])
+            sweep = [length for length in self.length_buckets for _ in range(3)]  # trees record on a later call
+            for length in sweep:
+                self.cache.positions[:size].fill_(self.cache.scratch)
+                self.run(codes, self.cache.columns[:length])
+                calls += 1
+                if not (compiled and self.step.runs_compiled(size)):
+                    break  # runs plain (never compiled, or fell back just now): nothing to capture
+        return calls
