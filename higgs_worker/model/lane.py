@@ -8,8 +8,9 @@ in the next row, ``remove`` moves the last row into the hole) and steps them wit
 
 - the batch is padded to a batch-size bucket when the step is compiled (``batch_buckets``);
 - attention covers the live length only: the columns up to the longest active sequence,
-  rounded up to a length bucket (multiples of ``LENGTH_STEP``, the last one the cache's
-  length), so a step costs what its sequences hold, not the cache's capacity.
+  rounded up to a length bucket (multiples of ``LENGTH_STEP``, of ``ONE_ROW_LENGTH_STEP`` in a
+  one-row lane, the last one the cache's length), so a step costs what its sequences hold, not
+  the cache's capacity.
 
 Graphs. The compiled step takes the key columns as an input whose length is marked dynamic, and
 its batch dimension may be dynamic too (``maybe_mark_dynamic``: dynamo specializes batch 1, and
@@ -17,7 +18,8 @@ any size it cannot keep symbolic): a lane compiles 2 graphs (batch 1, and batche
 at most ``len(batch_buckets)`` (``MAX_BUCKETS`` with the solo lane's, dynamo's recompile limit).
 On CUDA, CUDA-graph trees record one CUDA graph per batch bucket and length bucket, all at
 warm-up: ``len(batch_buckets) x len(length_buckets)`` (64 for 8 slots of 8192 positions, 80 for
-16; the solo lane's 1 x 32 more). ``Lane.graphs`` and ``Scheduler.graphs`` count them.
+16; the solo lane's 1 x 8 more at 16384 positions, 1 x 4 at 8192). ``Lane.graphs`` and
+``Scheduler.graphs`` count them; the warm-up logs the count before it records them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from .compiled_step import CompiledStep
 from .slot_cache import SlotCache
 
 LENGTH_STEP = 512  # length buckets: multiples of this (chosen by measurement: README "Step cost")
+# A one-row lane (the solo lane; the slot lane of a one-job worker) rounds its attended length up
+# to multiples of this instead: its step is bound by reading the weights (about 6 GB in bf16),
+# beside which up to 2047 extra columns of one row's keys and values (at most 0.23 GB, half that
+# on average) cost a few per cent, while 16384 positions in 512s meant 32 CUDA graphs to record
+# at start (8 now; 4 at 8192).
+ONE_ROW_LENGTH_STEP = 2048
 MAX_BUCKETS = 8  # compiled graphs per scheduler at most: dynamo's recompile limit (8) counts them
 
 
@@ -37,6 +45,11 @@ def buckets_for(slots: int, most: int = MAX_BUCKETS) -> list[int]:
     ``slots``; at most ``most`` of them (the last step up is then to ``slots``)."""
     powers = [1 << i for i in range(most - 1) if (1 << i) < slots]
     return powers + [slots]
+
+
+def length_step_for(rows: int) -> int:
+    """Length buckets' step for a lane of ``rows`` rows (``ONE_ROW_LENGTH_STEP`` for one row)."""
+    return ONE_ROW_LENGTH_STEP if rows == 1 else LENGTH_STEP
 
 
 def length_buckets(length: int, step: int = LENGTH_STEP) -> list[int]:
@@ -72,14 +85,15 @@ class Lane:
         step: CompiledStep,
         batch_buckets: list[int] | None,
         live_length: bool = True,
-        length_step: int = LENGTH_STEP,
+        length_step: int | None = None,
     ):
         self.name = name
         self.cache = cache
         self.step = step
         self.batch_buckets = batch_buckets  # None: not compiled, no padding
         self.live_length = live_length  # False: the model's attention needs the whole cache
-        self.length_buckets = length_buckets(cache.length, length_step) if live_length else [cache.columns.shape[0]]
+        step = length_step or length_step_for(cache.slots)
+        self.length_buckets = length_buckets(cache.length, step) if live_length else [cache.columns.shape[0]]
         self.active: list = []  # compact: active[i].slot == i
 
     @property

@@ -13,6 +13,10 @@ for correct audio; each one missing costs speed or a figure, never a job:
   Missing: not set; a hit then runs eagerly, silently (slower, still correct).
 - ``torch._dynamo.utils.counters["inductor"]``: FX-graph cache hits and misses, for the
   compile-cache report (graphs loaded / compiled). Missing: both read 0.
+- ``torch._inductor.config.triton.cudagraph_dynamic_shape_warn_limit``: inductor warns once a
+  compiled graph has recorded more CUDA graphs (distinct shapes) than this (50); the slot lane's
+  batch-above-1 graph records its planned count on purpose, so the limit is raised to the plan
+  (a warning then means shapes beyond the plan). Missing: not raised (one spurious warning).
 - ``torch._dynamo.maybe_mark_dynamic`` and ``mark_static_address``: marking the attended length
   and batch dynamic, and the KV cache's addresses fixed for CUDA graphs. Missing: not marked
   (more recompiles, or graph-pool copies), still correct.
@@ -47,6 +51,12 @@ def _counters():
     return counters["inductor"]
 
 
+def _triton_config():
+    from torch._inductor import config
+
+    return config.triton
+
+
 def _attribute(owner: Callable[[], object], name: str) -> Callable[[], object]:
     def get():
         return getattr(owner(), name)
@@ -58,6 +68,9 @@ PARTS: dict[str, Callable[[], object]] = {
     "torch._inductor.cudagraph_trees.local": _cudagraph_local,
     "torch._dynamo.config.fail_on_recompile_limit_hit": _recompile_flag,
     "torch._dynamo.utils.counters['inductor']": _counters,
+    "torch._inductor.config.triton.cudagraph_dynamic_shape_warn_limit": _attribute(
+        _triton_config, "cudagraph_dynamic_shape_warn_limit"
+    ),
     "torch._dynamo.maybe_mark_dynamic": _attribute(lambda: torch._dynamo, "maybe_mark_dynamic"),
     "torch._dynamo.mark_static_address": _attribute(lambda: torch._dynamo, "mark_static_address"),
     "torch.compiler.reset": _attribute(lambda: torch.compiler, "reset"),
@@ -110,6 +123,19 @@ def fx_graph_counts() -> tuple[int, int]:
         return int(counts["fxgraph_cache_hit"]), int(counts["fxgraph_cache_miss"])
     except Exception:
         return 0, 0
+
+
+def allow_cudagraph_shapes(count: int) -> bool:
+    """Inductor warns past ``count`` CUDA graphs for one compiled graph, not past its default
+    50; False where this torch has no such setting."""
+    try:
+        config = _triton_config()
+        limit = config.cudagraph_dynamic_shape_warn_limit
+    except Exception:
+        return False
+    if limit is not None and limit < count:
+        config.cudagraph_dynamic_shape_warn_limit = count
+    return True
 
 
 def maybe_mark_dynamic(tensor: torch.Tensor, dim: int) -> None:
