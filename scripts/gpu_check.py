@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         "stage sizes; about 9-14 minutes (GPU_CHECK_FULL=1)",
     )
     parser.add_argument("--slots", type=int, default=None, help="KV slots (default 2 dry, 4; 16 with --full)")
-    parser.add_argument("--slot-len", type=int, default=None, help="positions per slot (default 1024 dry, 2048)")
+    parser.add_argument("--slot-len", type=int, default=None, help="positions per slot (default 8192 dry, 2048)")
     parser.add_argument("--layers", type=int, default=None, help="fewer layers (a quicker, less faithful check)")
     parser.add_argument("--frames", type=int, default=None, help="batch-1 stage: frames per path")
     parser.add_argument("--levels", default=None, help="concurrency and shares: jobs at once")
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
 # (dry, quick, full): the quick sizes are the first run's (docs/gpu-check.md: the timeline)
 SIZES = {
     "slots": (2, 4, 16),
-    "slot_len": (1024, 2048, None),  # None: the memory plan's
+    "slot_len": (8192, 2048, None),  # dry: the CPU worker's; None: the memory plan's
     "frames": (8, 60, 200),
     "levels": ("1,2", "1,4", "1,8,16"),
     "level_frames": (8, 48, 100),
