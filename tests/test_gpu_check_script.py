@@ -19,6 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check.sh"
 STAGES = [
+    "probe",
+    "compile-smoke",
     "setup",
     "warm-up",
     "numerics",
@@ -29,6 +31,7 @@ STAGES = [
     "shares",
     "mix",
     "restart",
+    "summary",
 ]
 
 
@@ -77,7 +80,12 @@ def summary_rows(out: Path) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_dry_run_installs_the_wheels_and_prints_every_stage_from_one_process(tmp_path):
     wheel = probe_wheel(tmp_path / "wheels")
-    proc, out = run_check(tmp_path, GPU_CHECK_WHEELS=str(wheel.parent), GPU_CHECK_SECTIONS="versions,stages")
+    proc, out = run_check(
+        tmp_path,
+        GPU_CHECK_WHEELS=str(wheel.parent),
+        GPU_CHECK_SECTIONS="versions,stages",
+        GPU_CHECK_ARGS="--restart",  # opt-in
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     rows = summary_rows(out)
     assert list(rows) == ["wheels", "versions", "stages"]
@@ -88,13 +96,14 @@ def test_dry_run_installs_the_wheels_and_prints_every_stage_from_one_process(tmp
     assert any(line.split()[:3] == ["gpukit_probe", "1.0", "ok"] for line in log.splitlines())
     stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
     assert [s["stage"] for s in stages] == STAGES
-    assert all(s["seconds"] >= 0 and s["elapsed_s"] > 0 for s in stages)
-    setup = stages[0]
+    assert all(s["seconds"] >= 0 and s["elapsed_s"] > 0 and "error" not in s for s in stages)
+    by_name = {s["stage"]: s for s in stages}
+    setup = by_name["setup"]
     assert setup["ran"]["torch"].startswith(setup["pinned"]["torch"]) and setup["dry"] is True  # versions recorded
-    numerics = stages[2]
+    assert by_name["probe"]["missing"] == [] and by_name["summary"]["ok"] is True
+    numerics = by_name["numerics"]
     assert numerics["teacher_forced_4_at_once"]["max_rel_diff"] < 1e-4  # fp32 on the CPU: equal to rounding
     assert numerics["greedy_vs_generate"]["identical"] and numerics["seed_reproduces"]["beside_others_identical"]
-    by_name = {s["stage"]: s for s in stages}
     warm = by_name["warm-up"]
     assert warm["graphs"]["lanes"]["slot lane"]["length"] == warm["slot_len"] and warm["graphs"]["cuda_graphs"] >= 0
     cost = by_name["step-cost"]
@@ -145,3 +154,50 @@ def test_sections_past_the_budget_are_reported_as_not_run(tmp_path):
     assert rows["wheels"][0] == "skip"
     assert rows["versions"][0] == rows["stages"][0] == "none"
     assert "no time left for versions" in (out / "gpu-check.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_stage_that_raises_prints_its_error_and_the_next_stages_still_run(tmp_path):
+    """Issue 25 finding 3: one failing stage used to drop every later one. The private torch
+    parts are probed first, before anything is built; the summary line comes last."""
+    stages = "probe,compile-smoke,setup,warm-up,numerics,step-cost,restart"
+    proc, out = run_check(
+        tmp_path,
+        GPU_CHECK_WHEELS="",
+        GPU_CHECK_SECTIONS="stages",
+        GPU_CHECK_ARGS=f"--stages {stages}",
+        GPU_CHECK_FAIL_STAGE="numerics",
+    )
+    assert proc.returncode == 1, proc.stdout[-4000:]  # a failed stage fails the section
+    lines = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
+    assert [s["stage"] for s in lines] == [*stages.split(","), "summary"]
+    by_name = {s["stage"]: s for s in lines}
+    probe = by_name["probe"]
+    assert probe["missing"] == [] and "torch._inductor.cudagraph_trees.local" in probe["present"]
+    assert by_name["compile-smoke"]["fallbacks"] == 0 and "error" not in by_name["compile-smoke"]
+    assert by_name["numerics"]["error"] == "RuntimeError: injected failure in numerics (GPU_CHECK_FAIL_STAGE)"
+    cost = by_name["step-cost"]  # after the failure: it ran, with its figures
+    assert "error" not in cost and all(ms > 0 for ms in cost["ms_per_step"]["all_slots"].values())
+    assert by_name["restart"]["skipped"].startswith("opt-in")
+    summary = by_name["summary"]
+    assert summary["failed"] == ["numerics"] and summary["ok"] is False
+    assert {n: r["status"] for n, r in summary["stages"].items()} == {
+        "probe": "ok",
+        "compile-smoke": "ok",
+        "setup": "ok",
+        "warm-up": "ok",
+        "numerics": "error",
+        "step-cost": "ok",
+        "attention": "skipped",
+        "batch-1": "skipped",
+        "concurrency": "skipped",
+        "shares": "skipped",
+        "mix": "skipped",
+        "restart": "skipped",
+    }
+    table = (out / "summary.txt").read_text()
+    assert any(
+        line.split()[:1] == ["numerics"] and "ERROR RuntimeError: injected" in line for line in table.splitlines()
+    )
+    assert any(line.split()[:1] == ["step-cost"] and "ms/step" in line for line in table.splitlines())
+    assert summary_rows(out)["stages"][-1] == "FAILED"

@@ -289,9 +289,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _graph_counts() -> tuple[int, int]:
-    from torch._dynamo.utils import counters
+    from . import torch_features  # imports torch: not before the cache folders are set
 
-    return counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"]
+    return torch_features.fx_graph_counts()  # (0, 0) where this torch counts none
 
 
 def warm_up(engine, cache_dir: str, model_revision: str, model_dir: str) -> CacheReport:

@@ -17,8 +17,9 @@ One thread owns the compiled graphs. CUDA-graph trees keep per-thread state
 fails an assertion, pytorch/pytorch#123177), so ``bind`` prepares that state on the calling
 thread and builds the compiled callable there; compile, warm-up, capture and every replay then
 happen on that thread (calls from any other thread raise ``WrongThread``). When the scheduler
-thread is replaced, the new thread calls ``bind`` again: dynamo's caches are reset and the
-step is compiled anew on it. The same reset happens when another step is built in the same
+thread is replaced, the new thread calls ``bind`` again: its CUDA-graph state is prepared
+first (the reset that follows shuts the old trees down through it), then dynamo's caches are
+reset and the step is compiled anew on it. The same reset happens when another step is built in the same
 process (tests, benchmarks): dynamo keeps compiled code per code object, and every scheduler's
 step shares one, so a second scheduler's sizes would count against the first one's
 recompile limit. Steps built together (one scheduler's lanes: ``group``) bind without resetting
@@ -40,6 +41,7 @@ from collections.abc import Callable
 import torch
 
 from ..contract.errors import is_out_of_memory
+from . import torch_features
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,9 @@ class WrongThread(RuntimeError):
 def prepare_cudagraph_state() -> None:
     """Give this thread the per-thread state CUDA-graph trees expect (the module sets it up
     only on the thread that imports it; pytorch/pytorch#123177)."""
-    from torch._inductor import cudagraph_trees
-
-    local = cudagraph_trees.local
+    local = torch_features.cudagraph_local()
+    if local is None:  # this torch keeps no such state (torch_features): nothing to prepare
+        return
     if not hasattr(local, "tree_manager_containers"):
         local.tree_manager_containers = {}
         local.tree_manager_locks = defaultdict(threading.Lock)
@@ -128,14 +130,16 @@ class CompiledStep:
         if not self.compile_on or self.all_plain:
             return
         group = id(self.group if self.group is not None else self)
+        # first: the reset below shuts down inductor's CUDA-graph trees through this thread's
+        # state (reset_cudagraph_trees), which a new thread lacks until it is prepared
+        prepare_cudagraph_state()
         if _last_built is not None and (_last_built[0] != group or _last_built[1] is not thread):
             # another thread's or another step's compiled code and cudagraph trees: never replayed here
-            torch._dynamo.reset()
+            torch_features.reset_compiled_state()
         self.compiled_sizes.clear()
         _last_built = (group, thread)  # the thread object: an ended thread's ident is reused
-        prepare_cudagraph_state()
         # a recompile-limit hit would otherwise run that size eagerly without a word
-        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        torch_features.fail_on_recompile_limit()
         backend = self.backend
         self._compiled = torch.compile(
             self.plain,

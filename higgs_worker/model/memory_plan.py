@@ -7,11 +7,12 @@ with the card's total memory and what is in use then (``torch.cuda.mem_get_info`
 weights, the audio tokenizer, the CUDA context), and logs ``MemoryPlan.describe()``::
 
     free      = total - in use after loading
-    reserve   = codec + prefill + solo lane + margin                       (fixed parts)
+    reserve   = codec + prefill + solo lane + solo prompt cache + graph pools + margin  (fixed)
     slots     = slots x length x (KV per position + step workspace per position)
                 + one slot-length prompt cache                              (grow together)
-    slots <= min(free - reserve, free x KV_CACHE_MEMORY_FRACTION)
-    length    = all that fits, up to MAX_SLOT_TOKENS
+    slots <= min(free - reserve - MIN_SPARE_BYTES, free x KV_CACHE_MEMORY_FRACTION)
+    length    = all that fits, up to MAX_SLOT_TOKENS; with fewer than MIN_SLOT_TOKENS each,
+                fewer slots (the log says so)
 
 A decode step attends over the live length only (higgs_worker/model/slot_attention.py), so a
 longer slot costs memory, not step time: the slots take what the reserve leaves, up to
@@ -35,6 +36,14 @@ The parts, from the shapes and coefficients measured with ``python benchmarks/me
   slot's length within ``SOLO_POSITIONS`` (16384 where the slots get their full length, else
   8192; a longer sequence still runs in its own cache: it uses the margin, and an
   out-of-memory there fails only that job).
+- solo prompt cache: a solo job's prompt is prefilled into its own cache before it moves into
+  the solo lane, and may be as long as the solo lane (a slot-length prompt cache is counted with
+  the slots); the reserve holds the difference up to the solo length.
+- graph pools: what CUDA-graph trees keep in their private memory pool (the recorded steps'
+  intermediates and outputs) and the fp32 audio tokenizer's cuDNN workspaces: a stated
+  allowance (``GRAPH_POOL_BYTES``, ``CUDNN_WORKSPACE_BYTES``) until the GPU check measures it
+  (scripts/gpu_check.py logs ``memory_reserved()`` after warm-up and under a full batch beside
+  this plan's prediction).
 - step workspace (per slot position, so it shrinks the slots): the attention's scores, one
   float per head per live position, one layer at a time (keys and values are read in place:
   the slot attention packs grouped-query heads instead of repeating keys and values for every
@@ -66,6 +75,9 @@ SOLO_LANES = 1  # sequences in the solo lane at once on CUDA (the scheduler hold
 SOLO_POSITIONS = (16384, 8192)  # the solo lane's length: the first whose slots get half of it
 MARGIN_SHARE = 0.04
 MARGIN_BYTES = 256e6
+GRAPH_POOL_BYTES = 512e6  # stated, not yet measured: CUDA-graph trees' pool (docs/gpu-check.md)
+CUDNN_WORKSPACE_BYTES = 256e6  # stated: the audio tokenizer's convolutions (fp32, cuDNN)
+MIN_SPARE_BYTES = 1e9  # left over after everything planned: a plan keeps it (else fewer slots)
 
 
 @dataclass(frozen=True)
@@ -112,10 +124,12 @@ class Reserve:
     prefill: int
     solo: int
     margin: int
+    solo_prompt: int = 0  # a solo job's prompt cache beyond a slot's length
+    graphs: int = 0  # CUDA-graph pools and cuDNN workspaces (stated allowance)
 
     @property
     def total(self) -> int:
-        return self.codec + self.prefill + self.solo + self.margin
+        return self.codec + self.prefill + self.solo + self.margin + self.solo_prompt + self.graphs
 
 
 def codec_workspace(max_reference_seconds: float) -> int:
@@ -126,13 +140,21 @@ def codec_workspace(max_reference_seconds: float) -> int:
 
 
 def reserve_for(
-    shapes: ModelShapes, total: int, max_reference_seconds: float = 60.0, solo_length: int = SOLO_POSITIONS[-1]
+    shapes: ModelShapes,
+    total: int,
+    max_reference_seconds: float = 60.0,
+    solo_length: int = SOLO_POSITIONS[-1],
+    slot_length: int = 0,
 ) -> Reserve:
+    """The fixed parts; ``slot_length``: the slots' (their prompt cache is counted with them, the
+    solo prompt cache reserves the rest up to ``solo_length``)."""
     return Reserve(
         codec=codec_workspace(max_reference_seconds),
         prefill=PREFILL_TOKENS * shapes.hidden * PREFILL_BYTES_PER_TOKEN_HIDDEN * shapes.dtype_bytes,
         solo=SOLO_LANES * solo_length * shapes.kv_per_position,
         margin=int(MARGIN_SHARE * total + MARGIN_BYTES),
+        solo_prompt=max(0, solo_length - slot_length) * shapes.kv_per_position,
+        graphs=int(GRAPH_POOL_BYTES + CUDNN_WORKSPACE_BYTES),
     )
 
 
@@ -146,6 +168,7 @@ class MemoryPlan:
     shapes: ModelShapes
     fraction: float  # KV_CACHE_MEMORY_FRACTION
     solo_length: int = SOLO_POSITIONS[-1]  # positions of a solo-lane row
+    asked: int = 0  # the slots asked for (MAX_CONCURRENCY); more than ``slots``: fewer planned
 
     @property
     def free(self) -> int:
@@ -176,6 +199,17 @@ class MemoryPlan:
     def fits(self) -> bool:
         return self.spare >= 0 and self.length >= MIN_SLOT_TOKENS
 
+    @property
+    def resident(self) -> int:
+        """What the worker holds once warmed up and idle, by this plan: in use after loading,
+        the KV slots, the solo lane and the graph pools (``memory_reserved`` comes near it)."""
+        return self.in_use + self.kv_bytes + self.reserve.solo + self.reserve.graphs
+
+    @property
+    def busy(self) -> int:
+        """At a full batch: also the step workspace, prompt caches, prefill and codec at once."""
+        return self.in_use + self.planned - self.reserve.margin
+
     def describe(self) -> str:
         r = self.reserve
         return (
@@ -183,8 +217,15 @@ class MemoryPlan:
             f"KV {self.slots} slots x {self.length} positions = {self.kv_bytes / GB:.2f} GB "
             f"(+ step workspace {self.step_bytes / GB:.2f} GB, prompt cache {self.prompt_cache_bytes / GB:.2f} GB); "
             f"reserve {r.total / GB:.2f} GB (audio tokenizer {r.codec / GB:.2f}, prefill {r.prefill / GB:.2f}, "
-            f"solo lane {r.solo / GB:.2f} for {self.solo_length} positions, margin {r.margin / GB:.2f}); "
-            f"spare {self.spare / GB:.2f} GB"
+            f"solo lane {r.solo / GB:.2f} for {self.solo_length} positions and its prompt cache "
+            f"{r.solo_prompt / GB:.2f}, graph pools {r.graphs / GB:.2f}, margin {r.margin / GB:.2f}); "
+            f"spare {self.spare / GB:.2f} GB (kept: {MIN_SPARE_BYTES / GB:.1f})"
+            + (
+                f"; {self.slots} slots, fewer than the {self.asked} asked (MAX_CONCURRENCY): no room for "
+                f"{self.asked} of {MIN_SLOT_TOKENS} positions"
+                if self.asked > self.slots
+                else ""
+            )
         )
 
 
@@ -204,13 +245,15 @@ def plan(
     free = total - in_use
     per_position = shapes.kv_per_position + shapes.step_per_position
     for solo_length in SOLO_POSITIONS:
+        # with slot_length 0 the reserve holds one prompt cache of the solo length, the larger of
+        # the two (a slot-length one and the solo one beyond it): the slots pay for no other
         reserve = reserve_for(shapes, total, max_reference_seconds, solo_length)
-        budget = max(0, min(free - reserve.total, int(free * fraction)))
+        budget = max(0, free - reserve.total - int(MIN_SPARE_BYTES))
+        share = int(free * fraction)  # KV_CACHE_MEMORY_FRACTION: the slots and their prompt cache
 
-        def length_for(count: int, budget: int = budget) -> int:
-            # count slots plus one prompt cache of a slot's length
-            fitting = budget // (count * per_position + shapes.kv_per_position)
-            return min(MAX_SLOT_TOKENS, fitting // SLOT_ROUNDING * SLOT_ROUNDING)
+        def length_for(count: int, budget: int = budget, share: int = share, cap: int = solo_length) -> int:
+            fitting = min(budget // (count * per_position), share // (count * per_position + shapes.kv_per_position))
+            return min(MAX_SLOT_TOKENS, cap, fitting // SLOT_ROUNDING * SLOT_ROUNDING)
 
         slots = max(1, concurrency)
         length = length_for(slots)
@@ -220,4 +263,5 @@ def plan(
         if 2 * length >= solo_length:
             break
     length = max(SLOT_ROUNDING, length)
-    return MemoryPlan(total, in_use, reserve, slots, length, shapes, fraction, solo_length)
+    reserve = reserve_for(shapes, total, max_reference_seconds, solo_length, length)
+    return MemoryPlan(total, in_use, reserve, slots, length, shapes, fraction, solo_length, max(1, concurrency))

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..contract.errors import Cancelled, is_out_of_memory
+from . import torch_features
 from .compiled_step import CompiledStep
 from .decode_loop import DecodeLoop, SequenceState, sample_many
 from .lane import MAX_BUCKETS, Lane, buckets_for
@@ -512,6 +513,19 @@ class Scheduler:
 
     def _warm_buckets(self) -> None:
         n = self.loop.rules.num_codebooks
+        if self.compile_step:
+            graphs = self.graphs
+            log.info(
+                "decode step: recording up to %d CUDA graphs (%s) from %d compiled graph(s)",
+                graphs["cuda_graphs"],
+                ", ".join(
+                    f"{name} {len(g['batch_buckets'] or [1])} batch x {len(g['length_buckets'])} length buckets"
+                    for name, g in graphs["lanes"].items()
+                ),
+                graphs["compiled"],
+            )
+            # inductor warns past 50 CUDA graphs per compiled graph; these are planned
+            torch_features.allow_cudagraph_shapes(max(g["cuda_graphs"] for g in graphs["lanes"].values()))
         for lane in self.lanes:
             lane.warm(n, self.device, self.compile_step)
             compiled = [size for size in lane.batch_buckets or [] if lane.step.runs_compiled(size)]

@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from . import torch_features
+
 
 class SlotLayer(CacheLayerMixin):
     is_compileable = True
@@ -80,10 +82,10 @@ class SlotCache(Cache):
         super().__init__(layers=layers)
         if torch.device(device).type == "cuda":  # fixed addresses for CUDA graphs
             for layer in layers:
-                torch._dynamo.mark_static_address(layer.keys)
-                torch._dynamo.mark_static_address(layer.values)
-            torch._dynamo.mark_static_address(self.positions)
-            torch._dynamo.mark_static_address(self.columns)
+                torch_features.mark_static_address(layer.keys)
+                torch_features.mark_static_address(layer.values)
+            torch_features.mark_static_address(self.positions)
+            torch_features.mark_static_address(self.columns)
 
     @property
     def nbytes(self) -> int:
