@@ -31,8 +31,8 @@ class FetchRefused(Exception):
     """The URL or what it answered is refused; the message says why."""
 
 
-class _PrivatePeer(Exception):  # not an OSError: urllib3 and requests let it through untouched
-    pass
+class _PrivateHost(Exception):
+    """The host resolves to an address that is not public (found before any connection)."""
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
@@ -94,7 +94,7 @@ def check_host(url: str) -> tuple[tuple[str, int], list[str]]:
         raise FetchRefused(f"cannot resolve the host {parts.hostname}") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses or not all(is_public(address) for address in addresses):
-        raise _PrivatePeer()
+        raise _PrivateHost()
     return _host_key(parts.hostname, port), addresses
 
 
@@ -110,7 +110,7 @@ def check_address(url: str, allow_private: bool) -> None:
     that is checked before it waits; ``fetch`` checks again, at every hop."""
     try:
         _split(url) if allow_private else check_host(url)
-    except _PrivatePeer:
+    except _PrivateHost:
         raise FetchRefused(PRIVATE_REFUSED) from None
 
 
@@ -252,7 +252,7 @@ def fetch(url: str, max_bytes: int, timeout: float, allow_private: bool) -> byte
                 return body
             url = urljoin(url, location)
         raise FetchRefused(f"redirected more than {MAX_REDIRECTS} times")
-    except _PrivatePeer:
+    except _PrivateHost:
         raise FetchRefused(PRIVATE_REFUSED) from None
     except FetchRefused:
         raise
