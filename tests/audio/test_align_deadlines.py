@@ -94,3 +94,29 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def test_a_job_whose_helper_stops_reading_succeeds_with_approximate_words(make_worker, monkeypatch):
+    """The whole job (tiny model, CPU) with the worker's own alignment service, its helper
+    stopped. The one knob: BASE_TIMEOUT_S lowered from 30 s to 2 s, so that the job's
+    deadline passes soon; 60 steps make 2.4 s of audio, more than the helper's pipe holds."""
+    from higgs_worker.audio.align import service as align_service
+
+    monkeypatch.setattr(align_service, "BASE_TIMEOUT_S", 2.0)
+    worker = make_worker()
+    job = {"text": "Hello there, my friend.", "seed": 5, "max_new_tokens": 60, "word_timestamps": True}
+    first = worker.run({"id": "words-1", "input": job})  # starts the worker's helper
+    assert "error" not in first, first
+    pids = [helper.process.pid for helper in list(align_service.default_service()._idle.queue)]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        (out,) = in_threads(1, lambda: worker.run({"id": "words-2", "input": job}))
+        assert "error" not in out, out
+        for segment in out["segments"]:
+            assert "took longer than" in segment["alignment_error"], segment
+            assert segment["words"] and all(word["approximate"] for word in segment["words"])
+    finally:
+        for pid in pids:
+            _kill(pid)
