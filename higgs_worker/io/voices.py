@@ -317,7 +317,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["migrate"])
     parser.add_argument("folder", help="the voice library (VOICES_DIR)")
     args = parser.parse_args(argv)
-    packed = VoiceLibrary(args.folder).migrate()
+    try:
+        packed = VoiceLibrary(args.folder).migrate()
+    except WorkerError as exc:  # a voice that cannot be read, a folder that cannot be written
+        raise SystemExit(f"migrate: {exc}") from None
     print(f"packed {len(packed)} voice(s) into NAME.voice: {', '.join(packed) or '-'}")
 
 

@@ -113,6 +113,15 @@ def test_a_full_voice_folder_is_a_coded_507(make_worker, voices_dir):
     assert upload(client, "roomless").status_code == 201  # space again: the same upload works
 
 
+def without_root_file_rights(command: list[str]) -> list[str]:
+    """``command``, run so that file modes bind it: as root, without the capabilities that
+    ignore them (``setpriv``, util-linux); as any other user, as it is."""
+    if os.geteuid() != 0:
+        return command
+    assert shutil.which("setpriv"), "running as root needs setpriv (util-linux) to drop root's file rights"
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *command]
+
+
 READ_ONLY_CHILD = r"""
 import json, sys
 from higgs_worker.http.voice_admin import VoiceAdminError, delete_voice, save_voice
@@ -135,10 +144,7 @@ def test_a_read_only_voice_folder_is_a_coded_507(voices_dir, tmp_path):
     that let root ignore modes (``setpriv``; as any other user, modes apply anyway)."""
     clip = tmp_path / "clip.wav"
     clip.write_bytes(wav_bytes(1.0))
-    command = [sys.executable, "-c", READ_ONLY_CHILD, str(voices_dir), str(clip)]
-    if os.geteuid() == 0:
-        assert shutil.which("setpriv"), "running as root needs setpriv (util-linux) to drop root's file rights"
-        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *command]
+    command = without_root_file_rights([sys.executable, "-c", READ_ONLY_CHILD, str(voices_dir), str(clip)])
     os.chmod(voices_dir, 0o555)
     try:
         done = subprocess.run(
@@ -152,3 +158,18 @@ def test_a_read_only_voice_folder_is_a_coded_507(voices_dir, tmp_path):
         assert out[action]["status"] == 507 and out[action]["code"] == "voice_library_unwritable", out
         assert "Permission denied" in out[action]["message"], out
     assert (voices_dir / "belinda.wav").exists() and not (voices_dir / "newcomer.voice").exists()
+
+
+def test_migrate_into_a_read_only_folder_says_why(voices_dir):
+    """The queue-mode writer of the library, ``migrate``, as a command: its error is the
+    library's coded one, not a traceback (run without root's file rights, as above)."""
+    command = without_root_file_rights([sys.executable, "-m", "higgs_worker.io.voices", "migrate", str(voices_dir)])
+    os.chmod(voices_dir, 0o555)
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    finally:
+        os.chmod(voices_dir, 0o755)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "migrate: storage: the voice library (VOICES_DIR) cannot be written (Permission denied)" in done.stderr
