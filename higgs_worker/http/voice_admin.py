@@ -87,6 +87,6 @@ def delete_voice(folder: str, name: str) -> bool:
 
 
 def _unwritable(exc: WorkerError) -> VoiceAdminError:
-    if exc.code != STORAGE:
-        raise exc
+    """The library's only error on writing (``storage``: the folder cannot be written) as 507."""
+    assert exc.code == STORAGE, exc
     return VoiceAdminError(UNWRITABLE, exc.message, "voice_library_unwritable")
