@@ -248,7 +248,7 @@ class Worker:
     def fetch(self, prepared: PreparedJob) -> None:
         """Reference audio downloaded (URL, S3) and decoded: network and CPU, no slot."""
         store = self.store
-        fetch_voices(prepared.voices, self.settings, store.read if store else None)
+        fetch_voices(prepared.voices, self.settings, store.read_reference if store else None)
 
     def generate(
         self, prepared: PreparedJob, engine: Engine, should_stop, progress, emit, on_audio

@@ -442,7 +442,7 @@ def test_empty_reference_is_refused(make_worker, file_server):
 
 
 def test_reference_from_s3_too_large_or_missing_fails_cleanly(make_worker, s3_env, s3_client):
-    key = f"hostile-refs/{uuid.uuid4().hex}"
+    key = f"higgs-audio/references/{uuid.uuid4().hex}"
     s3_client.put_object(Bucket=BUCKET, Key=f"{key}/big.wav", Body=wav_bytes(2.0))
     s3_client.put_object(Bucket=BUCKET, Key=f"{key}/text.wav", Body=b"not audio\n" * 100)
     worker = make_worker({**s3_env, **CHEAP, **LIMITS})

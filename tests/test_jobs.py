@@ -146,7 +146,7 @@ def test_cloning_from_base64_url_and_s3_key_agree(make_worker, file_server, s3_e
     data = wav_bytes(1.2, rate=44100, channels=2)  # stereo at another rate must work
     folder, url = file_server
     (folder / "ref.wav").write_bytes(data)
-    s3_client.put_object(Bucket=BUCKET, Key="refs/ref.wav", Body=data)
+    s3_client.put_object(Bucket=BUCKET, Key="higgs-audio/references/ref.wav", Body=data)
     worker = make_worker({**s3_env, "ALLOW_PRIVATE_URLS": "true"})
     common = {"text": SHORT, "seed": 11, "delivery": "base64"}
     outs = [
@@ -159,7 +159,14 @@ def test_cloning_from_base64_url_and_s3_key_agree(make_worker, file_server, s3_e
             }
         ),
         worker.run({"input": {**common, "reference_audio": {"url": f"{url}/ref.wav", "transcript": "A tone."}}}),
-        worker.run({"input": {**common, "reference_audio": {"s3_key": "refs/ref.wav", "transcript": "A tone."}}}),
+        worker.run(
+            {
+                "input": {
+                    **common,
+                    "reference_audio": {"s3_key": "higgs-audio/references/ref.wav", "transcript": "A tone."},
+                }
+            }
+        ),
     ]
     for out in outs:
         assert "error" not in out, out

@@ -161,6 +161,12 @@ class Environment(BaseSettings):
         description="R2, MinIO, B2 or any S3-compatible store (default AWS)",
     )
     S3_PREFIX: str = Field("higgs-audio/", description="key prefix for results")
+    REFERENCE_S3_PREFIX: str | None = Field(
+        None,
+        description="`reference_audio.s3_key` must name an object under this prefix (default "
+        "`<S3_PREFIX>references/`, where `higgs-tts` uploads reference audio); it may not hold the results "
+        "(S3_PREFIX)",
+    )
     S3_PRESIGN_SECONDS: int = Field(
         3600, ge=0, le=604800, description="lifetime of the returned https URL; 0 = only the s3:// URI"
     )
@@ -272,6 +278,7 @@ class S3Settings:
     presign_seconds: int
     region: str | None
     timeout_seconds: float
+    reference_prefix: str = "references/"  # reference_audio.s3_key must start with it
     # Only set when RunPod's BUCKET_* aliases are used; AWS_* are read by boto3 itself.
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
@@ -357,15 +364,26 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def _folder(prefix: str) -> str:
+    """A key prefix as a folder: no leading '/', a trailing one unless empty."""
+    prefix = prefix.lstrip("/")
+    return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+
+
 def _s3_settings(e: Environment) -> S3Settings | None:
     if not e.S3_BUCKET:
         return None
-    prefix = e.S3_PREFIX
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
+    prefix = _folder(e.S3_PREFIX)
+    reference_prefix = _folder(e.REFERENCE_S3_PREFIX) if e.REFERENCE_S3_PREFIX else f"{prefix}references/"
+    if prefix.startswith(reference_prefix):
+        raise SettingsError(
+            f"bad setting: REFERENCE_S3_PREFIX={reference_prefix!r}: must not contain the results "
+            f"(S3_PREFIX={prefix!r}), or any job could clone another job's output"
+        )
     return S3Settings(
         bucket=e.S3_BUCKET,
-        prefix=prefix.lstrip("/"),
+        prefix=prefix,
+        reference_prefix=reference_prefix,
         endpoint_url=e.S3_ENDPOINT_URL,
         presign_seconds=e.S3_PRESIGN_SECONDS,
         timeout_seconds=e.S3_TIMEOUT_SECONDS,

@@ -21,7 +21,8 @@ MEANINGS = {
     REFERENCE_AUDIO: "reference audio or a voice could not be fetched or decoded, or is out of bounds",
     GENERATION_FAILED: "generation stopped (cancelled, timed out) or failed unexpectedly; the worker keeps serving",
     OUT_OF_MEMORY: "the GPU ran out of memory; shorter text, smaller chunks or a larger GPU",
-    STORAGE: "the result could not be stored in S3, or is too large to return inline without S3",
+    STORAGE: "the result could not be stored in S3, or is too large to return inline without S3; or the voice "
+    "library (VOICES_DIR) could not be written (full, read-only)",
 }
 CODES = frozenset(MEANINGS)
 

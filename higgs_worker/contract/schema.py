@@ -81,6 +81,14 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+def _is_plain_key(key: str) -> bool:
+    """An S3 key that every store and proxy reads as written: relative, no dot or empty parts
+    (which a path-normalising proxy would resolve), no backslashes or control characters."""
+    if key.startswith("/") or "\\" in key or any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        return False
+    return all(part not in ("", ".", "..") for part in key.split("/"))
+
+
 class ReferenceAudio(_Strict):
     url: str | None = Field(default=None, max_length=4096)
     base64: str | None = None
@@ -94,10 +102,11 @@ class ReferenceAudio(_Strict):
             raise ValueError("reference_audio needs exactly one of url, base64, s3_key")
         if self.url is not None and not re.match(r"^https?://", self.url, re.IGNORECASE):
             raise ValueError("reference_audio.url must be an http:// or https:// URL")
-        if self.s3_key is not None and (
-            self.s3_key.startswith("/") or ".." in self.s3_key.split("/") or "\x00" in self.s3_key
-        ):
-            raise ValueError("reference_audio.s3_key must be a key inside S3_BUCKET without '..'")
+        if self.s3_key is not None and not _is_plain_key(self.s3_key):
+            raise ValueError(
+                "reference_audio.s3_key must be a plain key under REFERENCE_S3_PREFIX, without '..', '.' or "
+                "empty parts, a leading '/', backslashes or control characters"
+            )
         return self
 
 
@@ -133,7 +142,8 @@ class SynthesisRequest(_Strict):
     )
     reference_audio: ReferenceAudio | None = Field(
         default=None,
-        description="zero-shot cloning: exactly one of `url`, `base64`, `s3_key` (in S3_BUCKET), "
+        description="zero-shot cloning: exactly one of `url`, `base64`, `s3_key` (in S3_BUCKET, under "
+        "REFERENCE_S3_PREFIX), "
         "plus optional `transcript`; 0.25 s..MAX_REFERENCE_SECONDS of wav/flac/ogg/mp3",
     )
     speakers: dict[str, SpeakerVoice] | None = Field(

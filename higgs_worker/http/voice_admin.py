@@ -6,6 +6,8 @@ and published with its transcript as one new version, ``NAME.voice``, in one ato
 (``io.voices``): a job reads the old version or the new one, never the clip of one with the
 transcript of the other. A flat ``NAME.wav`` + ``NAME.txt`` pair of that name is removed
 after. Names are plain names (``schema.check_name``) and every path stays in the folder.
+A folder that cannot be written (full, read-only, no permission) is ``507`` with the code
+``voice_library_unwritable``: the request was fine, the server cannot store it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import io
 
 import soundfile as sf
 
-from ..contract.errors import REFERENCE_AUDIO, WorkerError
+from ..contract.errors import REFERENCE_AUDIO, STORAGE, WorkerError
 from ..contract.schema import MAX_DESCRIPTION_CHARS, MODEL_SAMPLE_RATE, check_name
 from ..io.reference_audio import decode_reference
 from ..io.voices import VoiceLibrary
 
 RESERVED = {"auto"}  # the HTTP door's name for "the model picks a voice"
+UNWRITABLE = 507  # Insufficient Storage: the folder is full or read-only
 
 
 class VoiceAdminError(ValueError):
@@ -58,6 +61,8 @@ def save_voice(folder: str, name: str, data: bytes, transcript: str | None, max_
     sf.write(buffer, waveform, MODEL_SAMPLE_RATE, format="WAV", subtype="PCM_16")
     try:
         VoiceLibrary(folder).publish(name, buffer.getvalue(), transcript)
+    except WorkerError as exc:
+        raise _unwritable(exc) from None
     except ValueError as exc:
         raise VoiceAdminError(400, str(exc), "invalid_voice_name") from None
     return {
@@ -75,4 +80,13 @@ def delete_voice(folder: str, name: str) -> bool:
         check_name(name, "name")
     except ValueError as exc:
         raise VoiceAdminError(400, str(exc), "invalid_voice_name") from None
-    return VoiceLibrary(folder).delete(name)
+    try:
+        return VoiceLibrary(folder).delete(name)
+    except WorkerError as exc:
+        raise _unwritable(exc) from None
+
+
+def _unwritable(exc: WorkerError) -> VoiceAdminError:
+    """The library's only error on writing (``storage``: the folder cannot be written) as 507."""
+    assert exc.code == STORAGE, exc
+    return VoiceAdminError(UNWRITABLE, exc.message, "voice_library_unwritable")

@@ -1,4 +1,5 @@
-"""S3 delivery with boto3: upload (botocore's own bounded retries), presign, read reference keys.
+"""S3 delivery with boto3: upload (botocore's own bounded retries), presign, read reference keys
+(only under REFERENCE_S3_PREFIX).
 
 Credentials come only from the environment (boto3's own AWS_* chain, or RunPod's
 BUCKET_* names mapped in ``config``). Error messages name the bucket, key and the
@@ -87,28 +88,37 @@ class S3Store:
                 ) from None
         return StoredObject(s3_uri=f"s3://{bucket}/{key}", url=url)
 
-    def read(self, key: str, max_bytes: int) -> bytes:
-        """Read a reference-audio object from the bucket, refusing large objects."""
-        bucket = self.settings.bucket
+    def read_reference(self, key: str, max_bytes: int) -> bytes:
+        """Read reference audio at ``key``, which must lie under REFERENCE_S3_PREFIX (never
+        the results); refuse large objects. A key outside the prefix, a missing object and
+        one the credentials may not read give one and the same error, so no answer tells
+        whether, or how large, an object outside the prefix exists."""
+        bucket, prefix = self.settings.bucket, self.settings.reference_prefix
+        unavailable = WorkerError(
+            REFERENCE_AUDIO,
+            f"no reference audio at s3_key {key!r}: it must name an object under REFERENCE_S3_PREFIX "
+            f"{prefix!r} in S3_BUCKET",
+        )
+        if not key.startswith(prefix):
+            raise unavailable
+        too_large = WorkerError(
+            REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
+        )
         try:
             head = self.client.head_object(Bucket=bucket, Key=key)
             if int(head.get("ContentLength", 0)) > max_bytes:
-                raise WorkerError(
-                    REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
-                )
+                raise too_large
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
             data = body.read(max_bytes + 1)
         except WorkerError:
             raise
         except Exception as exc:
             code = _error_code(exc)
-            if code in ("404", "NoSuchKey", "NotFound"):
-                raise WorkerError(REFERENCE_AUDIO, f"no object s3://{bucket}/{key}") from None
+            if code in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden"):
+                raise unavailable from None
             raise WorkerError(REFERENCE_AUDIO, f"could not read s3://{bucket}/{key} ({code})") from None
         if len(data) > max_bytes:
-            raise WorkerError(
-                REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
-            )
+            raise too_large
         return data
 
 

@@ -3,7 +3,8 @@
 Two layouts are read:
 
 - ``NAME.voice``, what ``POST /v1/audio/voices`` and ``migrate`` write: one zip archive
-  (stored, not compressed) holding ``audio.wav`` (or ``audio.flac``/``.mp3``/``.ogg``) and,
+  (stored, not compressed; an archive with a compressed member is refused unread, so
+  no member can inflate: a zip bomb costs nothing) holding ``audio.wav`` (or ``audio.flac``/``.mp3``/``.ogg``) and,
   when there is one, ``transcript.txt``. A new version is written to a temporary file in
   the folder and renamed over the old one (one atomic rename), so a reader that opened the
   file reads one whole version, whatever happens to the name afterwards.
@@ -13,6 +14,9 @@ Two layouts are read:
   ``NAME.voice`` (``python -m higgs_worker.io.voices migrate VOICES_DIR``).
 
 ``NAME.voice`` wins over a flat pair of the same name.
+
+A folder that cannot be written (full, read-only, no permission) fails ``publish`` and
+``delete`` with ``WorkerError("storage", ...)`` naming the system's reason.
 
 ``VoiceLibrary.read(name, known)`` opens the voice's file(s) once and returns a
 ``VoiceVersion``: the transcript and the audio bytes, read through those same open files,
@@ -32,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract.errors import INVALID_INPUT, REFERENCE_AUDIO, WorkerError
+from ..contract.errors import INVALID_INPUT, REFERENCE_AUDIO, STORAGE, WorkerError
 from ..contract.schema import check_name
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -55,6 +59,27 @@ class VoiceVersion:
 
 class _Changed(Exception):
     """A flat pair changed while it was read: read again."""
+
+
+class _Unreadable(Exception):
+    """A ``.voice`` archive that is refused; the message says why."""
+
+
+def _member(archive: zipfile.ZipFile, member: str) -> bytes:
+    """A member's bytes, never more than MAX_MEMBER_BYTES read, whatever its header says."""
+    with archive.open(member) as stream:
+        data = stream.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise _Unreadable(f"a member over {MAX_MEMBER_BYTES} bytes")
+    return data
+
+
+def _unwritable(exc: OSError) -> WorkerError:
+    return WorkerError(
+        STORAGE,
+        f"the voice library (VOICES_DIR) cannot be written ({exc.strerror or type(exc).__name__}); "
+        "free space on the volume or make the folder writable",
+    )
 
 
 def _identity(info: os.stat_result) -> tuple:
@@ -157,14 +182,19 @@ class VoiceLibrary:
                 with zipfile.ZipFile(handle) as archive:
                     members = {info.filename: info for info in archive.infolist()}
                     audio_member = next((m for m in members if m.startswith(f"{AUDIO_MEMBER}.")), None)
-                    if audio_member is None or any(info.file_size > MAX_MEMBER_BYTES for info in members.values()):
-                        raise zipfile.BadZipFile("no audio member, or a member too large")
-                    text = archive.read(TRANSCRIPT_MEMBER) if TRANSCRIPT_MEMBER in members else b""
-                    audio = None if known(key) else archive.read(audio_member)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+                    if audio_member is None:
+                        raise _Unreadable("no audio member")
+                    for info in members.values():
+                        if info.compress_type != zipfile.ZIP_STORED:
+                            raise _Unreadable("a compressed member: .voice files store theirs")
+                        if max(info.file_size, info.compress_size) > MAX_MEMBER_BYTES:
+                            raise _Unreadable(f"a member over {MAX_MEMBER_BYTES} bytes")
+                    text = _member(archive, TRANSCRIPT_MEMBER) if TRANSCRIPT_MEMBER in members else b""
+                    audio = None if known(key) else _member(archive, audio_member)
+            except (_Unreadable, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+                why = str(exc) if isinstance(exc, _Unreadable) else type(exc).__name__
                 raise WorkerError(
-                    REFERENCE_AUDIO,
-                    f"the voice {name!r} in VOICES_DIR cannot be read ({type(exc).__name__}); upload it again",
+                    REFERENCE_AUDIO, f"the voice {name!r} in VOICES_DIR cannot be read ({why}); upload it again"
                 ) from None
         return VoiceVersion(name, key, _transcript(text), audio)
 
@@ -205,22 +235,28 @@ class VoiceLibrary:
         """Write a new version of ``name`` as ``NAME.voice`` in one rename, then remove the
         flat pair of that name (its audio first, so a reader of the pair sees the change)."""
         check_name(name, "voice")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        target = self._path(name, VOICE_SUFFIX)
-        if target is None:
-            raise ValueError("the voice name must stay inside VOICES_DIR")
-        _write_atomic(target, pack(audio, transcript, audio_suffix))
-        self._remove_flat(name)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            target = self._path(name, VOICE_SUFFIX)
+            if target is None:
+                raise ValueError("the voice name must stay inside VOICES_DIR")
+            _write_atomic(target, pack(audio, transcript, audio_suffix))
+            self._remove_flat(name)
+        except OSError as exc:
+            raise _unwritable(exc) from None
 
     def delete(self, name: str) -> bool:
         """Remove every file of ``name``; False when there was no such voice."""
         check_name(name, "voice")
         if not self.folder.is_dir():
             return False
-        found = self._has_pack(name)
-        if found:
-            self._path(name, VOICE_SUFFIX).unlink(missing_ok=True)
-        return self._remove_flat(name) or found
+        try:
+            found = self._has_pack(name)
+            if found:
+                self._path(name, VOICE_SUFFIX).unlink(missing_ok=True)
+            return self._remove_flat(name) or found
+        except OSError as exc:
+            raise _unwritable(exc) from None
 
     def _remove_flat(self, name: str) -> bool:
         found = False
@@ -281,7 +317,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["migrate"])
     parser.add_argument("folder", help="the voice library (VOICES_DIR)")
     args = parser.parse_args(argv)
-    packed = VoiceLibrary(args.folder).migrate()
+    try:
+        packed = VoiceLibrary(args.folder).migrate()
+    except WorkerError as exc:  # a voice that cannot be read, a folder that cannot be written
+        raise SystemExit(f"migrate: {exc}") from None
     print(f"packed {len(packed)} voice(s) into NAME.voice: {', '.join(packed) or '-'}")
 
 

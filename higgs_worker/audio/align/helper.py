@@ -22,9 +22,13 @@ from .registry import ALIGNERS
 HEADER = struct.Struct(">I")
 
 
-def write_message(stream: BinaryIO, message: Any) -> None:
+def pack_message(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(HEADER.pack(len(data)) + data)
+    return HEADER.pack(len(data)) + data
+
+
+def write_message(stream: BinaryIO, message: Any) -> None:
+    stream.write(pack_message(message))
     stream.flush()
 
 

@@ -9,9 +9,14 @@ processes (``helper``), started when the first job that asks for word times star
 time; a job's thread hands its piece over and waits. At most ``processes`` run at once;
 more requests wait their turn.
 
-Whatever goes wrong (no aligner for the text's language, no path through the audio, a
-helper that crashed or ran past its time, which is then ended) gives the words shared out
-by characters over the piece, each marked approximate, and the reason.
+One deadline covers a request from its start: the wait for a free helper, the write of
+the piece to the helper's pipe and the read of its reply (a helper that stops reading, a
+``kill -STOP`` or a hang, cannot hold a job: its write stops at the deadline too).
+
+Whatever goes wrong (no aligner for the text's language, no path through the audio, no
+helper free in time, a helper that crashed or ran past its time, which is then ended and
+replaced by the next request) gives the words shared out by characters over the piece,
+each marked approximate, and the reason.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .helper import read_message, write_message
+from .helper import pack_message, read_message
 from .pocketsphinx_aligner import WordTime
 from .registry import ALIGNERS, LANGUAGE_NAMES
 from .words import script_of, share_by_characters
@@ -80,14 +85,21 @@ class Helper:
             env={**os.environ, "PYTHONPATH": path},
         )
         self.fresh = True
+        assert self.process.stdin is not None
+        os.set_blocking(self.process.stdin.fileno(), False)  # writes wait in poll, up to the deadline
 
-    def ask(self, request: tuple, timeout: float) -> tuple:
+    def ask(self, request: tuple, deadline: float, timeout: float) -> tuple:
+        """Send ``request`` and read the reply, both by ``deadline`` (a fresh helper's start
+        adds START_TIMEOUT_S); ``HelperFailed`` otherwise."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        deadline = time.monotonic() + timeout + (START_TIMEOUT_S if self.fresh else 0.0)
+        if self.fresh:
+            deadline += START_TIMEOUT_S
         try:
-            write_message(self.process.stdin, request)
-        except (BrokenPipeError, OSError):
+            sent = _write_by(self.process.stdin.fileno(), pack_message(request), deadline)
+        except OSError:  # BrokenPipeError: it ended
             raise HelperFailed("the aligner process ended unexpectedly") from None
+        if not sent:
+            raise HelperFailed(f"the aligner took longer than {timeout:g} s")
         try:
             reply = read_message(_Deadline(self.process.stdout, deadline, timeout))
         except EOFError:
@@ -125,13 +137,18 @@ class AlignmentService:
             name = LANGUAGE_NAMES.get(language, language)
             return _shared(words, duration, f"no word aligner for {name} text on this worker")
         timeout = timeout_s if timeout_s is not None else BASE_TIMEOUT_S + duration
+        deadline = time.monotonic() + timeout
         try:
-            helper = self._take()
+            helper = self._take(deadline)
         except OSError as exc:
             log.warning("word alignment: could not start a helper process (%s)", exc)
             return _shared(words, duration, "the aligner process could not start")
+        if helper is None:
+            log.warning("word alignment: no helper was free within %g s", timeout)
+            return _shared(words, duration, f"no aligner process was free within {timeout:g} s")
         try:
-            status, value = helper.ask((language, np.asarray(audio, dtype=np.float32), rate, words), timeout)
+            request = (language, np.asarray(audio, dtype=np.float32), rate, words)
+            status, value = helper.ask(request, deadline, timeout)
         except HelperFailed as exc:
             log.warning("word alignment: %s; that helper was ended", exc)
             self._discard(helper)
@@ -155,7 +172,9 @@ class AlignmentService:
             with self._lock:
                 self._started -= 1
 
-    def _take(self) -> Helper:
+    def _take(self, deadline: float) -> Helper | None:
+        """An idle helper, or a new one while fewer than ``processes`` run; else wait for
+        either until ``deadline`` (None then)."""
         with self._lock:
             try:
                 return self._idle.get_nowait()
@@ -169,8 +188,11 @@ class AlignmentService:
                     self._started -= 1
                     raise
         while True:  # all busy: wait for one, or for room to start one if one was ended
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
             try:
-                return self._idle.get(timeout=1.0)
+                return self._idle.get(timeout=min(1.0, remaining))
             except queue.Empty:
                 with self._lock:
                     if self._started < self.processes:
@@ -206,12 +228,33 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-def _wait_readable(stream, deadline: float) -> bool:
+def _wait_for(fd: int, event: int, deadline: float) -> bool:
+    """Whether ``fd`` is ready for ``event`` (select.POLLIN / POLLOUT) before ``deadline``;
+    poll, not select: a busy HTTP worker's descriptors may pass select's 1024."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return False
-    readable, _, _ = select.select([stream], [], [], remaining)
-    return bool(readable)
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(remaining * 1000))
+
+
+def _wait_readable(stream, deadline: float) -> bool:
+    return _wait_for(stream.fileno(), select.POLLIN, deadline)
+
+
+def _write_by(fd: int, data: bytes, deadline: float) -> bool:
+    """Write all of ``data`` to the non-blocking ``fd`` before ``deadline``; False when the
+    reader stopped taking it in time. A closed reader raises BrokenPipeError."""
+    view = memoryview(data)
+    while view:
+        if not _wait_for(fd, select.POLLOUT, deadline):
+            return False
+        try:
+            view = view[os.write(fd, view[: 1 << 16]) :]
+        except BlockingIOError:
+            continue
+    return True
 
 
 class _Deadline:

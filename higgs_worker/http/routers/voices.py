@@ -59,7 +59,7 @@ async def add_voice(request: Request, service: Service = Depends(service_of)) ->
             settings.max_reference_seconds,
         )
     except VoiceAdminError as exc:
-        raise ApiError(exc.status, exc.message, exc.code, "file" if exc.status == 413 else "name") from None
+        raise ApiError(exc.status, exc.message, exc.code, _param(exc)) from None
     log.info("voice %s saved", voice["name"])
     return JSONResponse(voice, status_code=201)
 
@@ -69,8 +69,13 @@ async def remove_voice(name: str, service: Service = Depends(service_of)) -> dic
     try:
         removed = delete_voice(service.settings.voices_dir, name)
     except VoiceAdminError as exc:
-        raise ApiError(exc.status, exc.message, exc.code, "name") from None
+        raise ApiError(exc.status, exc.message, exc.code, _param(exc)) from None
     if not removed:
         raise ApiError(404, f"no voice named {name[:128]!r} in VOICES_DIR", "voice_not_found", "name")
     log.info("voice %s deleted", name)
     return {"id": name, "object": "voice.deleted", "deleted": True}
+
+
+def _param(exc: VoiceAdminError) -> str | None:
+    """The request field an error is about (none when the server cannot store the voice)."""
+    return None if exc.status >= 500 else "file" if exc.status == 413 else "name"

@@ -1,0 +1,141 @@
+"""The guarded URL fetcher (``io.safe_http``) against real servers on loopback addresses.
+
+Two stand-ins, as in tests/test_hostile_input.py, because neither can run inside a test:
+
+- a *public* web server: the loopback address 127.0.0.3, and only it, counts as public
+  for the address check (``safe_http.is_public`` patched; every other address still goes
+  through the real check);
+- an attacker's DNS server: ``socket.getaddrinfo`` answers names under ``.test`` from a
+  table (a list of answers is used one lookup after another, the last one repeating).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from higgs_worker.io import safe_http
+from higgs_worker.io.safe_http import FetchRefused, check_address, fetch, is_public
+from tests.conftest import wav_bytes
+from tests.support.hostile_servers import HostileServer, serve
+
+PUBLIC_STANDIN = "127.0.0.3"
+PRIVATE = "127.0.0.2"
+
+
+@pytest.fixture
+def public_standin(monkeypatch):
+    real = safe_http.is_public
+    monkeypatch.setattr(safe_http, "is_public", lambda address: address == PUBLIC_STANDIN or real(address))
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    real = socket.getaddrinfo
+    table: dict[str, list[list[str]]] = {}
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name in table:
+            lookups.append(name)
+            answers = table[name]
+            addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+            return [info for address in addresses for info in real(address, port, *args, **kwargs)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table, lookups
+
+
+def closed_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def outcome(url: str) -> str:
+    try:
+        fetch(url, max_bytes=10**6, timeout=5, allow_private=False)
+    except FetchRefused as exc:
+        return str(exc)
+    return "fetched"
+
+
+# -- finding 7: DNS rebinding ------------------------------------------------------------------
+
+
+def test_a_rebound_name_is_fetched_from_the_address_that_was_checked(public_standin, fake_dns):
+    """``rebind.test`` answers the "public" 127.0.0.3 first and the private 127.0.0.2 after;
+    both serve on the same port. The connection goes to the address that was checked."""
+    table, lookups = fake_dns
+    clip = wav_bytes(0.5)
+    with (
+        HostileServer(serve(b"private data"), host=PRIVATE) as private,
+        HostileServer(serve(clip), host=PUBLIC_STANDIN, port=private.port) as public,
+    ):
+        table["rebind.test"] = [[PUBLIC_STANDIN], [PRIVATE]]
+        body = fetch(f"http://rebind.test:{private.port}/ref.wav", 10**6, 5, allow_private=False)
+    assert body == clip
+    assert lookups == ["rebind.test"], "one lookup a hop: its answer is the one connected to"
+    assert len(public.requests) == 1 and private.requests == []
+
+
+def test_rebinding_cannot_tell_an_open_private_port_from_a_closed_one(public_standin, fake_dns):
+    """The probe's oracle: after a "public" first answer, a private address with a listening
+    port said "points to a private address" and a closed one "could not be fetched". Now
+    the connection goes to the checked address (nothing listens there on either port), so
+    both answers are the same."""
+    table, _ = fake_dns
+    with HostileServer(serve(b"private data"), host=PRIVATE) as private:
+        answers = {}
+        for case, port in (("open", private.port), ("closed", closed_port(PRIVATE))):
+            table[f"{case}.test"] = [[PUBLIC_STANDIN], [PRIVATE]]
+            answers[case] = outcome(f"http://{case}.test:{port}/ref.wav")
+    assert answers["open"] == answers["closed"], answers
+    assert answers["open"].startswith("could not be fetched") and private.requests == []
+
+
+def test_a_private_peer_reads_like_a_refused_connection(fake_dns, monkeypatch):
+    """The check at the connected socket (behind the one at resolution): when it refuses a
+    peer, the message is the one of a port where nothing listens."""
+    table, _ = fake_dns
+    checked_once = iter([True])
+    monkeypatch.setattr(safe_http, "is_public", lambda address: next(checked_once, False))
+    with HostileServer(serve(b"private data"), host=PRIVATE) as private:
+        table["late.test"] = [[PRIVATE]]
+        at_the_socket = outcome(f"http://late.test:{private.port}/ref.wav")
+    assert private.requests == []
+    monkeypatch.setattr(safe_http, "is_public", lambda address: True)
+    nothing_listens = outcome(f"http://{PRIVATE}:{closed_port(PRIVATE)}/ref.wav")
+    assert at_the_socket == nothing_listens, (at_the_socket, nothing_listens)
+
+
+# -- finding 8: IPv6 forms that embed an IPv4 address --------------------------------------------
+
+EMBEDDING_PRIVATE = [
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b:1::a9fe:a9fe",  # local-use NAT64 (RFC 8215)
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2002:a00:1::1",  # 6to4 of 10.0.0.1
+    "::127.0.0.1",  # IPv4-compatible
+    "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+    "::ffff:0:7f00:1",  # SIIT IPv4-translated 127.0.0.1
+    "::ffff:7f00:1",  # IPv4-mapped 127.0.0.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING_PRIVATE)
+def test_ipv6_forms_of_private_ipv4_addresses_are_not_public(address):
+    assert not is_public(address)
+    with pytest.raises(FetchRefused, match="private"):
+        check_address(f"http://[{address}]/ref.wav", allow_private=False)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2606:4700:4700::1111", "8.8.8.8"])
+def test_ipv6_forms_of_public_addresses_stay_public(address):
+    assert is_public(address), ipaddress.ip_address(address)
