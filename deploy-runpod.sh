@@ -585,4 +585,4 @@ else
     status=$(json_get "$WORK/endpoint.out.json" requestUrls.status)
     say "  status:  ${status:-https://api.runpod.ai/v2/${ENDPOINT_ID}/status/{job_id\}}"
 fi
-say "The first job on an empty volume installs the runtime and downloads the model (several minutes); see docs/runpod-serverless-guide.md."
+say "The first job on an empty volume installs the runtime and downloads the model (several minutes); see docs/runpod-serverless-guide.md, step 6."

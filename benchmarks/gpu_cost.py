@@ -23,6 +23,7 @@ config's choice rests on. `scripts/gpu-check.sh` measures the real step time (it
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,29 +109,52 @@ def pools_by_dearest_card(rows) -> list[tuple[str, float]]:
     return sorted(worst.items(), key=lambda item: item[1])
 
 
+COSTS_DOC = Path(__file__).resolve().parents[1] / "docs" / "costs.md"
+MARKER = "gpu-cost"
+
+
+def table(concurrency: int = 16) -> str:
+    """The Markdown table of docs/costs.md (between <!-- generated:gpu-cost --> markers)."""
+    rows = estimate(concurrency)
+    lines = [
+        "| pool | card | flex $/s | $/hour | memory plan at MAX_CONCURRENCY jobs | step (est.) | audio-s per s (est.) "
+        "| $ per audio-hour (est.) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for per_audio_hour, card, p, step_s, audio_per_s in rows:
+        slots = f"{p.slots} x {p.length} positions" if p.fits else "does not fit"
+        lines.append(
+            f"| {card.pool} | {card.name} | {card.flex_per_s:.5f} | {card.flex_per_s * 3600:.2f} | {slots} | "
+            f"{step_s * 1000:.0f} ms | {audio_per_s:.1f} | {per_audio_hour:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def with_table(doc: str, text: str) -> str:
+    pattern = re.compile(rf"(<!-- generated:{MARKER} -->\n).*?(<!-- /generated:{MARKER} -->)", re.DOTALL)
+    return pattern.sub(lambda m: m.group(1) + text + m.group(2), doc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16, help="MAX_CONCURRENCY (default 16)")
+    parser.add_argument("--write", action="store_true", help="rewrite the generated table of docs/costs.md")
     args = parser.parse_args(argv)
     shapes, in_use, weights = real_shapes()
-    rows = estimate(args.concurrency)
     print(f"weights {weights / GB:.1f} GB bf16; in use after loading {in_use / GB:.1f} GB; prices read {PRICES_READ}")
     print(f"assumed: {EFFICIENCY:.0%} of peak bandwidth, {LIVE_POSITIONS} live positions a job; ESTIMATES")
-    print(
-        "| pool | card | flex $/s | $/hour | slots x positions | step ms (est.) | audio-s per s (est.) "
-        "| $ per audio-hour (est.) |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for per_audio_hour, card, p, step_s, audio_per_s in rows:
-        slots = f"{p.slots} x {p.length}" if p.fits else "does not fit"
-        print(
-            f"| {card.pool} | {card.name} | {card.flex_per_s:.5f} | {card.flex_per_s * 3600:.2f} | {slots} | "
-            f"{step_s * 1000:.0f} | {audio_per_s:.0f} | {per_audio_hour:.4f} |"
-        )
+    text = table(args.concurrency)
+    print(text, end="")
+    rows = estimate(args.concurrency)
     print(
         "pools by their dearest card (est. $ per audio-hour):",
         ", ".join(f"{p} {c:.4f}" for p, c in pools_by_dearest_card(rows)),
     )
+    if args.write:
+        if args.concurrency != 16:
+            parser.error("--write writes the table at 16 jobs")
+        COSTS_DOC.write_text(with_table(COSTS_DOC.read_text(), text))
+        print(f"wrote {COSTS_DOC}")
     return 0
 
 
