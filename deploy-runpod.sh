@@ -11,6 +11,12 @@
 #   ./deploy-runpod.sh --dry-run        print the exact requests, send nothing
 #   ./deploy-runpod.sh                  create or update template + endpoint
 #   ./deploy-runpod.sh --type lb        the load-balancing variant (HTTP worker mode)
+#   ./deploy-runpod.sh --image REF      deploy another image (e.g. a release's :X.Y.Z)
+#
+# Before it creates anything it checks that the image exists in its registry (anonymous
+# pull token for a public image; RUNPOD_REGISTRY_USERNAME/PASSWORD for a private one) and
+# stops, saying how to get one, when it does not. --skip-image-check skips that (a
+# registry it cannot query; RunPod still fails to pull a missing image).
 #
 # Environment (secrets only from here, never from files):
 #   RUNPOD_API_KEY            required unless --dry-run (sent as a bearer token)
@@ -44,6 +50,7 @@ API_URL=${API_URL%/}
 DRY_RUN=0
 IMAGE=${RUNPOD_IMAGE:-}
 ENDPOINT_TYPE=${RUNPOD_ENDPOINT_TYPE:-queue}
+CHECK_IMAGE=1
 
 say() { printf '%s\n' "$*"; }
 note() { printf '[deploy] %s\n' "$*" >&2; }
@@ -52,14 +59,11 @@ die() {
     exit 1
 }
 
-deprecation_notice() {
+old_flags_notice() {
     cat >&2 <<'EOF'
-[deploy] NOTICE: the old way of deploying (building and pushing the container image
-[deploy]         on your own machine with this script) is deprecated and removed.
-[deploy]         Push to GitHub instead: .github/workflows/build-runpod-container.yml
-[deploy]         builds Dockerfile.runpod.ultra and pushes the tested image as
-[deploy]         ghcr.io/<owner>/<repo>:sha-<commit>;
-[deploy]         this script only points the RunPod template and endpoint at it.
+[deploy] This script never builds or pushes an image: GitHub Actions
+[deploy] (.github/workflows/build-runpod-container.yml) builds Dockerfile.runpod.ultra and
+[deploy] pushes ghcr.io/<owner>/<repo>:sha-<commit>; this script points RunPod at it.
 EOF
 }
 
@@ -76,6 +80,7 @@ while (($#)); do
         shift
         ;;
     --image=*) IMAGE=${1#*=} ;;
+    --skip-image-check) CHECK_IMAGE=0 ;;
     --config=*) CONFIG=${1#*=} ;;
     --type=*) ENDPOINT_TYPE=${1#*=} ;;
     -h | --help)
@@ -83,15 +88,13 @@ while (($#)); do
         exit 0
         ;;
     --build | --local | --local-build | --push | --docker | --no-push | --tag | --tag=*)
-        deprecation_notice
-        die "option '$1' belonged to the old local-build deploy and is no longer supported (see the notice above)"
+        old_flags_notice
+        die "option '$1' belonged to the old local-build deploy (deprecated, removed) and is no longer supported"
         ;;
     *) die "unknown option '$1' (try --help)" ;;
     esac
     shift
 done
-
-deprecation_notice
 
 case "$ENDPOINT_TYPE" in
 queue | QUEUE) ENDPOINT_TYPE=queue ;;
@@ -250,6 +253,108 @@ PY
     read -r ENDPOINT_KIND
     read -r VOLUMES || true
 } <"$WORK/names"
+
+# ---------------------------------------------------------------- the image exists?
+# A tag that was never pushed (a clone of upstream, a branch, a fork whose Actions are off,
+# a build still running) would leave every worker "initializing", billed, until it is
+# stopped. So the registry is asked first (OCI distribution API: HEAD of the manifest, with
+# the pull token its 401 challenge names; anonymous unless RUNPOD_REGISTRY_USERNAME/PASSWORD
+# are set). DEPLOY_REGISTRY_URL replaces the registry's base URL, for the tests only.
+# check_image -> 0 found, 3 missing, 4 pull denied, 5 could not tell (message on stdout)
+check_image() {
+    DEPLOY_IMAGE="$IMAGE" python3 - <<'PY'
+import base64, json, os, re, sys, urllib.error, urllib.parse, urllib.request
+
+image, env = os.environ["DEPLOY_IMAGE"], os.environ
+host, _, rest = image.partition("/")
+name, _, digest = rest.partition("@")
+if not digest:
+    name, _, tag = name.partition(":")
+else:
+    name = name.split(":")[0]
+reference = digest or tag or "latest"
+base = env.get("DEPLOY_REGISTRY_URL") or "https://" + ("registry-1.docker.io" if host == "docker.io" else host)
+base = base.rstrip("/")
+url = "%s/v2/%s/manifests/%s" % (base, name, reference)
+accept = ", ".join([
+    "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+user, password = env.get("RUNPOD_REGISTRY_USERNAME", ""), env.get("RUNPOD_REGISTRY_PASSWORD", "")
+
+def head(token=None):
+    req = urllib.request.Request(url, method="HEAD", headers={"Accept": accept})
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers
+
+def done(code, message):
+    print(message)
+    sys.exit(code)
+
+try:
+    status, headers = head()
+    if status == 401:
+        challenge = headers.get("WWW-Authenticate", "")
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        if not challenge.lower().startswith("bearer") or "realm" not in params:
+            done(5, "the registry asked for an authentication it does not name (%s)" % challenge[:200])
+        query = {k: params[k] for k in ("service", "scope") if k in params}
+        query.setdefault("scope", "repository:%s:pull" % name)
+        req = urllib.request.Request(params["realm"] + "?" + urllib.parse.urlencode(query))
+        if user and password:
+            req.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                answer = json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                who = "with RUNPOD_REGISTRY_USERNAME's credential" if user else "anonymously"
+                done(4, "%s refused a pull token %s (HTTP %d): the image is private, or does not exist" % (host, who, e.code))
+            done(5, "%s answered HTTP %d to the token request" % (host, e.code))
+        token = answer.get("token") or answer.get("access_token")
+        status, headers = head(token)
+    if 200 <= status < 300:
+        done(0, "%s has %s:%s (%s)" % (host, name, reference, headers.get("Docker-Content-Digest", "digest not given")))
+    if status == 404:
+        done(3, "%s has no %s:%s (HTTP 404, manifest unknown)" % (host, name, reference))
+    if status in (401, 403):
+        done(4, "%s refused to show %s:%s (HTTP %d): the image is private, or does not exist" % (host, name, reference, status))
+    done(5, "%s answered HTTP %d" % (host, status))
+except (urllib.error.URLError, OSError, ValueError) as e:
+    done(5, "could not ask %s (%s)" % (base, getattr(e, "reason", e)))
+PY
+}
+
+if ((DRY_RUN || !CHECK_IMAGE)); then
+    ((DRY_RUN)) && note "image ${IMAGE}: not checked in a dry run (a real run checks that the registry has it)"
+    ((CHECK_IMAGE)) || note "image ${IMAGE}: not checked (--skip-image-check)"
+elif [[ -n "${RUNPOD_REGISTRY_AUTH_ID:-}" && -z "${RUNPOD_REGISTRY_USERNAME:-}" ]]; then
+    note "image ${IMAGE}: not checked (a RunPod registry credential is used, whose password this script cannot read; set RUNPOD_REGISTRY_USERNAME/PASSWORD to check it)"
+else
+    image_status=0
+    image_answer=$(check_image) || image_status=$?
+    case "$image_status" in
+    0) note "image ${IMAGE}: found (${image_answer})" ;;
+    5) note "WARNING: could not check that image ${IMAGE} exists: ${image_answer}. Deploying anyway; if workers stay \"initializing\", the tag is missing or private" ;;
+    *)
+        how="Fix one of:
+  - build it: fork the repository on GitHub, enable workflows in the fork's Actions tab (GitHub leaves a fork's workflows off), push to main (or a v* tag), wait until the build-runpod-container run is green (it pushes :sha-<commit>), and run this script from that commit${REPO:+ (runs: https://github.com/${REPO}/actions)};
+  - deploy an image that exists: ./deploy-runpod.sh --image ghcr.io/<owner>/<repo>:<tag> (or RUNPOD_IMAGE=...), e.g. a release's :X.Y.Z"
+        if ((image_status == 4)); then
+            how="${how}
+  - a private package: make it public (GitHub > Packages > package settings > visibility), or set RUNPOD_REGISTRY_USERNAME and RUNPOD_REGISTRY_PASSWORD (a token with read:packages) so RunPod can pull it"
+        fi
+        die "image ${IMAGE} cannot be pulled: ${image_answer}. Nothing was created: a RunPod worker would wait for this image in \"initializing\", billed.
+${how}"
+        ;;
+    esac
+fi
 
 # ---------------------------------------------------------------- HTTP
 AUTH_HEADER="$WORK/auth.header"
@@ -480,4 +585,4 @@ else
     status=$(json_get "$WORK/endpoint.out.json" requestUrls.status)
     say "  status:  ${status:-https://api.runpod.ai/v2/${ENDPOINT_ID}/status/{job_id\}}"
 fi
-say "The first job on an empty volume installs the runtime and downloads the model (several minutes); see docs/runpod-serverless-guide.md."
+say "The first job on an empty volume installs the runtime and downloads the model (several minutes); see docs/runpod-serverless-guide.md, step 6."

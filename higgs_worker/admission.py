@@ -15,7 +15,7 @@ place in the batch, and the next job's inputs are fetched while the batch runs. 
 bounded because each of those jobs holds host memory: a reference download (up to
 MAX_REFERENCE_BYTES), decoded clips (MAX_REFERENCE_SECONDS x 24 kHz x 4 bytes each), or a
 finished result being encoded and uploaded. Default IO_JOBS: half of MAX_CONCURRENCY,
-rounded up, at least 2 (docs/runpod-serverless-guide.md has the measured figures).
+rounded up, at least 2 (docs/tuning.md and benchmarks/RESULTS.md have the measured figures).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fake_registry import FakeRegistry
 from tests.support.fake_runpod_rest import FakeRunPodRest, validation_errors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,8 @@ API_KEY = "rpa_TESTKEY0123456789abcdefTESTKEY"
 SECRET = "fake-secret-value-EXAMPLE-0123456789"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 IMAGE = "ghcr.io/boson-fan/higgs-runpod-worker:sha-0123456"
+REPOSITORY = "boson-fan/higgs-runpod-worker"
+PINNED = "ghcr.io/boson-fan/higgs-runpod-worker:v1.2.3@sha256:" + "ab" * 32
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bash") is None or shutil.which("curl") is None, reason="bash and curl are required"
@@ -42,8 +45,22 @@ def fake_api():
         server.__exit__(None, None, None)
 
 
-def run_deploy(*args: str, api: FakeRunPodRest | None = None, **extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "GITHUB_"))}
+@pytest.fixture(scope="module", autouse=True)
+def registry():
+    """The registry every real (not dry) run asks first: it holds the default sha tag and the
+    pinned digest the tests deploy."""
+    global REGISTRY
+    with FakeRegistry({REPOSITORY: {"sha-0123456", "sha256:" + "ab" * 32}}) as REGISTRY:
+        yield REGISTRY
+
+
+REGISTRY: FakeRegistry | None = None
+
+
+def run_deploy(
+    *args: str, api: FakeRunPodRest | None = None, registry: FakeRegistry | None = None, **extra: str
+) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "GITHUB_", "DEPLOY_"))}
     env.update(
         NO_PROXY="127.0.0.1",
         no_proxy="127.0.0.1",
@@ -53,6 +70,8 @@ def run_deploy(*args: str, api: FakeRunPodRest | None = None, **extra: str) -> s
     )
     if api is not None:
         env["RUNPOD_API_URL"] = api.url
+    if registry or REGISTRY:
+        env["DEPLOY_REGISTRY_URL"] = (registry or REGISTRY).url
     env.update(extra)
     return subprocess.run(["bash", str(DEPLOY), *args], env=env, capture_output=True, text=True, timeout=60)
 
@@ -88,7 +107,7 @@ def test_dry_run_prints_v2_requests_that_match_the_v2_schema_and_sends_nothing(f
     )
     assert result.returncode == 0, result.stderr
     assert api.requests == [], "a dry run must not send anything"
-    assert "deprecated" in result.stderr and "build-runpod-container.yml" in result.stderr
+    assert "not checked in a dry run" in result.stderr and "deprecated" not in result.stderr
     for stream in (result.stdout, result.stderr):
         assert API_KEY not in stream and SECRET not in stream
 
@@ -120,6 +139,9 @@ def test_dry_run_prints_v2_requests_that_match_the_v2_schema_and_sends_nothing(f
     endpoint = reqs[4]["body"]
     assert validation_errors("CreateEndpointRequest", endpoint) == []
     for key, value in CONFIG["endpoint"].items():
+        if key.startswith("$"):  # comments for the reader, never sent
+            assert key not in endpoint
+            continue
         assert endpoint[key] == value, key
     assert endpoint["type"] == "QUEUE" and endpoint["scaling"]["type"] == "QUEUE_DELAY"
     assert endpoint["networkVolumes"] == ["vol-abc123"]
@@ -200,7 +222,7 @@ def test_updates_existing_template_and_endpoint_found_by_name(fake_api) -> None:
         ],
         endpoints=[*LOOKALIKES, {"id": "ep-9", "name": NAME, "type": "QUEUE"}],
     )
-    pinned = "ghcr.io/boson-fan/higgs-runpod-worker:v1.2.3@sha256:" + "ab" * 32
+    pinned = PINNED
     result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, RUNPOD_IMAGE=pinned)
     assert result.returncode == 0, result.stderr
     assert api.calls()[1:] == [
@@ -375,3 +397,79 @@ def test_never_builds_or_pushes_an_image() -> None:
     assert not re.search(r"\bdocker\s+(build|push|buildx)\b", text)
     assert not re.search(r"\bpodman\b", text)
     assert "rest.runpod.io" not in DEPLOY.read_text()  # REST v1 is retired
+
+
+# --------------------------------------------------------------------------- the image exists?
+MISSING = "ghcr.io/boson-fan/higgs-runpod-worker:sha-fedcba9"
+
+
+def test_a_missing_image_tag_is_refused_before_anything_is_created(fake_api) -> None:
+    api = fake_api(volumes=[VOLUME])
+    with FakeRegistry({REPOSITORY: {"sha-0123456"}}) as registry:
+        result = run_deploy(api=api, registry=registry, RUNPOD_API_KEY=API_KEY, RUNPOD_IMAGE=MISSING)
+    assert result.returncode == 1, result.stderr
+    assert api.calls() == []  # no template, no endpoint, not even a look-up
+    err = result.stderr
+    assert f"image {MISSING} cannot be pulled" in err and "HTTP 404" in err and "Nothing was created" in err
+    # how to fix it: the fork's Actions, the build, or another image
+    assert "enable workflows" in err and "fork" in err and "--image" in err
+    # the registry was asked the OCI way: a 401 challenge, an anonymous pull token, the manifest
+    assert registry.calls() == [
+        ("HEAD", "/v2/boson-fan/higgs-runpod-worker/manifests/sha-fedcba9"),
+        ("GET", "/token"),
+        ("HEAD", "/v2/boson-fan/higgs-runpod-worker/manifests/sha-fedcba9"),
+    ]
+    assert registry.requests[1]["auth"] is None  # anonymous for a public package
+    assert "application/vnd.oci.image.index.v1+json" in registry.requests[2]["accept"]
+
+
+def test_an_existing_tag_or_digest_is_found_with_the_accept_headers_ghcr_needs(fake_api) -> None:
+    # ghcr.io keeps multi-arch images as OCI indexes and answers 404 to a client that does not
+    # accept one; the Docker manifest types cover other registries.
+    for media_type in (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ):
+        api = fake_api(volumes=[VOLUME])
+        with FakeRegistry({REPOSITORY: {"sha-0123456", "sha256:" + "ab" * 32}}, media_type=media_type) as registry:
+            for image in (IMAGE, PINNED):
+                result = run_deploy(api=api, registry=registry, RUNPOD_API_KEY=API_KEY, RUNPOD_IMAGE=image)
+                assert result.returncode == 0, result.stderr
+                assert f"image {image}: found" in result.stderr
+        assert ("HEAD", "/v2/boson-fan/higgs-runpod-worker/manifests/sha256:" + "ab" * 32) in registry.calls()
+
+
+def test_a_private_image_is_checked_with_the_registry_credential(fake_api) -> None:
+    api = fake_api(volumes=[VOLUME])
+    creds = {"RUNPOD_REGISTRY_USERNAME": "boson-fan", "RUNPOD_REGISTRY_PASSWORD": "not-a-real-token-EXAMPLE"}
+    with FakeRegistry(
+        {REPOSITORY: {"sha-0123456"}}, private={REPOSITORY: ("boson-fan", "not-a-real-token-EXAMPLE")}
+    ) as reg:
+        denied = run_deploy(api=api, registry=reg, RUNPOD_API_KEY=API_KEY)  # anonymous: refused
+        assert denied.returncode == 1 and api.calls() == []
+        assert "refused a pull token anonymously (HTTP 403)" in denied.stderr
+        assert "RUNPOD_REGISTRY_USERNAME" in denied.stderr and "public" in denied.stderr
+        allowed = run_deploy(api=api, registry=reg, RUNPOD_API_KEY=API_KEY, **creds)
+        assert allowed.returncode == 0, allowed.stderr
+        assert reg.requests[-2]["auth"].startswith("Basic ")  # the token was asked with the credential
+    assert creds["RUNPOD_REGISTRY_PASSWORD"] not in allowed.stdout + allowed.stderr
+    assert ("POST", "/v2/serverless") in api.calls()
+
+
+def test_an_unreachable_registry_warns_and_skip_image_check_skips(fake_api) -> None:
+    api = fake_api(volumes=[VOLUME])
+    with FakeRegistry({}) as gone:
+        url = gone.url  # a port nothing listens on once it is closed
+    result = run_deploy(api=api, RUNPOD_API_KEY=API_KEY, DEPLOY_REGISTRY_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: could not check that image" in result.stderr
+    with FakeRegistry({}) as registry:
+        skipped = run_deploy("--skip-image-check", api=api, registry=registry, RUNPOD_API_KEY=API_KEY)
+    assert skipped.returncode == 0 and registry.calls() == [] and "not checked (--skip-image-check)" in skipped.stderr
+
+
+def test_a_normal_run_prints_no_deprecation_notice(fake_api) -> None:
+    api = fake_api(volumes=[VOLUME])
+    for result in (run_deploy("--dry-run"), run_deploy(api=api, RUNPOD_API_KEY=API_KEY)):
+        assert result.returncode == 0, result.stderr
+        assert "NOTICE" not in result.stderr and "deprecated" not in result.stderr.lower()

@@ -25,8 +25,9 @@ Rules for whoever writes an example (issue 18)
 3. How a block runs. Against the tiny random-weight model on the CPU: queue examples
    against ``handler.py --rp_serve_api`` behind RunPod's public URL shape
    (tests/support/public_job_api.py), HTTP examples against ``WORKER_MODE=http``; one worker
-   process of each kind serves every example of that kind. The voice library holds
-   ``belinda``. Before the block runs:
+   process of each kind serves every example of that kind. The voice library is empty, as on
+   a fresh endpoint: an example that names a voice must name one every endpoint has. Before
+   the block runs:
 
    - ``https://api.runpod.ai`` becomes the local queue API and ``https://<anything>.api.runpod.ai``
      the local HTTP-mode worker; ``RUNPOD_ENDPOINT_BASE_URL`` points the runpod SDK there;
@@ -57,7 +58,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.conftest import voice_library, wav_bytes, worker_process_env
+from tests.conftest import wav_bytes, worker_process_env
 from tests.support.api_server import rp_serve_api
 from tests.support.http_server import http_worker
 from tests.support.public_job_api import PublicJobApi
@@ -260,7 +261,8 @@ class ExampleWorkers:
 
     def __init__(self, tiny_models, work_dir: Path):
         self.work_dir = work_dir
-        voices = voice_library(work_dir)
+        voices = work_dir / "voices"  # empty, as on a fresh endpoint
+        voices.mkdir()
         self.env = worker_process_env(tiny_models, voices, work_dir)
         self.stack = contextlib.ExitStack()
         self.queues: dict[str, PublicJobApi] = {}

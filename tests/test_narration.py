@@ -318,8 +318,7 @@ def test_the_guides_narration_example_is_valid_and_consistent():
     from higgs_worker.contract.schema import parse_request
     from tests.conftest import ROOT
 
-    guide = (ROOT / "docs" / "runpod-serverless-guide.md").read_text()
-    section = guide[guide.index("### Narration: segments, subtitles, loudness") :]
+    section = (ROOT / "docs" / "narration.md").read_text()
     request = json.loads(re.search(r"-d '(\{.*?\})'\n", section, re.S).group(1))
     parsed = parse_request(request["input"], Settings.from_env({"S3_BUCKET": "my-bucket"}))
     assert parsed.subtitles.value == "vtt" and parsed.loudness_lufs == -16 and parsed.pause_s == 0.4

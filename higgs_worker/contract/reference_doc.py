@@ -40,14 +40,15 @@ higgs_worker/contract/schema.py, output.py, errors.py and config.py. Do not edit
 tests/contract/test_contract_doc.py fails when this file and the code disagree. -->
 
 The contract of the Higgs Audio v2 worker: the job input it accepts, the output it
-returns, its error codes and its environment variables. The walkthrough is
-[the serverless guide](runpod-serverless-guide.md).
+returns, its error codes and its environment variables. How to deploy it:
+[the deployment guide](runpod-serverless-guide.md); how to call it: [requests](requests.md).
 
 ## Run modes
 
 - **queue** (`WORKER_MODE=queue`, the default): a RunPod queue endpoint. Send the job
-  input below as `{"input": {...}}` to `/run`, `/runsync` (and `/stream` when the
-  endpoint sets STREAM_JOBS=true).
+  input below as `{"input": {...}}` to `POST /run` or `POST /runsync`; `GET /status/{id}`
+  reads the result, and on an endpoint with STREAM_JOBS=true `GET /stream/{id}` reads the
+  audio pieces of a job sent with `"stream": true` while it runs.
 - **http** (`WORKER_MODE=http`): the worker serves HTTP itself for RunPod
   load-balancing endpoints (`/ping`, an OpenAI-compatible `/v1/audio/speech`, and
   `/v1/synthesize`, which takes this job input and returns this output).

@@ -148,7 +148,7 @@ class SynthesisRequest(_Strict):
     )
     speakers: dict[str, SpeakerVoice] | None = Field(
         default=None,
-        description='per-speaker voices for dialogues: `{"SPEAKER0": {"voice": "belinda"}, '
+        description='per-speaker voices for dialogues: `{"SPEAKER0": {"voice": "alloy"}, '
         '"SPEAKER1": {"description": "masculine, deep"}}`; each takes `voice`, `reference_audio` '
         "and/or `description`",
     )
@@ -201,7 +201,7 @@ class SynthesisRequest(_Strict):
     )
     stream: bool = Field(
         default=False,
-        description="stream audio pieces to `/stream` while generating (endpoints with STREAM_JOBS=true); "
+        description="audio pieces readable from `GET /stream/{id}` while generating (endpoints with STREAM_JOBS=true); "
         "pauses, trimming and loudness apply to the final file only",
     )
     # narration (higgs_worker/narration.py): subtitles, loudness, pauses and trimming

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 GB = 1e9
 
 CPU_SLOT_TOKENS = 8192  # per-slot length on the CPU (no plan; longer sequences run in their own cache)
-MAX_SLOT_TOKENS = 8192  # per-slot length cap on CUDA: a long-form chunk with its context (README)
+MAX_SLOT_TOKENS = 8192  # per-slot length cap on CUDA: a long-form chunk with its context (docs/tuning.md)
 MIN_SLOT_TOKENS = 512  # below this, fewer slots (each longer) instead
 SLOT_ROUNDING = 128
 

@@ -15,8 +15,6 @@ def test_the_reference_doc_and_readme_tables_are_up_to_date():
     for path, text in reference_doc.expected_files().items():
         stale = f"{path.name} is stale: run python -m higgs_worker.contract.reference_doc --write"
         assert path.read_text() == text, stale
-    readme = reference_doc.README.read_text()
-    assert "<!-- generated:input -->\n| field |" in readme and "<!-- generated:environment -->\n| variable |" in readme
 
 
 def test_the_reference_names_every_input_field_and_variable():

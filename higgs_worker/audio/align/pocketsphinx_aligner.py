@@ -16,7 +16,7 @@ frames that are silence (``refine_edges``).
 The acoustic model comes from a folder laid out as PocketSphinx's (``mdef``, ``means``,
 ``feat.params``, ...); ``english()`` uses the US English model inside the pocketsphinx
 wheel. Another language is another model folder and a ``pronounce`` for its words
-(docs/runpod-serverless-guide.md, word timestamps).
+(docs/narration.md, word timestamps).
 """
 
 from __future__ import annotations

@@ -20,6 +20,6 @@ class WordAligner(Protocol):
     def align(self, audio: np.ndarray, rate: int, words: Sequence[str]) -> list[WordTime]: ...
 
 
-# language -> factory. Chinese: docs/runpod-serverless-guide.md (word timestamps) says how.
+# language -> factory. Chinese: docs/narration.md (word timestamps) says how.
 ALIGNERS: dict[str, Callable[[], WordAligner]] = {"en": pocketsphinx_aligner.english}
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "other": "this script's"}
