@@ -52,8 +52,8 @@ def with_words(
         aligned = service.align(piece, ALIGN_RATE, [w for ws in words for w in ws])
         if aligned.error is not None or len(aligned.words) != sum(map(len, words)):
             out += [
-                _shared(segment, ws, aligned.error or "the aligner lost words")
-                for segment, ws in zip(group, words, strict=True)
+                _shared(segment, split_words(segment.text), aligned.error or "the aligner lost words")
+                for segment in group
             ]
             continue
 

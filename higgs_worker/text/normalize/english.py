@@ -63,6 +63,7 @@ TRAILING = {"jr": "Junior", "sr": "Senior", "ave": "Avenue", "blvd": "Boulevard"
             "etc": "et cetera", "inc": "Incorporated", "ltd": "Limited", "corp": "Corporation",
             "dept": "Department", "approx": "approximately", "vs": "versus", "est": "established",
             "fig": "figure", "vol": "volume", "e.g": "for example", "i.e": "that is"}  # fmt: skip
+INLINE = {"vs", "e.g", "i.e", "approx", "fig", "vol", "est"}  # read inside a sentence: no period kept
 FRACTIONS = {(1, 2): "one half", (1, 4): "one quarter", (3, 4): "three quarters"}
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+|\d+"
@@ -272,7 +273,8 @@ def _abbreviation(m: re.Match, before: str) -> list[Replacement]:
     if key in TITLES:
         return [(0, end, TITLES[key])]
     words = TRAILING[key]
-    return [(0, end, words + ("." if sentence_end or next_capital else ""))]
+    keeps_period = sentence_end or (next_capital and key not in INLINE)
+    return [(0, end, words + ("." if keeps_period else ""))]
 
 
 RULES: dict[str, Callable[[re.Match], list[Replacement]]] = {

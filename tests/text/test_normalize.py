@@ -1,0 +1,153 @@
+"""Text normalisation (higgs_worker/text/normalize): what each category reads, the map from
+the spoken form back to the written text, and a whole job on the tiny model (CPU): segments'
+``spoken``, written words in word timestamps and subtitles, ``normalize: false``, tags."""
+
+from __future__ import annotations
+
+import pytest
+
+from higgs_worker.audio.align.placement import written_words
+from higgs_worker.audio.align.words import split_words
+from higgs_worker.audio.segments import Word, build
+from higgs_worker.contract.output import JobOutput
+from higgs_worker.text.chunking import split_text
+from higgs_worker.text.normalize import Normalized, for_chunks, normalize
+from higgs_worker.text.pace import spoken_units
+
+
+@pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        ("$3.50", "three dollars and fifty cents"),
+        ("Dec. 7, 2026", "December seventh, twenty twenty-six"),
+        ("10:30 pm", "ten thirty p m"),
+        ("She came 3rd.", "She came third."),
+        ("25%", "twenty-five percent"),
+        ("5 km", "five kilometers"),
+        ("Dr. Smith lives on Main St.", "Doctor Smith lives on Main Street."),
+        ("www.example.com", "w w w dot example dot com"),
+        ("mail a.b@example.org", "mail a dot b at example dot org"),
+        ("Call 555-123-4567", "Call five five five, one two three, four five six seven"),
+        ("In 1969, 1,234 people", "In nineteen sixty-nine, one thousand two hundred thirty-four people"),
+        ("价格是3.5元", "价格是三点五元"),
+    ],
+)
+def test_each_category_is_read_as_words(written, spoken):
+    result = normalize(written)
+    assert result.spoken == spoken
+    assert result.written == written
+
+
+def test_tags_and_plain_text_pass_through_untouched():
+    text = "[SPEAKER0] Hello [laugh] there. <|scene_desc_start|> [SPEAKER1] Fine."
+    result = normalize(text)
+    assert result.spoken == text and not result.changed
+
+
+def test_tags_are_kept_while_the_text_around_them_is_read():
+    result = normalize("[SPEAKER0] It costs $5. [SPEAKER1] [laugh] At 5pm?")
+    assert result.spoken == "[SPEAKER0] It costs five dollars. [SPEAKER1] [laugh] At five p m?"
+
+
+def test_the_spoken_form_maps_back_to_the_written_text():
+    result = normalize("I paid $3.50 on Dec. 7, 2026.")
+    spoken = result.spoken
+    start = spoken.index("dollars")
+    assert result.written[slice(*result.written_range(start, start + 7))] == "$3.50"
+    start = spoken.index("seventh")
+    assert result.written[slice(*result.written_range(start, start + 7))] == "7"
+    start = spoken.index("paid")
+    assert result.written[slice(*result.written_range(start, start + 4))] == "paid"
+
+
+def test_chunks_of_the_spoken_text_keep_their_written_text():
+    text = normalize("[SPEAKER0] I paid $3.50 on Dec. 7, 2026.\n\n[SPEAKER1] See you at 10:30 pm.")
+    chunks = split_text(text.spoken, "auto", 100)
+    readings = for_chunks(text, chunks)
+    assert [r.spoken for r in readings] == chunks
+    assert [r.written for r in readings] == [
+        "[SPEAKER0] I paid $3.50 on Dec. 7, 2026.",
+        "[SPEAKER1] See you at 10:30 pm.",
+    ]
+
+
+def test_a_chunk_cut_inside_a_reading_still_maps_exactly():
+    text = normalize("I paid $3.50 today and more words follow here.")
+    chunks = split_text(text.spoken, "word", 4)  # "I paid three dollars" | "and fifty cents today" ...
+    readings = for_chunks(text, chunks)
+    assert [r.spoken for r in readings] == chunks
+    assert "$3.50" in readings[0].written and "$3.50" not in readings[1].written
+
+
+def test_pace_counts_the_spoken_form():
+    text = "It costs $3.50."
+    assert spoken_units(normalize(text).spoken) > spoken_units(text)
+
+
+def test_segments_carry_the_written_text_and_the_spoken_one():
+    reading = normalize("[SPEAKER0] It costs $3.50. [SPEAKER1] Fine.")
+    segments = build([(reading, None)], [(0, 24000)], 24000, 24000)
+    outputs = [s.as_output(24000) for s in segments]
+    assert [(o["text"], o["spoken"]) for o in outputs] == [
+        ("It costs $3.50.", "It costs three dollars and fifty cents."),
+        ("Fine.", "Fine."),
+    ]
+
+
+def test_word_times_of_a_reading_go_back_to_the_written_word():
+    reading = normalize("I paid $3.50 at 10:30 pm.")
+    spoken = split_words(reading.spoken)  # I paid three dollars and fifty cents at ten thirty p m.
+    timed = [Word(w, 100 * i, 100 * i + 80) for i, w in enumerate(spoken)]
+    words = written_words(reading, timed)
+    assert [w.text for w in words] == split_words(reading.written)
+    money = words[2]
+    assert (money.text, money.start, money.end, money.approximate) == ("$3.50", 200, 680, False)
+    assert (words[4].text, words[4].start, words[4].end) == ("10:30", 800, 980)
+
+
+def test_normalize_is_on_by_default_and_can_be_turned_off():
+    from higgs_worker.contract.config import Settings
+    from higgs_worker.contract.schema import parse_request
+    from higgs_worker.synthesis import read_aloud
+
+    settings = Settings.from_env({})
+    assert read_aloud(parse_request({"text": "5 km"}, settings)).spoken == "five kilometers"
+    assert read_aloud(parse_request({"text": "5 km", "normalize": False}, settings)).spoken == "5 km"
+
+
+def test_unchanged_text_has_one_piece_read_as_written():
+    assert Normalized.unchanged("abc").spoken == "abc"
+    assert not normalize("Just words here.").changed
+
+
+# whole jobs on the tiny model (CPU)
+
+
+def _run(worker, **job_input) -> dict:
+    out = worker.run({"id": "norm", "input": {"seed": 5, "max_new_tokens": 20, **job_input}})
+    assert "error" not in out, out
+    JobOutput.model_validate(out)
+    return out
+
+
+def test_a_job_reads_the_spoken_form_and_reports_the_written_one(make_worker):
+    out = _run(make_worker(), text="[SPEAKER0] It costs $3.50. [SPEAKER1] See you Dec. 7, 2026.")
+    assert [(s["text"], s["spoken"], s["speaker"]) for s in out["segments"]] == [
+        ("It costs $3.50.", "It costs three dollars and fifty cents.", "SPEAKER0"),
+        ("See you Dec. 7, 2026.", "See you December seventh, twenty twenty-six.", "SPEAKER1"),
+    ]
+
+
+def test_normalize_false_reads_the_text_as_written(make_worker):
+    out = _run(make_worker(), text="It costs $3.50.", normalize=False)
+    assert [(s["text"], s["spoken"]) for s in out["segments"]] == [("It costs $3.50.", "It costs $3.50.")]
+
+
+def test_word_timestamps_and_subtitles_show_the_written_words(make_worker):
+    out = _run(
+        make_worker(), text="It costs $3.50 at 10:30 pm.", word_timestamps=True, subtitles="vtt", delivery="base64"
+    )
+    segment = out["segments"][0]
+    assert [w["word"] for w in segment["words"]] == ["It", "costs", "$3.50", "at", "10:30", "pm."]
+    subtitles = out["subtitles"]["text"]
+    assert "$3.50" in subtitles and "dollars" not in subtitles
