@@ -10,9 +10,11 @@ from higgs_worker.audio.align.placement import written_words
 from higgs_worker.audio.align.words import split_words
 from higgs_worker.audio.segments import Word, build
 from higgs_worker.contract.output import JobOutput
+from higgs_worker.devtools.spoken_words import espeak_available
 from higgs_worker.text.chunking import split_text
 from higgs_worker.text.normalize import Normalized, for_chunks, normalize
 from higgs_worker.text.pace import spoken_units
+from tests.test_word_timestamps import speak_chunks, true_times
 
 
 @pytest.mark.parametrize(
@@ -151,3 +153,22 @@ def test_word_timestamps_and_subtitles_show_the_written_words(make_worker):
     assert [w["word"] for w in segment["words"]] == ["It", "costs", "$3.50", "at", "10:30", "pm."]
     subtitles = out["subtitles"]["text"]
     assert "$3.50" in subtitles and "dollars" not in subtitles
+
+
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (scripts/setup-dev.sh installs it)")
+def test_written_words_take_the_times_of_the_words_read_from_them(make_worker, monkeypatch):
+    """Speech of the spoken form (espeak-ng stands in for the tiny engine's decoder, as in
+    tests/test_word_timestamps.py): each written word starts where the first word read from
+    it starts and ends where the last one ends, within 0.15 s."""
+    text = "RunPod served 42 models on Dec. 7, 2026."
+    worker = make_worker()
+    spoken = speak_chunks(worker, monkeypatch, normalize(text).spoken, "auto", 100)
+    out = _run(worker, text=text, word_timestamps=True)
+    truth = true_times(spoken, 0.0, 24000)
+    assert [t[0] for t in truth] == "RunPod served forty-two models on December seventh, twenty twenty-six.".split()
+    words = [w for s in out["segments"] for w in s["words"]]
+    assert [w["word"] for w in words] == ["RunPod", "served", "42", "models", "on", "Dec.", "7,", "2026."]
+    read_from = [[0], [1], [2], [3], [4], [5], [6], [7, 8]]  # spoken words of each written word
+    for word, indices in zip(words, read_from, strict=True):
+        start, end = truth[indices[0]][1], truth[indices[-1]][2]
+        assert abs(word["start_s"] - start) < 0.15 and abs(word["end_s"] - end) < 0.15, (word, start, end)
