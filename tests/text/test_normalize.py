@@ -172,3 +172,15 @@ def test_written_words_take_the_times_of_the_words_read_from_them(make_worker, m
     for word, indices in zip(words, read_from, strict=True):
         start, end = truth[indices[0]][1], truth[indices[-1]][2]
         assert abs(word["start_s"] - start) < 0.15 and abs(word["end_s"] - end) < 0.15, (word, start, end)
+
+
+def test_written_words_read_as_one_stretch_share_its_time():
+    reading = normalize("Call 555 123 4567 now.")  # one reading for three written words
+    spoken = split_words(reading.spoken)
+    timed = [Word(w, 100 * i, 100 * i + 80) for i, w in enumerate(spoken)]
+    words = written_words(reading, timed)
+    assert [w.text for w in words] == ["Call", "555", "123", "4567", "now."]
+    number = words[1:4]
+    assert number[0].start == 100 and number[-1].end == timed[-2].end
+    assert all(w.approximate for w in number) and not words[0].approximate and not words[-1].approximate
+    assert [w.start for w in words] == sorted(w.start for w in words)

@@ -19,6 +19,7 @@ among its words by characters (every word ``approximate``), with ``alignment_err
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Sequence
 from itertools import groupby
@@ -76,29 +77,31 @@ def written_words(reading: Normalized, spoken: Sequence[Word]) -> tuple[Word, ..
     written = split_words(written_text)
     written_at = word_spans(written_text)
     spoken_at = word_spans(reading.spoken)
-    # each spoken word: the range of written words it was read from
+    starts, ends = [a for a, _ in written_at], [b for _, b in written_at]
+    # each spoken word: the range of written words it was read from (monotone, as both texts run in order)
     ranges: list[tuple[int, int]] = []
     for a, b in spoken_at:
         wa, wb = reading.written_range(a, b)
-        hit = [j for j, (x, y) in enumerate(written_at) if x < wb and wa < y] if wb > wa else []
-        if not hit:  # read from nothing written (a piece's reading cut in two): with the word before
-            hit = [ranges[-1][1]] if ranges else [0]
-        ranges.append((min(hit), max(hit)))
+        first, last = bisect.bisect_right(ends, wa), bisect.bisect_left(starts, wb) - 1
+        if wb <= wa or first > last:  # read from nothing written (a reading cut in two): with the word before
+            first = last = ranges[-1][1] if ranges else 0
+        ranges.append((first, last))
     out: list[Word] = []
     index = 0  # spoken words taken
     next_written = 0
     while next_written < len(written):
-        group = [i for i in range(index, len(spoken)) if ranges[i][0] <= next_written <= ranges[i][1]]
-        if not group:  # no spoken word was read from it
+        while index < len(spoken) and ranges[index][1] < next_written:  # belongs to words already given
+            index += 1
+        if index >= len(spoken) or ranges[index][0] > next_written:  # no spoken word was read from it
             at = out[-1].end if out else (spoken[0].start if spoken else 0)
             out.append(Word(written[next_written], at, at, approximate=True))
             next_written += 1
             continue
-        last_written = max(ranges[i][1] for i in group)
+        first, last_written = index, ranges[index][1]
         while index < len(spoken) and ranges[index][0] <= last_written:  # the whole run read together
             last_written = max(last_written, ranges[index][1])
             index += 1
-        group = list(range(group[0], index))
+        group = range(first, index)
         start, end = spoken[group[0]].start, max(spoken[i].end for i in group)
         names = written[next_written : last_written + 1]
         if len(names) == 1:
