@@ -184,3 +184,32 @@ def test_written_words_read_as_one_stretch_share_its_time():
     assert number[0].start == 100 and number[-1].end == timed[-2].end
     assert all(w.approximate for w in number) and not words[0].approximate and not words[-1].approximate
     assert [w.start for w in words] == sorted(w.start for w in words)
+
+
+def test_any_text_keeps_its_written_form_and_chunks_map_exactly():
+    """Random mixes of words, digits, symbols, tags and Chinese (seeded): normalisation never
+    raises, gives the text back as written, and every chunk's map reads exactly as the chunk."""
+    import random
+
+    rng = random.Random(29)
+    parts = ["$", "3", ".", "50", "%", " ", "  ", "\n\n", "Dr.", "St.", "km", "pm", ":", "/", "-", "12", "2026",
+             "[SPEAKER0]", "[SPEAKER1]", "[laugh]", "价格", "年", "元", "www.", "a@b.com", "#", "&", "Dec.", ",",
+             "1st", "hello", "World.", "(", ")", "+44", "°F", "½", "<|x|>", "Mr.", "?", "00"]  # fmt: skip
+    for _ in range(300):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 40)))
+        result = normalize(text)
+        assert result.written == text
+        if not text.strip():
+            continue
+        for method, words in (("auto", 3), ("word", 2), ("speaker", 100), ("none", 100)):
+            chunks = split_text(result.spoken, method, words)
+            readings = for_chunks(result, chunks)
+            assert [r.spoken for r in readings] == chunks, (text, method)
+        segments = build([(r, None) for r in readings], [(0, 1000)] * len(readings), 24000, 24000)
+        for segment in segments:
+            if segment.reading is None:
+                continue
+            spoken = split_words(segment.spoken)
+            timed = written_words(segment.reading, [Word(w, 10 * i, 10 * i + 5) for i, w in enumerate(spoken)])
+            assert [w.text for w in timed] == split_words(segment.reading.written), text
+            assert [w.start for w in timed] == sorted(w.start for w in timed), text

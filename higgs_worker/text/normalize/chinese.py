@@ -8,8 +8,11 @@ numbers, phone numbers as digits, "3:30" as a time. Each run is one replaced pie
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+
+log = logging.getLogger(__name__)
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _NUMERIC = r"0-9０-９.．:：/%％\-+~～"
@@ -34,10 +37,15 @@ def _read(text: str) -> str:
 
 
 def replacements(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, spoken)`` for each run of digits in Chinese context."""
+    """``(start, end, spoken)`` for each run of digits in Chinese context; a run the grammar
+    cannot read (it raises on some inputs) is left as written."""
     out = []
     for match in RUN.finditer(text):
-        spoken = _read(match.group())
+        try:
+            spoken = _read(match.group())
+        except Exception:  # noqa: BLE001 - the library's own assertion: read it as written
+            log.warning("Chinese normalisation failed on a run of %d characters; read as written", len(match.group()))
+            continue
         if spoken and spoken != match.group():
             out.append((match.start(), match.end(), spoken))
     return out
