@@ -51,7 +51,9 @@ def render(result: Synthesis, request: SynthesisRequest) -> Rendered:
     chunks = result.chunks or [ChunkAudio(0, request.text, result.audio, None)]
     joined, spans = segments.join([c.audio for c in chunks], result.sample_rate, request.pause_s, request.trim_silence)
     waveform = audio_codec.resample(joined, result.sample_rate, request.sample_rate)
-    timed = segments.build([(c.text, c.speaker) for c in chunks], spans, result.sample_rate, request.sample_rate)
+    timed = segments.build(
+        [(c.reading or c.text, c.speaker) for c in chunks], spans, result.sample_rate, request.sample_rate
+    )
     report = None
     if request.loudness_lufs is not None:
         waveform, report = loudness.normalize(waveform, request.sample_rate, request.loudness_lufs)

@@ -17,6 +17,7 @@ from .contract.schema import ReferenceAudio, SynthesisRequest
 from .model.engine import Engine, Sampling
 from .model.prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from .text.chunking import has_speaker_tags, speaker_of, split_text
+from .text.normalize import Normalized, for_chunks, normalize
 from .text.pace import bound_seconds, pace_from
 
 CONTEXT_CHUNKS = 2
@@ -53,9 +54,10 @@ class ChunkAudio:
     """One chunk's text and its audio (and codes), for per-chunk results."""
 
     index: int
-    text: str  # as generated (with its [SPEAKERn] tag, if any)
+    text: str  # as generated, i.e. as read (with its [SPEAKERn] tag, if any)
     audio: np.ndarray  # float32 at the model's rate
     codes: torch.Tensor
+    reading: Normalized | None = None  # the chunk as written and as read (None: read as written)
 
     @property
     def speaker(self) -> str | None:
@@ -129,6 +131,12 @@ def sampling_for(
     )
 
 
+def read_aloud(request: SynthesisRequest) -> Normalized:
+    """The job's text as the model reads it: normalised (text/normalize) unless
+    ``normalize: false``; speaker tags and the model's own tags as written."""
+    return normalize(request.text) if request.normalize else Normalized.unchanged(request.text)
+
+
 def synthesize(
     engine: Engine,
     request: SynthesisRequest,
@@ -143,10 +151,12 @@ def synthesize(
     its audio depends on its seed alone, whatever other jobs share the decode steps."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
     generator = engine.generator(seed)
-    texts = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
+    text = read_aloud(request)
+    texts = split_text(text.spoken, request.chunk_method.value, request.chunk_max_words)
+    readings = for_chunks(text, texts)
     history: list[Turn] = []
     chunks: list[ChunkAudio] = []
-    for index, text in enumerate(texts):
+    for index, text in enumerate(texts):  # as read
         yield ChunkStarted(index, len(texts))
         context = setup.examples + history[-2 * CONTEXT_CHUNKS :]
         prompt = Prompt(system=setup.system, scene=list(setup.scene), turns=context + [Turn("user", text=text)])
@@ -160,7 +170,7 @@ def synthesize(
         for piece in streamer.finish() if streamer else ():
             yield AudioPiece(index, piece)
         codes = engine.codes_from_rows(torch.stack(rows)) if rows else engine.no_codes()
-        chunks.append(ChunkAudio(index, text, engine.decode_codes(codes), codes))
+        chunks.append(ChunkAudio(index, text, engine.decode_codes(codes), codes, readings[index]))
         history += [Turn("user", text=text), Turn("assistant", audio=AudioClip(codes))]
     audio = np.concatenate([chunk.audio for chunk in chunks]) if chunks else np.zeros(0, dtype=np.float32)
     yield Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(texts), seed=seed, chunks=chunks)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..text.chunking import SPEAKER_TAG
+from ..text.normalize import Normalized
 
 SILENCE_BELOW_PEAK_DB = 40.0  # a 10 ms frame this far below the piece's loudest one is silence
 FRAME_S = 0.01
@@ -57,9 +58,15 @@ class Segment:
     chunk: int = 0  # the generated chunk it belongs to
     words: tuple[Word, ...] | None = None  # with word_timestamps
     alignment_error: str | None = None  # why its words are shared out by characters
+    reading: Normalized | None = None  # ``text`` as written and as read (None: read as written)
+
+    @property
+    def spoken(self) -> str:
+        """The text as the model read it (after normalisation)."""
+        return self.reading.spoken if self.reading is not None else self.text
 
     def as_output(self, rate: int) -> dict:
-        out = {"text": self.text, "speaker": self.speaker, **_times(self.start, self.end, rate)}
+        out = {"text": self.text, "spoken": self.spoken, "speaker": self.speaker, **_times(self.start, self.end, rate)}
         if self.approximate:
             out["approximate"] = True
         if self.words is not None:
@@ -138,6 +145,24 @@ def chunk_turns(text: str, speaker: str | None) -> tuple[list[tuple[str | None, 
     return turns, speaker
 
 
+def reading_turns(reading: Normalized, speaker: str | None) -> tuple[list[tuple[str | None, Normalized]], str | None]:
+    """``chunk_turns`` of a chunk's text as written and as read: each turn's map (tags removed,
+    stripped). Tags are read as written, so they cut both texts at the same places."""
+    spoken = reading.spoken
+    turns: list[tuple[str | None, Normalized]] = []
+    position = 0
+    for match in SPEAKER_TAG.finditer(spoken):
+        before = reading.slice(position, match.start()).strip()
+        if before.spoken or before.written:
+            turns.append((speaker, before))
+        speaker = match.group(0)[1:-1]
+        position = match.end()
+    rest = reading.slice(position, len(spoken)).strip()
+    if rest.spoken or rest.written or not turns:
+        turns.append((speaker, rest))
+    return turns, speaker
+
+
 def split_span(start: int, end: int, weights: Sequence[int]) -> list[tuple[int, int]]:
     """``[start, end)`` cut into consecutive spans in proportion to ``weights``."""
     total = sum(weights)
@@ -151,16 +176,25 @@ def split_span(start: int, end: int, weights: Sequence[int]) -> list[tuple[int, 
 
 
 def build(
-    chunks: Sequence[tuple[str, str | None]], spans: Sequence[tuple[int, int]], source_rate: int, target_rate: int
+    chunks: Sequence[tuple[str | Normalized, str | None]],
+    spans: Sequence[tuple[int, int]],
+    source_rate: int,
+    target_rate: int,
 ) -> list[Segment]:
     """Segments in play order from each chunk's ``(text, speaker)`` and its span in the
-    joined audio at ``source_rate``; positions at ``target_rate``."""
+    joined audio at ``source_rate``; positions at ``target_rate``. A chunk's text is a
+    ``Normalized`` (as written and as read) or a plain string (read as written)."""
     segments: list[Segment] = []
     speaker: str | None = None
     for index, ((text, chunk_speaker), (start, end)) in enumerate(zip(chunks, spans, strict=True)):
-        turns, speaker = chunk_turns(text, chunk_speaker or speaker)
+        reading = text if isinstance(text, Normalized) else Normalized.unchanged(text)
+        turns, speaker = reading_turns(reading, chunk_speaker or speaker)
         first, last = output_position(start, source_rate, target_rate), output_position(end, source_rate, target_rate)
-        pieces = split_span(first, last, [len(t) for _, t in turns]) if len(turns) > 1 else [(first, last)]
-        for (who, words), (a, b) in zip(turns, pieces, strict=True):
-            segments.append(Segment(words, who, a, b, approximate=len(turns) > 1, chunk=index))
+        weights = [len(turn.spoken) for _, turn in turns]
+        pieces = split_span(first, last, weights) if len(turns) > 1 else [(first, last)]
+        for (who, turn), (a, b) in zip(turns, pieces, strict=True):
+            kept = turn if turn.changed else None
+            segments.append(
+                Segment(turn.written.strip(), who, a, b, approximate=len(turns) > 1, chunk=index, reading=kept)
+            )
     return segments

@@ -48,7 +48,11 @@ class Word(_Closed):
 
 
 class Segment(_Closed):
-    text: str = Field(description="the chunk's or speaker turn's text")
+    text: str = Field(description="the chunk's or speaker turn's text, as written")
+    spoken: str = Field(
+        description="the same text as the model read it (numbers, dates, ... as words; see `normalize`); "
+        "equal to `text` when nothing was normalised"
+    )
     speaker: str | None = Field(description="`SPEAKERn` for dialogue turns, else null")
     start_s: float = Field(description="start in the file, seconds")
     end_s: float = Field(description="end in the file, seconds")

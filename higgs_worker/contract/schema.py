@@ -175,6 +175,12 @@ class SynthesisRequest(_Strict):
     )
     ras_win_len: int = Field(default=7, ge=0, le=256, description="repetition-aware sampling window; 0 = off")
     ras_win_max_num_repeat: int = Field(default=2, ge=0, le=256, description="repeats allowed in that window")
+    normalize: bool = Field(
+        default=True,
+        description="read numbers, dates, times, money, percentages, units, abbreviations, URLs, e-mail "
+        "addresses and phone numbers as words (English; numbers in Chinese) before generating; tags as "
+        "written; segments keep `text` as written and give `spoken` as read (docs/text-normalization.md)",
+    )
     chunk_method: ChunkMethod = Field(
         default=ChunkMethod.auto,
         description="how long text is split: `auto` (speaker turns, then sentences up to chunk_max_words), "

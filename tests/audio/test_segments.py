@@ -78,6 +78,7 @@ def test_build_one_segment_per_chunk_at_the_output_rate():
     out = segments[1].as_output(44100)
     assert out == {
         "text": "Second one.",
+        "spoken": "Second one.",
         "speaker": None,
         "start_s": 1.3,
         "end_s": 1.8,

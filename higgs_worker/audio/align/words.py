@@ -38,6 +38,20 @@ def split_words(text: str) -> list[str]:
     return words
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of ``split_words(text)`` lies in ``text``: ``(start, end)`` offsets."""
+    spans: list[tuple[int, int]] = []
+    for match in _TOKEN.finditer(text):
+        if has_letters(match.group()) or not spans:
+            spans.append(match.span())
+        else:
+            spans[-1] = (spans[-1][0], match.end())
+    if len(spans) > 1 and not has_letters(text[spans[0][0] : spans[0][1]]):
+        spans[1] = (spans[0][0], spans[1][1])
+        del spans[0]
+    return spans
+
+
 def script_of(text: str) -> str:
     """``"cjk"`` when most letters are CJK characters, ``"latin"`` when most are Latin
     (English first), else ``"other"``."""
