@@ -38,6 +38,7 @@ DEFAULT_DESIGN_SEED = 20260101
 DESIGN_SENTENCE = "The morning train was late again, so I walked along the river and watched the city slowly wake up."
 LOCK_TIMEOUT_SECONDS = 600.0  # a design takes seconds on a GPU; a lock held longer is a stuck worker
 MIN_CLIP_SECONDS = 0.5
+ATTEMPTS = 3  # a generation that ended at once is tried again with the next seed (seed + 1, + 2)
 
 # runs one design request on the model (holding a generation slot) and returns its audio at 24 kHz
 GenerateFn = Callable[[SynthesisRequest], np.ndarray]
@@ -95,12 +96,22 @@ class VoiceDesigner:
 
     def _design(self, name: str, description: str, seed: int, sentence: str, generate: GenerateFn) -> None:
         started = time.perf_counter()
-        audio = generate(design_request(description, seed, sentence))
-        if len(audio) < MIN_CLIP_SECONDS * MODEL_SAMPLE_RATE:
+        for attempt in range(ATTEMPTS):  # the same seeds in the same order: still one voice per seed
+            audio = generate(design_request(description, (seed + attempt) % 2**32, sentence))
+            if len(audio) >= MIN_CLIP_SECONDS * MODEL_SAMPLE_RATE:
+                seed = (seed + attempt) % 2**32
+                break
+            log.info(
+                "designing voice %s: seed %d gave %.2f s of audio; next seed",
+                name,
+                seed + attempt,
+                len(audio) / MODEL_SAMPLE_RATE,
+            )
+        else:
             raise WorkerError(
                 GENERATION_FAILED,
-                f"designing the voice {name!r} gave {len(audio) / MODEL_SAMPLE_RATE:.2f} s of audio; "
-                "try another seed or description",
+                f"designing the voice {name!r} gave under {MIN_CLIP_SECONDS} s of audio with seeds {seed} to "
+                f"{seed + ATTEMPTS - 1}; try another seed or description",
             )
         buffer = io.BytesIO()
         sf.write(buffer, np.asarray(audio, dtype=np.float32), MODEL_SAMPLE_RATE, format="WAV", subtype="PCM_16")
