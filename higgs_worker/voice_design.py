@@ -11,7 +11,7 @@ chunks and workers.
 Preset voices (``io/presets.py``) are designed this way on their first use. Concurrent first
 uses design once: a lock per name, held around "still missing? generate, publish", in this
 process (a thread lock) and across processes sharing the volume (a ``filelock`` file in
-VOICES_DIR), so the second waits and then finds the voice in the library.
+VOICES_DIR/.design-locks), so the second waits and then finds the voice in the library.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ DEFAULT_DESIGN_SEED = 20260101
 DESIGN_SENTENCE = "The morning train was late again, so I walked along the river and watched the city slowly wake up."
 LOCK_TIMEOUT_SECONDS = 600.0  # a design takes seconds on a GPU; a lock held longer is a stuck worker
 MIN_CLIP_SECONDS = 0.5
+LOCK_FOLDER = ".design-locks"  # in VOICES_DIR: one lock file a name (never read as a voice)
 ATTEMPTS = 3  # a generation that ended at once is tried again with the next seed (seed + 1, + 2)
 
 # runs one design request on the model (holding a generation slot) and returns its audio at 24 kHz
@@ -70,9 +71,10 @@ class VoiceDesigner:
         if not local.acquire(timeout=self.lock_timeout):
             raise WorkerError(GENERATION_FAILED, f"the voice {name!r} is being designed elsewhere; try again")
         try:
-            self.library.folder.mkdir(parents=True, exist_ok=True)
+            folder = self.library.folder / LOCK_FOLDER
+            folder.mkdir(parents=True, exist_ok=True)
             try:
-                with FileLock(self.library.folder / f".design-{name}.lock", timeout=self.lock_timeout):
+                with FileLock(folder / f"{name}.lock", timeout=self.lock_timeout):
                     yield
             except Timeout:
                 raise WorkerError(

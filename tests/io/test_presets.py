@@ -63,3 +63,11 @@ def test_the_list_puts_presets_first_and_a_library_voice_wins_over_a_preset(tmp_
     assert (entries["alloy"].source, entries["alloy"].description) == ("preset", shipped["alloy"].description)
     assert (entries["zed"].source, entries["zed"].description) == ("library", "A voice of mine.")
     assert entries["onyx"].source == "preset" and all(entry.object == "voice" for entry in entries.values())
+
+
+def test_docs_voices_lists_every_preset_with_its_description():
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "voices.md").read_text()
+    for preset in presets().values():
+        assert f"| `{preset.name}` | {preset.description} |" in page
