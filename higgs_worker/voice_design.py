@@ -72,14 +72,20 @@ class VoiceDesigner:
             raise WorkerError(GENERATION_FAILED, f"the voice {name!r} is being designed elsewhere; try again")
         try:
             folder = self.library.folder / LOCK_FOLDER
-            folder.mkdir(parents=True, exist_ok=True)
             try:
-                with FileLock(folder / f"{name}.lock", timeout=self.lock_timeout):
-                    yield
+                folder.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(folder / f"{name}.lock", timeout=self.lock_timeout)
+                lock.acquire()
             except Timeout:
                 raise WorkerError(
                     GENERATION_FAILED, f"the voice {name!r} is being designed by another worker; try again"
                 ) from None
+            except OSError as exc:
+                raise _unwritable(self.library, exc) from None
+            try:
+                yield
+            finally:
+                lock.release()
         finally:
             local.release()
 
@@ -117,7 +123,10 @@ class VoiceDesigner:
             )
         buffer = io.BytesIO()
         sf.write(buffer, np.asarray(audio, dtype=np.float32), MODEL_SAMPLE_RATE, format="WAV", subtype="PCM_16")
-        self.library.publish(name, buffer.getvalue(), sentence, description=description)
+        try:
+            self.library.publish(name, buffer.getvalue(), sentence, description=description)
+        except OSError as exc:
+            raise _unwritable(self.library, exc) from None
         self.designed += 1
         log.info(
             "voice %s designed (%.2f s clip, seed %d) in %.1f s",
@@ -126,3 +135,11 @@ class VoiceDesigner:
             seed,
             time.perf_counter() - started,
         )
+
+
+def _unwritable(library: VoiceLibrary, exc: OSError) -> WorkerError:
+    return WorkerError(
+        GENERATION_FAILED,
+        f"the voice library VOICES_DIR={library.folder} cannot be written ({type(exc).__name__}); "
+        "a designed voice is kept there: attach a network volume or set VOICES_DIR to a writable folder",
+    )

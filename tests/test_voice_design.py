@@ -141,3 +141,11 @@ def test_the_queue_handler_designs_a_voice(subprocess_env, voices_dir):
         "source": "library",
     }
     assert (voices_dir / "hugo.voice").is_file()
+
+
+def test_an_unwritable_voice_library_gives_a_clear_error(make_worker, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where VOICES_DIR's parent should be")
+    worker = make_worker({"VOICES_DIR": str(blocker / "voices")})
+    error = speak(worker, "alloy")["error"]
+    assert error.startswith("generation_failed: the voice library VOICES_DIR=") and "writable" in error

@@ -14,7 +14,7 @@ import torch
 from higgs_worker.contract.schema import SynthesisRequest
 from higgs_worker.model.engine import FRAMES_PER_SECOND
 from higgs_worker.model.runaway import TAIL_FRAMES, RunawayGuard
-from higgs_worker.synthesis import RunawayLimits, Synthesis, build_voice_setup, synthesize
+from higgs_worker.synthesis import AudioPiece, RunawayLimits, Synthesis, build_voice_setup, synthesize
 
 SPEECH_FRAMES = 25  # 1 s of "speech" before the chunk goes silent
 HARD_STOP = 3000  # 120 s: the stand-in ends here only so that a failing test ends
@@ -150,3 +150,15 @@ def test_a_job_carries_the_warning_and_state_counts_it(make_worker, engine):
     app.state.service = Service(worker)
     app.include_router(health.router)
     assert TestClient(app).get("/v1/state").json()["runaway_stops"] == {"silence": 1, "repeat": 0}
+
+
+def test_a_streamed_chunk_stops_streaming_when_the_guard_fires(engine):
+    """What a stream has sent by then is at most the speech and the silence up to the threshold."""
+    limits = RunawayLimits(silence_seconds=2.0, repeat_seconds=2.0)
+    stand_in = StandInEngine(engine, goes_silent(engine))
+    request = SynthesisRequest(text="Hello there, this is one chunk.", seed=1, chunk_method="none")
+    events = list(synthesize(stand_in, request, build_voice_setup(request, None), 15000, stream=True, runaway=limits))
+    streamed = sum(len(event.audio) for event in events if isinstance(event, AudioPiece))
+    threshold_frames = SPEECH_FRAMES + limits.silence_seconds * FRAMES_PER_SECOND
+    assert 0 < streamed <= (threshold_frames + FRAMES_PER_SECOND) * engine.samples_per_frame
+    assert events[-1].runaways[0].reason == "silence"
