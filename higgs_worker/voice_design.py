@@ -29,13 +29,11 @@ from filelock import FileLock, Timeout
 
 from .contract.errors import GENERATION_FAILED, WorkerError
 from .contract.schema import MODEL_SAMPLE_RATE, ChunkMethod, SpeakerVoice, SynthesisRequest
-from .io.presets import Preset
+from .io.presets import Preset, design_defaults
 from .io.voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DESIGN_SEED = 20260101
-DESIGN_SENTENCE = "The morning train was late again, so I walked along the river and watched the city slowly wake up."
 LOCK_TIMEOUT_SECONDS = 600.0  # a design takes seconds on a GPU; a lock held longer is a stuck worker
 MIN_CLIP_SECONDS = 0.5
 LOCK_FOLDER = ".design-locks"  # in VOICES_DIR: one lock file a name (never read as a voice)
@@ -99,8 +97,9 @@ class VoiceDesigner:
 
     def design(self, name: str, description: str, seed: int | None, generate: GenerateFn) -> None:
         """Design ``name`` from ``description`` (replacing a library voice of that name)."""
+        sentence, default_seed = design_defaults()
         with self.locked(name):
-            self._design(name, description, DEFAULT_DESIGN_SEED if seed is None else seed, DESIGN_SENTENCE, generate)
+            self._design(name, description, default_seed if seed is None else seed, sentence, generate)
 
     def _design(self, name: str, description: str, seed: int, sentence: str, generate: GenerateFn) -> None:
         started = time.perf_counter()

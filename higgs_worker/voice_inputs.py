@@ -36,6 +36,7 @@ from .model.engine import Engine
 from .model.prompt import AudioClip
 
 VOICE_CACHE_SIZE = 32
+MAX_LISTED = 60  # names an unknown-voice error lists at most
 
 FetchS3 = Callable[[str, int], bytes]
 
@@ -125,7 +126,9 @@ def sources(request: SynthesisRequest) -> list[str | ReferenceAudio]:
 
 def unknown_voice(name: str, library: VoiceLibrary, presets: dict[str, Preset]) -> WorkerError:
     names = sorted(set(library.names()) | set(presets))
-    listing = ", ".join(names) if names else "none"
+    listing = ", ".join(names[:MAX_LISTED]) if names else "none"
+    if len(names) > MAX_LISTED:
+        listing += f" and {len(names) - MAX_LISTED} more (GET /v1/audio/voices, or the list_voices action)"
     return WorkerError(
         INVALID_INPUT,
         f"unknown voice {name!r}; available voices: {listing}. "

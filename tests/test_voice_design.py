@@ -149,3 +149,20 @@ def test_an_unwritable_voice_library_gives_a_clear_error(make_worker, tmp_path):
     worker = make_worker({"VOICES_DIR": str(blocker / "voices")})
     error = speak(worker, "alloy")["error"]
     assert error.startswith("generation_failed: the voice library VOICES_DIR=") and "writable" in error
+
+
+def test_an_unknown_voice_in_a_large_library_lists_sixty_names_and_says_how_many_more(make_worker, voices_dir):
+    clip = (voices_dir / "belinda.wav").read_bytes()
+    for n in range(40):
+        (voices_dir / f"v{n:02d}.wav").write_bytes(clip)
+    error = speak(make_worker(), "nobody")["error"]
+    total = 40 + 2 + len(presets())  # belinda, broom
+    assert f"and {total - 60} more (GET /v1/audio/voices, or the list_voices action)" in error
+
+
+def test_a_design_without_a_seed_uses_the_presets_default(make_worker, voices_dir):
+    worker = make_worker()
+    entry = worker.run({"input": {"action": "design_voice", "name": "plain", "description": "A calm voice."}})
+    assert entry["source"] == "library", entry
+    with zipfile.ZipFile(voices_dir / "plain.voice") as archive:
+        assert archive.read("transcript.txt").decode() == presets()["alloy"].sentence

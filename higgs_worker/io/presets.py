@@ -52,6 +52,13 @@ def presets() -> dict[str, Preset]:
     return read_presets()
 
 
+@cache
+def design_defaults() -> tuple[str, int]:
+    """The sentence and seed a voice is designed from unless told otherwise (the file's own)."""
+    data = json.loads(PRESETS_FILE.read_text(encoding="utf-8"))
+    return data["sentence"], data["seed"]
+
+
 def voice_entries(library: VoiceLibrary, shipped: dict[str, Preset]) -> list[VoiceEntry]:
     """Every voice a job can name: the presets (in the file's order), then the other library
     voices (by name). A preset's entry says ``library`` once a library voice of that name
