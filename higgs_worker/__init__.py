@@ -4,8 +4,9 @@ The package reads like its layers, each folder importing only those before it:
 ``contract`` (settings, job input and output, error codes) -> ``text`` (splitting) ->
 ``model`` (volume store, engine, scheduler) and ``audio`` (codecs, segments, subtitles,
 loudness) -> ``io`` (voices, reference audio, S3) -> the modules here that tie them
-together (``jobs``, ``synthesis``, ``narration``, ``startup``, ``logs``) -> ``http`` (the
-HTTP door). ``devtools`` (tiny model, benchmark) is never imported by serving code.
+together (``jobs``, ``synthesis``, ``voice_inputs``, ``voice_design``, ``narration``,
+``startup``, ``logs``) -> ``http`` (the HTTP door). ``devtools`` (tiny model,
+benchmark) is never imported by serving code.
 tests/test_layers.py enforces these rules.
 """
 

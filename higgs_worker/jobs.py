@@ -41,13 +41,16 @@ from .contract.errors import (
 )
 from .contract.output import Timings
 from .contract.schema import SynthesisRequest, parse_request
+from .contract.voice_actions import DesignVoice, VoiceEntry, is_action, parse_action
+from .io.presets import Preset, presets, voice_entries
 from .io.storage import S3Store, deliver
 from .io.voices import VoiceLibrary
 from .model import compile_cache
 from .model.engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
 from .model.model_store import LocalModel, check_format, ensure_local
-from .synthesis import AudioPiece, ChunkStarted, Synthesis, build_voice_setup, synthesize
-from .voice_inputs import JobVoices, VoiceClips, check_voices, fetch_voices
+from .synthesis import AudioPiece, ChunkStarted, RunawayLimits, Synthesis, build_voice_setup, synthesize
+from .voice_design import VoiceDesigner
+from .voice_inputs import JobVoices, VoiceClips, check_voices, fetch_voices, read_designed
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,10 @@ class Worker:
         self.model_info: LocalModel | None = None
         self.voices = VoiceLibrary(self.settings.voices_dir)
         self.voice_clips = VoiceClips()  # encoded library voices, keyed by the version read
+        self.presets: dict[str, Preset] = presets()
+        self.designer = VoiceDesigner(self.voices)
+        self.runaway_stops = {"silence": 0, "repeat": 0}  # chunks the runaway guard ended (/v1/state)
+        self._runaway_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._store: S3Store | None = None
         self._slots: GenerationSlots | None = None
@@ -192,7 +199,78 @@ class Worker:
         is read here, once (clip and transcript of one version). Raises ``WorkerError``
         (invalid_input, reference_audio)."""
         request = parse_request(job_input, self.settings)
-        return PreparedJob(request, check_voices(request, self.voices, self.voice_clips, self.settings))
+        return PreparedJob(request, check_voices(request, self.voices, self.voice_clips, self.settings, self.presets))
+
+    @property
+    def runaway_limits(self) -> RunawayLimits:
+        return RunawayLimits(self.settings.runaway_silence_seconds, self.settings.runaway_repeat_seconds)
+
+    # -- voices: presets, design, listing ------------------------------------------------
+
+    def voice_entries(self) -> list[VoiceEntry]:
+        """Every voice a job can name (presets and library), with descriptions."""
+        return voice_entries(self.voices, self.presets)
+
+    def design_voice(self, action: DesignVoice, should_stop: Callable[[], bool] | None = None) -> VoiceEntry:
+        """Design a voice from a description into the library under its name (``voice_design``)."""
+        engine = self.ensure_engine()
+        self.designer.design(action.name, action.description, action.seed, self._design_generator(engine, should_stop))
+        return VoiceEntry(
+            id=action.name, object="voice", name=action.name, description=action.description, source="library"
+        )
+
+    def _design_generator(self, engine: Engine, should_stop):
+        """One design generation, run like a job's (in a generation slot, with the runaway guard)."""
+
+        def generate(request: SynthesisRequest) -> np.ndarray:
+            setup = build_voice_setup(request, resolve=_no_clips)
+            result: Synthesis | None = None
+            with self.generation_slots.held(should_stop):
+                for event in synthesize(
+                    engine, request, setup, self.settings.max_new_tokens_cap, should_stop, runaway=self.runaway_limits
+                ):
+                    if isinstance(event, Synthesis):
+                        result = event
+            self._count_runaways(result)
+            return result.audio[: int(self.settings.max_reference_seconds * engine.sample_rate)]
+
+        return generate
+
+    def design_presets(self, prepared: PreparedJob, engine: Engine, should_stop=None) -> list[str]:
+        """The job's preset voices not yet in the library designed into it (once, whoever asks
+        first), then read like library voices. Returns the names this call designed."""
+        designed = []
+        for preset in prepared.voices.presets().values():
+            if self.designer.ensure_preset(preset, self._design_generator(engine, should_stop)):
+                designed.append(preset.name)
+        read_designed(prepared.voices, self.voices, self.voice_clips, self.settings)
+        return designed
+
+    def _count_runaways(self, result: Synthesis | None) -> None:
+        if result is None or not result.runaways:
+            return
+        with self._runaway_lock:
+            for stop in result.runaways:
+                self.runaway_stops[stop.reason] += 1
+        for stop in result.runaways:
+            log.warning("runaway guard: %s", stop.warning())
+
+    def run_action(self, job_input: dict, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """A queue-mode voice action (``contract.voice_actions``): its output dict, or ``{"error": ...}``."""
+        try:
+            action = parse_action(job_input)
+            if isinstance(action, DesignVoice):
+                return self.design_voice(action, should_stop).model_dump()
+            return {"object": "list", "data": [entry.model_dump() for entry in self.voice_entries()]}
+        except WorkerError as exc:
+            return exc.as_output()
+        except Cancelled:
+            return {"error": f"{GENERATION_FAILED}: the job was cancelled or timed out; generation stopped"}
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                return out_of_memory().as_output()
+            log.exception("voice action failed unexpectedly")
+            return {"error": f"{GENERATION_FAILED}: unexpected {type(exc).__name__}; the worker is still serving"}
 
     def run(
         self,
@@ -214,12 +292,16 @@ class Worker:
         timer = Timer()
         job_id = str(job.get("id") or "job")
         phase = on_phase or (lambda _name: None)
+        if prepared is None and is_action(job.get("input")):
+            return self.run_action(job["input"], should_stop)
+        designed: list[str] = []
         try:
             if prepared is None:
                 prepared = self.prepare(job.get("input"))
             engine = self.ensure_engine(timer)
             phase("inputs")
             with timer.measure("fetch_s"):
+                designed = self.design_presets(prepared, engine, should_stop)
                 self.fetch(prepared)
             phase("waiting")
             slot_wait = time.perf_counter()
@@ -228,8 +310,14 @@ class Worker:
                 phase("generating")
                 with timer.measure("generate_s"):
                     result, streamed = self.generate(prepared, engine, should_stop, progress, emit, on_audio)
+            self._count_runaways(result)
             phase("delivering")
-            return self.render_and_deliver(job_id, prepared.request, result, streamed, timer)
+            output = self.render_and_deliver(job_id, prepared.request, result, streamed, timer)
+            notes = [f"voice {name!r} designed from its preset description on first use" for name in designed]
+            notes += [stop.warning() for stop in result.runaways]
+            if notes:
+                output["warnings"] = [*output.get("warnings", []), *notes]
+            return output
         except WorkerError as exc:
             log.info("job %s failed: %s", job_id, exc.code)
             return exc.as_output()
@@ -271,6 +359,7 @@ class Worker:
             self.settings.max_new_tokens_cap,
             should_stop,
             stream=send_items or on_audio is not None,
+            runaway=self.runaway_limits,
         ):
             if isinstance(event, ChunkStarted):  # "chunk i of n" as chunk i starts
                 if progress is not None and event.total > 1:
@@ -336,3 +425,8 @@ class Worker:
             "s3" if "s3_uri" in output else "inline",
         )
         return output
+
+
+def _no_clips(source):
+    """A design request names no clip (its speaker has a description only)."""
+    raise KeyError(f"a design request has no voice clip to resolve ({source!r})")

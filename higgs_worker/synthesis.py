@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .contract.schema import ReferenceAudio, SynthesisRequest
-from .model.engine import Engine, Sampling
+from .model.engine import FRAMES_PER_SECOND, Engine, Sampling
 from .model.prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from .text.chunking import has_speaker_tags, speaker_of, split_text
 from .text.normalize import Normalized, for_chunks, normalize
@@ -74,6 +75,31 @@ class Synthesis:
     num_chunks: int
     seed: int
     chunks: list[ChunkAudio] = field(default_factory=list)
+    runaways: list[RunawayStop] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunawayLimits:
+    """The runaway guard's limits (``RUNAWAY_SILENCE_SECONDS``, ``RUNAWAY_REPEAT_SECONDS``; 0: off)."""
+
+    silence_seconds: float = 0.0
+    repeat_seconds: float = 0.0
+
+
+@dataclass
+class RunawayStop:
+    """Chunk ``chunk`` was ended by the runaway guard (``reason``: silence or repeat)."""
+
+    chunk: int
+    reason: str
+    cut_seconds: float  # generated audio cut off (the trailing silence or repeated frames)
+
+    def warning(self) -> str:
+        what = "kept silent after speaking" if self.reason == "silence" else "repeated one audio frame"
+        return (
+            f"chunk {self.chunk + 1} {what}; it was ended there and {self.cut_seconds:.2f} s of it cut "
+            "(the runaway guard: RUNAWAY_SILENCE_SECONDS, RUNAWAY_REPEAT_SECONDS)"
+        )
 
 
 SynthesisEvent = ChunkStarted | AudioPiece | Synthesis
@@ -144,18 +170,23 @@ def synthesize(
     max_new_tokens_cap: int,
     should_stop: Callable[[], bool] | None = None,
     stream: bool = False,
+    runaway: RunawayLimits | None = None,
 ) -> Iterator[SynthesisEvent]:
     """Generate every chunk in order. Yields ``ChunkStarted`` as each chunk starts, with
     ``stream`` an ``AudioPiece`` for each piece of audio as soon as it is decoded, and the
     ``Synthesis`` last. The job's generator (seeded once) is carried across its chunks, so
-    its audio depends on its seed alone, whatever other jobs share the decode steps."""
+    its audio depends on its seed alone, whatever other jobs share the decode steps.
+    With ``runaway`` limits, a chunk that keeps silent after speaking or repeats one frame is
+    ended there and cut back (``model/runaway.py``); ``Synthesis.runaways`` says which."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
     generator = engine.generator(seed)
-    text = read_aloud(request)
-    texts = split_text(text.spoken, request.chunk_method.value, request.chunk_max_words)
-    readings = for_chunks(text, texts)
+    reading = read_aloud(request)
+    texts = split_text(reading.spoken, request.chunk_method.value, request.chunk_max_words)
+    readings = for_chunks(reading, texts)
     history: list[Turn] = []
     chunks: list[ChunkAudio] = []
+    runaways: list[RunawayStop] = []
+    limits = runaway or RunawayLimits()
     for index, text in enumerate(texts):  # as read
         yield ChunkStarted(index, len(texts))
         context = setup.examples + history[-2 * CONTEXT_CHUNKS :]
@@ -163,14 +194,22 @@ def synthesize(
         sampling = sampling_for(request, engine, text, max_new_tokens_cap, context)
         streamer = engine.streaming_decoder() if stream else None
         rows = []
-        for row in engine.generate_rows(prompt, sampling, should_stop, generator):
-            rows.append(row)
-            for piece in streamer.push(row) if streamer else ():
-                yield AudioPiece(index, piece)
+        guard = engine.runaway_guard(limits.silence_seconds, limits.repeat_seconds)
+        with closing(engine.generate_rows(prompt, sampling, should_stop, generator)) as generated:
+            for row in generated:  # leaving the loop early ends the sequence (closing the generator)
+                rows.append(row)
+                if guard.active and guard.push(row):
+                    rows = rows[: guard.keep]
+                    runaways.append(RunawayStop(index, guard.reason, guard.cut_seconds(FRAMES_PER_SECOND)))
+                    break
+                for piece in streamer.push(row) if streamer else ():
+                    yield AudioPiece(index, piece)
         for piece in streamer.finish() if streamer else ():
             yield AudioPiece(index, piece)
         codes = engine.codes_from_rows(torch.stack(rows)) if rows else engine.no_codes()
         chunks.append(ChunkAudio(index, text, engine.decode_codes(codes), codes, readings[index]))
         history += [Turn("user", text=text), Turn("assistant", audio=AudioClip(codes))]
     audio = np.concatenate([chunk.audio for chunk in chunks]) if chunks else np.zeros(0, dtype=np.float32)
-    yield Synthesis(audio=audio, sample_rate=engine.sample_rate, num_chunks=len(texts), seed=seed, chunks=chunks)
+    yield Synthesis(
+        audio=audio, sample_rate=engine.sample_rate, num_chunks=len(texts), seed=seed, chunks=chunks, runaways=runaways
+    )

@@ -4,7 +4,10 @@
    is read once (``VoiceLibrary.read``: clip and transcript of one version, or the cached
    clip of that version), base64 is decoded, and the audio at hand (base64, library clips)
    is decoded to 24 kHz; URLs pass the address check, S3 keys need a bucket. Bad input
-   fails here, whatever the load.
+   fails here, whatever the load. A preset voice not yet in the library is marked
+   ``preset``; an unknown name fails listing the library's and the presets' names.
+1b. ``read_designed`` once the worker has designed those presets into the library
+   (``voice_design``): each is then read like any library voice.
 2. ``fetch_voices`` outside the generation slot: URLs are downloaded, S3 keys read, and
    their audio decoded (network and CPU, no model).
 3. ``JobVoices.resolver`` inside the generation slot: clips are encoded by the audio
@@ -24,13 +27,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .contract.config import Settings
+from .contract.errors import INVALID_INPUT, WorkerError
 from .contract.schema import ReferenceAudio, SynthesisRequest
+from .io.presets import Preset
 from .io.reference_audio import check_reference, decode_reference, fetch_reference
 from .io.voices import VoiceLibrary
 from .model.engine import Engine
 from .model.prompt import AudioClip
 
 VOICE_CACHE_SIZE = 32
+MAX_LISTED = 60  # names an unknown-voice error lists at most
 
 FetchS3 = Callable[[str, int], bytes]
 
@@ -71,12 +77,17 @@ class VoiceInput:
     data: bytes | None = None  # audio bytes still to decode
     waveform: np.ndarray | None = None  # decoded, still to encode
     clip: AudioClip | None = None  # encoded
+    preset: Preset | None = None  # a preset not yet designed into the library
 
 
 @dataclass
 class JobVoices:
     by_name: dict[str, VoiceInput] = field(default_factory=dict)
     by_reference: dict[int, VoiceInput] = field(default_factory=dict)  # id(ReferenceAudio) of the request
+
+    def presets(self) -> dict[str, Preset]:
+        """The presets this job uses that are not in the library yet (to design first)."""
+        return {name: item.preset for name, item in self.by_name.items() if item.preset is not None}
 
     def items(self) -> list[VoiceInput]:
         return [*self.by_name.values(), *self.by_reference.values()]
@@ -113,34 +124,72 @@ def sources(request: SynthesisRequest) -> list[str | ReferenceAudio]:
     return found
 
 
-def check_voices(request: SynthesisRequest, library: VoiceLibrary, clips: VoiceClips, settings: Settings) -> JobVoices:
+def unknown_voice(name: str, library: VoiceLibrary, presets: dict[str, Preset]) -> WorkerError:
+    names = sorted(set(library.names()) | set(presets))
+    listing = ", ".join(names[:MAX_LISTED]) if names else "none"
+    if len(names) > MAX_LISTED:
+        listing += f" and {len(names) - MAX_LISTED} more (GET /v1/audio/voices, or the list_voices action)"
+    return WorkerError(
+        INVALID_INPUT,
+        f"unknown voice {name!r}; available voices: {listing}. "
+        "Use null for a voice the model picks, or reference_audio to clone one.",
+    )
+
+
+def _read_library(name: str, library: VoiceLibrary, clips: VoiceClips, settings: Settings) -> VoiceInput:
+    held: dict[tuple, AudioClip] = {}
+
+    def known(key: tuple) -> bool:  # holds the clip, so an eviction cannot lose it
+        clip = clips.get(key)
+        if clip is not None:
+            held[key] = clip
+        return clip is not None
+
+    version = library.read(name, known)
+    item = VoiceInput(version.transcript, key=version.key, data=version.audio, clip=held.get(version.key))
+    if item.data is not None:
+        item.waveform = decode_reference(item.data, settings.max_reference_seconds)
+        item.data = None
+    return item
+
+
+def check_voices(
+    request: SynthesisRequest,
+    library: VoiceLibrary,
+    clips: VoiceClips,
+    settings: Settings,
+    presets: dict[str, Preset] | None = None,
+) -> JobVoices:
     """Step 1 (no waiting): raises ``WorkerError`` (invalid_input, reference_audio) on bad input."""
+    presets = presets or {}
     voices = JobVoices()
     for source in sources(request):
         if isinstance(source, str):
             if source in voices.by_name:
                 continue
-            held: dict[tuple, AudioClip] = {}
-
-            def known(key: tuple, held=held) -> bool:  # holds the clip, so an eviction cannot lose it
-                clip = clips.get(key)
-                if clip is not None:
-                    held[key] = clip
-                return clip is not None
-
-            version = library.read(source, known)
-            item = VoiceInput(version.transcript, key=version.key, data=version.audio, clip=held.get(version.key))
-            voices.by_name[source] = item
-        else:
-            data = check_reference(
-                source, settings.max_reference_bytes, settings.allow_private_urls, settings.s3 is not None
-            )
-            item = VoiceInput(source.transcript, reference=None if data is not None else source, data=data)
-            voices.by_reference[id(source)] = item
+            if not library.has(source):
+                if source not in presets:
+                    raise unknown_voice(source, library, presets)
+                voices.by_name[source] = VoiceInput(None, preset=presets[source])
+                continue
+            voices.by_name[source] = _read_library(source, library, clips, settings)
+            continue
+        data = check_reference(
+            source, settings.max_reference_bytes, settings.allow_private_urls, settings.s3 is not None
+        )
+        item = VoiceInput(source.transcript, reference=None if data is not None else source, data=data)
+        voices.by_reference[id(source)] = item
         if item.data is not None:  # unreadable or too long: refused now, not after a wait
             item.waveform = decode_reference(item.data, settings.max_reference_seconds)
             item.data = None
     return voices
+
+
+def read_designed(voices: JobVoices, library: VoiceLibrary, clips: VoiceClips, settings: Settings) -> None:
+    """Step 1b: the job's presets, designed into the library meanwhile, read as library voices."""
+    for name, item in list(voices.by_name.items()):
+        if item.preset is not None:
+            voices.by_name[name] = _read_library(name, library, clips, settings)
 
 
 def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None) -> None:

@@ -133,6 +133,22 @@ class Environment(BaseSettings):
     MAX_NEW_TOKENS: int = Field(
         15000, ge=1, le=100_000, description="hard cap on generation steps per chunk (25 steps = 1 s)"
     )
+    # -- runaway guard (docs/voices.md: the defaults and the measurement behind them) ----
+    RUNAWAY_SILENCE_SECONDS: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="a chunk that keeps silent this long after speaking is ended there and its trailing "
+        "silence cut (a warning on the job, counted in `/v1/state`); 0 = off. 3 s: twice the longest "
+        "pause measured in slow read speech (1.48 s, `python -m higgs_worker.devtools.pause_lengths`)",
+    )
+    RUNAWAY_REPEAT_SECONDS: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="a chunk that repeats one audio frame (every codebook, not silence) this long is "
+        "ended where the repeat began; 0 = off",
+    )
     INLINE_MAX_BYTES: ByteSize = Field(
         ByteSize(10 * 10**6), description="larger inline results go to S3, or fail with `storage:` (e.g. `10MB`)"
     )
@@ -321,6 +337,8 @@ class Settings:
     port_health: int | None = None
     api_key: SecretStr | None = field(default=None, repr=False)
     compile_cache_dir: str = DEFAULT_COMPILE_CACHE_DIR
+    runaway_silence_seconds: float = 3.0
+    runaway_repeat_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -357,6 +375,8 @@ class Settings:
             port_health=e.PORT_HEALTH,
             api_key=e.API_KEY,
             compile_cache_dir=e.COMPILE_CACHE_DIR,
+            runaway_silence_seconds=e.RUNAWAY_SILENCE_SECONDS,
+            runaway_repeat_seconds=e.RUNAWAY_REPEAT_SECONDS,
         )
 
 

@@ -103,8 +103,10 @@ class JobOutput(_Closed):
     subtitles: Subtitles | None = Field(None, description="the subtitle file (with subtitles)")
     warnings: list[str] | None = Field(
         None,
-        description="what ran degraded for this job, e.g. the decode step uncompiled after a compile "
-        "failure on this worker (the audio is correct; generation was slower)",
+        description="what ran degraded or differently for this job, e.g. the decode step uncompiled after a "
+        "compile failure on this worker (the audio is correct; generation was slower), a chunk the runaway "
+        "guard ended (it kept silent after speaking or repeated one frame; the rest was cut), a preset voice "
+        "designed on its first use (docs/voices.md)",
     )
 
 

@@ -27,6 +27,7 @@ from .config import Environment
 from .errors import MEANINGS
 from .output import JobError, JobOutput
 from .schema import KNOWN_FIELDS, SynthesisRequest
+from .voice_actions import DesignVoice, ListVoices, VoiceEntry
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "worker-reference.md"
@@ -165,6 +166,39 @@ def _model_table(model: type[BaseModel], prefix: str = "") -> list[str]:
     return rows
 
 
+def _action_table(model: type[BaseModel]) -> list[str]:
+    rows = ["| field | type | default | notes |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        bounds = _bounds(field)
+        notes = (field.description or "") + (f" ({bounds})" if bounds else "")
+        default = "required" if name == "action" else _default(field)
+        rows.append(f"| `{name}` | {_cell(_type_name(field.annotation))} | {default} | {_cell(notes)} |")
+    return rows
+
+
+def _voice_actions() -> list[str]:
+    parts = [
+        "## Voice actions (queue mode)",
+        "",
+        'A job whose input has `"action"` lists or designs voices instead of speaking '
+        "(HTTP mode: `GET /v1/audio/voices` and `POST /v1/audio/voices/design`; docs/voices.md).",
+        "",
+        '`{"input": {"action": "list_voices"}}` returns `{"object": "list", "data": [entry, ...]}`:',
+        "",
+    ]
+    parts += _action_table(ListVoices)
+    parts += [
+        "",
+        '`{"input": {"action": "design_voice", "name": ..., "description": ...}}` designs a voice '
+        "(one generation of a fixed sentence) and keeps it in the library; it returns its entry:",
+        "",
+    ]
+    parts += _action_table(DesignVoice)
+    parts += ["", "Each entry:", "", "| key | type | meaning |", "|---|---|---|"]
+    parts += _model_table(VoiceEntry)
+    return parts
+
+
 def _env_table() -> list[str]:
     rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
     for name, field in Environment.model_fields.items():
@@ -192,6 +226,7 @@ def render() -> str:
         "|---|---|---|",
     ]
     parts += _model_table(JobOutput)
+    parts += [""] + _voice_actions()
     parts += [
         "",
         "## Errors",

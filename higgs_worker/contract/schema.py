@@ -138,7 +138,8 @@ class SynthesisRequest(_Strict):
     voice: str | None = Field(
         default=None,
         validation_alias=AliasChoices("voice", "ref_audio"),
-        description="a name in the voice library (VOICES_DIR); null lets the model pick a voice (smart voice)",
+        description="a preset voice (`alloy`, `nova`, `narrator`, ...: docs/voices.md) or a name in the voice "
+        "library (VOICES_DIR), which wins over a preset of its name; null lets the model pick a voice (smart voice)",
     )
     reference_audio: ReferenceAudio | None = Field(
         default=None,

@@ -42,6 +42,7 @@ from ..contract.schema import check_name
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 VOICE_SUFFIX = ".voice"
 TRANSCRIPT_MEMBER = "transcript.txt"
+DESCRIPTION_MEMBER = "description.txt"  # a designed voice: the speaker description it came from
 AUDIO_MEMBER = "audio"  # + the audio's suffix: audio.wav
 MAX_MEMBER_BYTES = 256 * 2**20  # a damaged or hostile archive cannot make a reader inflate more
 READ_ATTEMPTS = 3  # a flat pair changed while it was read (migrated, deleted) is read again
@@ -90,13 +91,15 @@ def _transcript(data: bytes) -> str | None:
     return data.decode("utf-8", errors="replace").strip() or None
 
 
-def pack(audio: bytes, transcript: str | None, audio_suffix: str = ".wav") -> bytes:
-    """A voice as one archive: ``audio<suffix>`` and ``transcript.txt`` (when given)."""
+def pack(audio: bytes, transcript: str | None, audio_suffix: str = ".wav", description: str | None = None) -> bytes:
+    """A voice as one archive: ``audio<suffix>``, ``transcript.txt`` and ``description.txt`` (when given)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(f"{AUDIO_MEMBER}{audio_suffix}", audio)
         if transcript and transcript.strip():
             archive.writestr(TRANSCRIPT_MEMBER, transcript.strip().encode("utf-8"))
+        if description and description.strip():
+            archive.writestr(DESCRIPTION_MEMBER, description.strip().encode("utf-8"))
     return buffer.getvalue()
 
 
@@ -140,6 +143,25 @@ class VoiceLibrary:
             f"unknown voice {name!r}; voices in VOICES_DIR: {listing}. "
             "Use null for a voice the model picks, or reference_audio to clone one.",
         )
+
+    def has(self, name: str) -> bool:
+        """Whether the library holds a voice ``name`` (a plain name; False for any other)."""
+        return _is_name(name) and self._exists(name)
+
+    def description(self, name: str) -> str | None:
+        """The speaker description a designed voice was made from (None: uploaded, flat or unreadable)."""
+        handle = self._open(name, VOICE_SUFFIX) if _is_name(name) else None
+        if handle is None:
+            return None
+        with handle:
+            try:
+                with zipfile.ZipFile(handle) as archive:
+                    info = archive.getinfo(DESCRIPTION_MEMBER)
+                    if info.file_size > MAX_MEMBER_BYTES:
+                        return None
+                    return _transcript(archive.read(info))
+            except (KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+                return None
 
     def _has_pack(self, name: str) -> bool:
         path = self._path(name, VOICE_SUFFIX)
@@ -231,7 +253,14 @@ class VoiceLibrary:
 
     # -- writing ------------------------------------------------------------------------
 
-    def publish(self, name: str, audio: bytes, transcript: str | None, audio_suffix: str = ".wav") -> None:
+    def publish(
+        self,
+        name: str,
+        audio: bytes,
+        transcript: str | None,
+        audio_suffix: str = ".wav",
+        description: str | None = None,
+    ) -> None:
         """Write a new version of ``name`` as ``NAME.voice`` in one rename, then remove the
         flat pair of that name (its audio first, so a reader of the pair sees the change)."""
         check_name(name, "voice")
@@ -240,7 +269,7 @@ class VoiceLibrary:
             target = self._path(name, VOICE_SUFFIX)
             if target is None:
                 raise ValueError("the voice name must stay inside VOICES_DIR")
-            _write_atomic(target, pack(audio, transcript, audio_suffix))
+            _write_atomic(target, pack(audio, transcript, audio_suffix, description))
             self._remove_flat(name)
         except OSError as exc:
             raise _unwritable(exc) from None

@@ -1,4 +1,4 @@
 """Everything that touches the model and the device: the model store on the volume, the
 engine (load, encode, decode), the scheduler thread with its slot KV cache and batched
-decode loop, the prompt, the streaming codec decode and the compiled-kernel cache. It may
+decode loop, the prompt, the streaming codec decode, the runaway guard and the compiled-kernel cache. It may
 import only ``contract``; nothing here knows about jobs, audio files, S3 or HTTP."""

@@ -29,6 +29,7 @@ from . import memory_plan
 from .codec_batch import CodecBatcher
 from .decode_loop import DecodeLoop, LoopSettings
 from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
+from .runaway import RunawayGuard
 from .scheduler import Scheduler
 from .slot_attention import use_slot_attention
 from .streaming import StreamingDecoder, decode_in_windows
@@ -36,6 +37,7 @@ from .streaming import StreamingDecoder, decode_in_windows
 log = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 25
+SILENCE_NOISE_DBFS = -60.0  # the noise floor encoded with digital silence to learn the silence codes
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Engine:
         self._codec_calls = threading.BoundedSemaphore(memory_plan.CODEC_CALLS_AT_ONCE) if on_cuda else nullcontext()
         # windows due at once are decoded in one call (within one window's frames: the plan's reserve)
         self.codec = CodecBatcher(self._decode_batch, memory_plan.CODEC_BATCH_FRAMES)
+        self._silence_codes: frozenset[int] | None = None
 
     @property
     def scheduler(self) -> Scheduler:
@@ -271,6 +274,31 @@ class Engine:
             values = features["input_values"].to(self.device, torch.float32)
             codes = self.audio_tokenizer.encode(values).audio_codes[0]
             return AudioClip(codes=codes[: self.num_codebooks].to("cpu"))
+
+    @property
+    def silence_codes(self) -> frozenset[int]:
+        """First-codebook codes the audio tokenizer gives silence: one second of digital
+        silence and one of a -60 dBFS noise floor, encoded once (the runaway guard's test)."""
+        if self._silence_codes is None:
+            quiet = np.zeros(self.sample_rate, dtype=np.float32)
+            rng = np.random.default_rng(0)
+            floor = (rng.standard_normal(self.sample_rate) * 10 ** (SILENCE_NOISE_DBFS / 20)).astype(np.float32)
+            found: set[int] = set()
+            for waveform in (quiet, floor):
+                found.update(int(code) for code in self.encode_audio(waveform).codes[0])
+            self._silence_codes = frozenset(found)
+        return self._silence_codes
+
+    def runaway_guard(self, silence_seconds: float, repeat_seconds: float) -> RunawayGuard:
+        """A guard for one chunk (0 seconds: that test off)."""
+        return RunawayGuard(
+            self.silence_codes if silence_seconds > 0 else frozenset(),
+            round(silence_seconds * FRAMES_PER_SECOND),
+            round(repeat_seconds * FRAMES_PER_SECOND),
+            self.num_codebooks,
+            self.bos_id,
+            self.eos_id,
+        )
 
     def decode_codes(self, codes: torch.Tensor) -> np.ndarray:
         """Codes (num_codebooks, frames) -> mono float32 waveform; in windows of at most

@@ -24,9 +24,11 @@ async def ping(service: Service = Depends(service_of)) -> Response:
 async def state(service: Service = Depends(service_of)) -> dict:
     """Requests being served now and their phase (``queued``, ``inputs``, ``waiting``,
     ``generating``, ``delivering``), for operators and tests; how often the compiled decode step
-    fell back to the plain step (and why), if it did."""
+    fell back to the plain step (and why), if it did; how many chunks the runaway guard ended
+    (``runaway_stops``: kept silent after speaking, repeated one frame)."""
     engine = service.worker.engine
     state: dict = {"ready": service.ready.is_set(), "requests": dict(service.active)}
+    state["runaway_stops"] = dict(service.worker.runaway_stops)
     state["compile_fallbacks"] = engine.compile_fallbacks if engine is not None else 0
     if engine is not None and engine.compile_note:
         state["compile_note"] = engine.compile_note

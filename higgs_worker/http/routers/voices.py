@@ -21,9 +21,11 @@ router = APIRouter()
 
 @router.get("/v1/audio/voices")
 async def voices(service: Service = Depends(service_of)) -> dict:
-    names = service.worker.voices.names()
-    data = [{"id": AUTO_VOICE, "object": "voice", "name": AUTO_VOICE, "description": "the model picks a voice"}]
-    data += [{"id": name, "object": "voice", "name": name} for name in names]
+    """``auto``, the preset voices and the library's voices, each with its description and
+    ``source`` (``preset`` or ``library``; a library voice wins over a preset of its name)."""
+    entries = await asyncio.to_thread(service.worker.voice_entries)
+    auto = {"id": AUTO_VOICE, "object": "voice", "name": AUTO_VOICE, "description": "the model picks a voice"}
+    data = [{**auto, "source": "preset"}] + [entry.model_dump() for entry in entries]
     return {"object": "list", "data": data}
 
 
