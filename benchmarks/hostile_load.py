@@ -5,7 +5,9 @@
 The worker under test is ``handler.py`` of ``--worker-root`` (default: this checkout) in HTTP mode
 with the tiny random-weight model on the CPU (MAX_CONCURRENCY and IO_JOBS left to their defaults:
 1 + 2 = 3 jobs at once); the clients come from this checkout. Run once with ``--worker-root`` at
-older code (``git worktree add /tmp/main-26a main``) and once without for a before/after pair.
+older code (``git worktree add /tmp/main-26a main``) and once without for a before/after pair;
+``--worker-env KEY=VALUE`` sets a worker variable (e.g. ``MAX_JOB_REFERENCE_SECONDS=1000``, so that
+the burst's 16 minutes of reference audio pass the total and wait in the line).
 
 Sections:
 
@@ -19,7 +21,7 @@ Sections:
 - ``slow`` (finding 6): ``--flood`` (300) sockets each sending a partial request head, held
   open for ``--flood-seconds`` (30); ``/ping`` timed every 0.5 s meanwhile (timeout 5 s); prints
   the median and worst latency and the failures. Then one body dripping a byte every 5 s: how
-  long the worker held it (at most ``--drip-seconds``, 45).
+  long the worker held it (at most ``--drip-seconds``, 75).
 
 Prints a table a section and a JSON line with every figure.
 """
@@ -327,13 +329,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker-root", type=Path, default=ROOT)
     parser.add_argument("--only", default="burst,upload,slow")
+    parser.add_argument("--worker-env", action="append", default=[], help="KEY=VALUE for the worker (repeatable)")
     parser.add_argument("--burst", type=int, default=30)
     parser.add_argument("--speakers", type=int, default=16)
     parser.add_argument("--burst-wait", type=float, default=20, help="seconds each burst client waits for an answer")
     parser.add_argument("--upload-mb", type=int, default=300)
     parser.add_argument("--flood", type=int, default=300)
     parser.add_argument("--flood-seconds", type=float, default=30)
-    parser.add_argument("--drip-seconds", type=float, default=45)
+    parser.add_argument("--drip-seconds", type=float, default=75)
     args = parser.parse_args()
     from higgs_worker.devtools.tiny_model import build
 
@@ -342,6 +345,8 @@ def main() -> None:
         work = Path(tmp)
         model, tokenizer = build(work / "tiny")
         env = worker_env(model, tokenizer, work, args.worker_root)
+        env.update(dict(item.split("=", 1) for item in args.worker_env))
+        figures["worker_env"] = args.worker_env
         sections = {"burst": burst, "upload": upload, "slow": slow}
         for name in args.only.split(","):
             figures[name] = sections[name](args, env, work)

@@ -157,8 +157,8 @@ class Environment(BaseSettings):
     )
     VOICE_ADMIN_KEY: SecretStr | None = Field(
         None,
-        description="HTTP mode: voice upload and delete need `Authorization: Bearer <VOICE_ADMIN_KEY>` "
-        "(instead of API_KEY)",
+        description="HTTP mode: voice upload and delete need this key (instead of API_KEY), as "
+        "`Authorization: Bearer <key>` or `X-Voice-Admin-Key: <key>`",
     )
 
     # -- input limits ---------------------------------------------------------------

@@ -43,7 +43,8 @@ class BearerAuth:
 
 
 class VoiceAdminGate:
-    """VOICE_ADMIN=off: voice upload and delete refused (403); ``key``: they need its bearer."""
+    """VOICE_ADMIN=off: voice upload and delete refused (403); ``key``: they need it, as a bearer
+    token or in ``X-Voice-Admin-Key``."""
 
     def __init__(self, app, enabled: bool, key: str | None):
         self.app, self.enabled = app, enabled
@@ -56,11 +57,22 @@ class VoiceAdminGate:
                 error = ApiError(
                     403, "voice administration is turned off on this worker (VOICE_ADMIN=off)", "voice_admin_disabled"
                 )
-            elif self.expected is not None and not hmac.compare_digest(_bearer(scope), self.expected):
+            elif self.expected is not None and not self._admin(scope):
                 error = ApiError(
-                    401, "voice administration needs 'Authorization: Bearer <VOICE_ADMIN_KEY>'", "invalid_api_key"
+                    401,
+                    "voice administration needs 'Authorization: Bearer <VOICE_ADMIN_KEY>' "
+                    "(or 'X-Voice-Admin-Key: <VOICE_ADMIN_KEY>')",
+                    "invalid_api_key",
                 )
             if error is not None:
                 await error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _admin(self, scope) -> bool:
+        """The key as a bearer token, or in ``X-Voice-Admin-Key`` (behind a gateway that takes
+        ``Authorization`` for its own key, as RunPod's does)."""
+        assert self.expected is not None
+        header = dict(scope.get("headers") or []).get(b"x-voice-admin-key", b"")
+        given = b"Bearer " + header if header else _bearer(scope)
+        return hmac.compare_digest(given, self.expected)
