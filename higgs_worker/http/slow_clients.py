@@ -25,10 +25,13 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from .errors import ApiError
 
 
-def guarded_protocol(header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol with a head deadline and a connection cap (``Config(http=...)``)."""
+def guarded_protocol(
+    header_timeout: float, max_connections: int, base: type[asyncio.Protocol] = AutoHTTPProtocol
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (``base``: httptools' when installed, else h11's) with a head
+    deadline and a connection cap, for ``uvicorn.Config(http=...)``."""
 
-    class GuardedProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    class GuardedProtocol(base):  # type: ignore[misc, valid-type]
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._head_timer = None

@@ -105,3 +105,62 @@ def test_a_dripping_body_gets_408_and_the_connection_closes(server):
         assert closed_by_server(sock, within=30)
     finally:
         sock.close()
+
+
+def _bases():
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    bases = [pytest.param(H11Protocol, id="h11")]  # what the image uses when httptools is absent
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        bases.append(pytest.param(HttpToolsProtocol, id="httptools"))
+    except ImportError:
+        pass
+    return bases
+
+
+@pytest.mark.parametrize("base", _bases())
+def test_the_guard_holds_on_either_of_uvicorns_parsers(base):
+    """In process: a real uvicorn server on 127.0.0.1 with the guarded protocol over ``base``
+    (head deadline 1 s, cap 8) and a bare ASGI app; a full request, an unfinished head, a flood."""
+    import asyncio
+    import threading
+
+    import uvicorn
+
+    from higgs_worker.http.slow_clients import guarded_protocol
+    from tests.support.api_server import _free_port
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    number = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=number, log_config=None, http=guarded_protocol(1.0, 8, base))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{number}/ping"
+        with requests.Session() as session:  # keep-alive: a second request on the same connection
+            assert session.get(url, timeout=10).text == "ok" and session.get(url, timeout=10).text == "ok"
+        flood = []
+        for _ in range(24):  # three times the cap
+            sock = socket.create_connection(("127.0.0.1", number), timeout=10)
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+            flood.append(sock)
+        assert requests.get(url, timeout=10).text == "ok"  # a new connection is served beside the flood
+        deadline = time.monotonic() + 30
+        assert all(closed_by_server(s, within=max(0.1, deadline - time.monotonic())) for s in flood)
+        for sock in flood:
+            sock.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
