@@ -16,6 +16,10 @@ bounded because each of those jobs holds host memory: a reference download (up t
 MAX_REFERENCE_BYTES), decoded clips (MAX_REFERENCE_SECONDS x 24 kHz x 4 bytes each), or a
 finished result being encoded and uploaded. Default IO_JOBS: half of MAX_CONCURRENCY,
 rounded up, at least 2 (docs/tuning.md and benchmarks/RESULTS.md have the measured figures).
+
+The HTTP door lets at most ``HTTP_QUEUE_LIMIT`` more requests wait for one of those places
+(``queue_limit_for``; default: as many as it takes at once) and answers 429 beyond: a waiting
+request holds its body, so the line is what bounds the memory of a burst (docs/security.md).
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ def io_jobs_for(setting: int | None, generation_slots: int) -> int:
     if setting is not None:
         return max(0, int(setting))
     return max(MIN_IO_JOBS, -(-generation_slots // 2))
+
+
+def queue_limit_for(setting: int | None, jobs_at_once: int) -> int:
+    """HTTP_QUEUE_LIMIT, or auto: as many waiting as the worker takes at once. A request then
+    waits at most about one job's time before it starts, and the memory of the line stays
+    that of ``jobs_at_once`` bodies; a longer line only makes callers wait on one worker while
+    RunPod's balancer (or the caller, told by 429's Retry-After) could use another."""
+    if setting is not None:
+        return max(0, int(setting))
+    return max(1, jobs_at_once)
 
 
 class GenerationSlots:

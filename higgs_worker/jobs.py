@@ -5,10 +5,11 @@ the S3 client, encoded voices, the generation slots). ``Worker.run(job)`` return
 contract's output dict or ``{"error": "<code>: <message>"}``; it never raises, so the
 worker stays healthy after any failed job.
 
-A job's phases (``admission``): ``prepare`` checks it completely at once (schema, limits,
-names, base64, URL addresses, voices read as one version each); ``fetch`` downloads and
-decodes reference audio; ``generate`` runs inside a generation slot (the only phase that
-holds one); ``render`` and ``deliver`` (narration, encoding, S3) come after, outside it.
+A job's phases (``admission``): ``prepare`` checks it at once and cheaply (schema, limits,
+names, base64, audio headers, URL addresses, voices read as one version each; nothing
+decoded or downloaded); ``fetch`` downloads reference audio and decodes every clip;
+``generate`` runs inside a generation slot (the only phase that holds one); ``render`` and
+``deliver`` (narration, encoding, S3) come after, outside it.
 A door that wants to refuse bad input before it queues a job calls ``prepare`` itself and
 hands the ``PreparedJob`` to ``run``.
 """
@@ -194,9 +195,10 @@ class Worker:
     # -- one job ----------------------------------------------------------------------
 
     def prepare(self, job_input: Any) -> PreparedJob:
-        """Check a job completely without waiting for anything (no slot, no model, no download):
-        schema and limits, names, base64 and the audio in it, URL addresses; each library voice
-        is read here, once (clip and transcript of one version). Raises ``WorkerError``
+        """Check a job without waiting for anything and without heavy work (no slot, no model, no
+        download, no decoding: the HTTP door runs it before admission): schema and limits, names,
+        base64 and its audio headers, the job's reference-audio totals, URL addresses; each library
+        voice is read here, once (clip and transcript of one version). Raises ``WorkerError``
         (invalid_input, reference_audio)."""
         request = parse_request(job_input, self.settings)
         return PreparedJob(request, check_voices(request, self.voices, self.voice_clips, self.settings, self.presets))
@@ -334,7 +336,7 @@ class Worker:
             }
 
     def fetch(self, prepared: PreparedJob) -> None:
-        """Reference audio downloaded (URL, S3) and decoded: network and CPU, no slot."""
+        """Reference audio downloaded (URL, S3) and every clip decoded: network and CPU, no slot."""
         store = self.store
         fetch_voices(prepared.voices, self.settings, store.read_reference if store else None)
 

@@ -1,15 +1,19 @@
 """A job's voices (library voices and reference audio), in three steps that match the job's phases:
 
-1. ``check_voices`` when the job arrives, before it waits for anything: every library voice
-   is read once (``VoiceLibrary.read``: clip and transcript of one version, or the cached
-   clip of that version), base64 is decoded, and the audio at hand (base64, library clips)
-   is decoded to 24 kHz; URLs pass the address check, S3 keys need a bucket. Bad input
-   fails here, whatever the load. A preset voice not yet in the library is marked
-   ``preset``; an unknown name fails listing the library's and the presets' names.
+1. ``check_voices`` when the job arrives, before it waits for anything, and cheap (no audio
+   decoded, no download: the HTTP door runs it before admission): every library voice is read
+   once (``VoiceLibrary.read``: clip and transcript of one version, or the cached clip of that
+   version), base64 is decoded to bytes, and the audio at hand has its header checked
+   (readable, rate, channels, declared length); URLs pass the address check, S3 keys need a
+   bucket. The job's own reference audio is held to MAX_JOB_REFERENCE_BYTES and its declared
+   seconds to MAX_JOB_REFERENCE_SECONDS. Bad input fails here, whatever the load. A preset
+   voice not yet in the library is marked ``preset``; an unknown name fails listing the
+   library's and the presets' names.
 1b. ``read_designed`` once the worker has designed those presets into the library
    (``voice_design``): each is then read like any library voice.
-2. ``fetch_voices`` outside the generation slot: URLs are downloaded, S3 keys read, and
-   their audio decoded (network and CPU, no model).
+2. ``fetch_voices`` once the job is admitted, outside the generation slot: URLs are
+   downloaded, S3 keys read, and every clip decoded to 24 kHz (network and CPU, no model);
+   the job's own reference audio is held to both totals again, by its real bytes and seconds.
 3. ``JobVoices.resolver`` inside the generation slot: clips are encoded by the audio
    tokenizer (on the device); a library voice's codes go in ``VoiceClips`` under the key of
    the version that was read.
@@ -28,9 +32,15 @@ import numpy as np
 
 from .contract.config import Settings
 from .contract.errors import INVALID_INPUT, WorkerError
-from .contract.schema import ReferenceAudio, SynthesisRequest
+from .contract.schema import (
+    MODEL_SAMPLE_RATE,
+    ReferenceAudio,
+    SynthesisRequest,
+    total_reference_bytes_message,
+    total_reference_seconds_message,
+)
 from .io.presets import Preset
-from .io.reference_audio import check_reference, decode_reference, fetch_reference
+from .io.reference_audio import check_reference, decode_reference, fetch_reference, probe_reference
 from .io.voices import VoiceLibrary
 from .model.engine import Engine
 from .model.prompt import AudioClip
@@ -75,6 +85,7 @@ class VoiceInput:
     key: tuple | None = None  # library voice: the version read (cache key)
     reference: ReferenceAudio | None = None  # reference audio still to fetch (URL, S3 key)
     data: bytes | None = None  # audio bytes still to decode
+    own: bool = False  # the job's own reference audio (held to MAX_JOB_REFERENCE_*), not the library's
     waveform: np.ndarray | None = None  # decoded, still to encode
     clip: AudioClip | None = None  # encoded
     preset: Preset | None = None  # a preset not yet designed into the library
@@ -137,6 +148,7 @@ def unknown_voice(name: str, library: VoiceLibrary, presets: dict[str, Preset]) 
 
 
 def _read_library(name: str, library: VoiceLibrary, clips: VoiceClips, settings: Settings) -> VoiceInput:
+    """A library voice's version, its audio header checked (decoded later, in ``fetch_voices``)."""
     held: dict[tuple, AudioClip] = {}
 
     def known(key: tuple) -> bool:  # holds the clip, so an eviction cannot lose it
@@ -148,8 +160,7 @@ def _read_library(name: str, library: VoiceLibrary, clips: VoiceClips, settings:
     version = library.read(name, known)
     item = VoiceInput(version.transcript, key=version.key, data=version.audio, clip=held.get(version.key))
     if item.data is not None:
-        item.waveform = decode_reference(item.data, settings.max_reference_seconds)
-        item.data = None
+        probe_reference(item.data, settings.max_reference_seconds)
     return item
 
 
@@ -160,9 +171,10 @@ def check_voices(
     settings: Settings,
     presets: dict[str, Preset] | None = None,
 ) -> JobVoices:
-    """Step 1 (no waiting): raises ``WorkerError`` (invalid_input, reference_audio) on bad input."""
+    """Step 1 (no waiting, no decoding): raises ``WorkerError`` (invalid_input, reference_audio) on bad input."""
     presets = presets or {}
     voices = JobVoices()
+    own_bytes, own_seconds = 0, 0.0
     for source in sources(request):
         if isinstance(source, str):
             if source in voices.by_name:
@@ -177,11 +189,12 @@ def check_voices(
         data = check_reference(
             source, settings.max_reference_bytes, settings.allow_private_urls, settings.s3 is not None
         )
-        item = VoiceInput(source.transcript, reference=None if data is not None else source, data=data)
+        item = VoiceInput(source.transcript, reference=None if data is not None else source, data=data, own=True)
         voices.by_reference[id(source)] = item
-        if item.data is not None:  # unreadable or too long: refused now, not after a wait
-            item.waveform = decode_reference(item.data, settings.max_reference_seconds)
-            item.data = None
+        if item.data is not None:  # unreadable or too long by its header: refused now, not after a wait
+            own_bytes += len(item.data)
+            own_seconds += probe_reference(item.data, settings.max_reference_seconds)
+    _check_totals(own_bytes, own_seconds, settings)
     return voices
 
 
@@ -192,8 +205,19 @@ def read_designed(voices: JobVoices, library: VoiceLibrary, clips: VoiceClips, s
             voices.by_name[name] = _read_library(name, library, clips, settings)
 
 
+def _check_totals(size: int, seconds: float, settings: Settings) -> None:
+    if size > settings.max_job_reference_bytes:
+        raise WorkerError(INVALID_INPUT, total_reference_bytes_message(size, settings.max_job_reference_bytes))
+    if seconds > settings.max_job_reference_seconds:
+        raise WorkerError(INVALID_INPUT, total_reference_seconds_message(seconds, settings.max_job_reference_seconds))
+
+
 def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None) -> None:
-    """Step 2 (network and CPU, outside the generation slot): URL and S3 references fetched and decoded."""
+    """Step 2 (once admitted; network and CPU, outside the generation slot): URL and S3 references
+    fetched, every clip decoded; the job's own reference audio held to its totals as it comes.
+    A clip is decoded at most up to the seconds left of the job's total, so one job holds at most
+    MAX_JOB_REFERENCE_SECONDS of its own decoded audio, whatever its headers said."""
+    own_bytes, own_seconds = 0, 0.0
     for item in voices.items():
         if item.reference is not None:
             item.data = fetch_reference(
@@ -204,5 +228,19 @@ def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None
                 fetch_s3=fetch_s3,
             )
             item.reference = None
-            item.waveform = decode_reference(item.data, settings.max_reference_seconds)
-            item.data = None
+        if item.data is None:
+            continue
+        limit = settings.max_reference_seconds
+        if item.own:
+            own_bytes += len(item.data)
+            _check_totals(own_bytes, own_seconds, settings)
+            limit = min(limit, settings.max_job_reference_seconds - own_seconds)
+        try:
+            item.waveform = decode_reference(item.data, limit)
+        except WorkerError as exc:
+            if limit < settings.max_reference_seconds and "limit" in exc.message:  # the job's total said no
+                _check_totals(own_bytes, settings.max_job_reference_seconds + 1, settings)
+            raise
+        item.data = None
+        if item.own:
+            own_seconds += len(item.waveform) / MODEL_SAMPLE_RATE

@@ -81,6 +81,25 @@ def encode(waveform: np.ndarray, sample_rate: int, output_format: str) -> bytes:
 MAX_CHANNELS = 16
 
 
+def probe(data: bytes, max_seconds: float | None = None) -> float:
+    """The header only (no samples decoded): its declared length in seconds (0 when it does not
+    say), ``AudioDecodeError`` for what ``decode`` refuses from the header alone. Cheap; a
+    header may lie, so ``decode`` checks again."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            rate, channels, frames = int(handle.samplerate), handle.channels, handle.frames
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioDecodeError("not a readable audio file (wav, flac, ogg, mp3)") from exc
+    if rate <= 0 or rate > 384000:
+        raise AudioDecodeError(f"unsupported sample rate {rate}")
+    if channels > MAX_CHANNELS:
+        raise AudioDecodeError(f"{channels} channels; at most {MAX_CHANNELS}")
+    seconds = max(frames, 0) / rate
+    if max_seconds is not None and seconds > max_seconds:
+        raise AudioDecodeError(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s")
+    return seconds
+
+
 def decode(data: bytes, max_seconds: float | None = None, min_seconds: float = 0.0) -> tuple[np.ndarray, int]:
     """Decode audio bytes (wav, flac, ogg, mp3, ...) to mono float32 and its sample rate.
 

@@ -127,6 +127,39 @@ class Environment(BaseSettings):
     API_KEY: SecretStr | None = Field(
         None, description="HTTP mode: require `Authorization: Bearer <API_KEY>` (for running outside RunPod)"
     )
+    # -- HTTP mode under load (docs/security.md) ---------------------------------------
+    HTTP_QUEUE_LIMIT: int | None = Field(
+        None,
+        ge=0,
+        le=4096,
+        description="HTTP mode: requests that may wait for admission beyond the MAX_CONCURRENCY + IO_JOBS "
+        "running; more get 429 with Retry-After (default: as many as run, MAX_CONCURRENCY + IO_JOBS)",
+    )
+    HTTP_HEADER_TIMEOUT_SECONDS: float = Field(
+        10,
+        gt=0,
+        le=600,
+        description="HTTP mode: a request head must arrive whole within this (of the connection's opening or "
+        "previous response); else the connection is closed",
+    )
+    HTTP_BODY_TIMEOUT_SECONDS: float = Field(
+        60, gt=0, le=3600, description="HTTP mode: a request body must arrive whole within this; else 408"
+    )
+    HTTP_MAX_CONNECTIONS: int = Field(
+        256,
+        ge=8,
+        le=65536,
+        description="HTTP mode: open connections per listener at most; beyond, a new connection closes the oldest "
+        "one still sending its request head (or, when none is, is closed itself)",
+    )
+    VOICE_ADMIN: Literal["on", "off"] = Field(
+        "on", description="HTTP mode: `off` refuses voice upload and delete (403); listing stays"
+    )
+    VOICE_ADMIN_KEY: SecretStr | None = Field(
+        None,
+        description="HTTP mode: voice upload and delete need this key (instead of API_KEY), as "
+        "`Authorization: Bearer <key>` or `X-Voice-Admin-Key: <key>`",
+    )
 
     # -- input limits ---------------------------------------------------------------
     MAX_TEXT_CHARS: int = Field(20000, ge=1, le=1_000_000, description="longer text is refused")
@@ -155,6 +188,16 @@ class Environment(BaseSettings):
     MAX_REFERENCE_SECONDS: float = Field(60, gt=0, le=600, description="longest reference audio")
     MAX_REFERENCE_BYTES: ByteSize = Field(
         ByteSize(25 * 10**6), description="largest reference audio file (e.g. `25MB`)"
+    )
+    MAX_JOB_REFERENCE_SECONDS: float = Field(
+        180,
+        gt=0,
+        le=3600,
+        description="a job's own reference audio (every `reference_audio`, speakers included) in seconds at most, "
+        "all together",
+    )
+    MAX_JOB_REFERENCE_BYTES: ByteSize = Field(
+        ByteSize(50 * 10**6), description="a job's own reference audio files in bytes at most, all together"
     )
     REFERENCE_URL_TIMEOUT_SECONDS: float = Field(20, gt=0, le=600, description="total time to fetch a reference URL")
     ALLOW_PRIVATE_URLS: bool = Field(
@@ -219,6 +262,14 @@ class Environment(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("VOICE_ADMIN", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower()
+        return {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
 
     @field_validator("RUNPOD_LOG_LEVEL", mode="before")
     @classmethod
@@ -339,6 +390,14 @@ class Settings:
     compile_cache_dir: str = DEFAULT_COMPILE_CACHE_DIR
     runaway_silence_seconds: float = 3.0
     runaway_repeat_seconds: float = 2.0
+    http_queue_limit: int | None = None
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 60.0
+    http_max_connections: int = 256
+    voice_admin: str = "on"
+    voice_admin_key: SecretStr | None = field(default=None, repr=False)
+    max_job_reference_seconds: float = 180.0
+    max_job_reference_bytes: int = 50 * 10**6
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -377,6 +436,14 @@ class Settings:
             compile_cache_dir=e.COMPILE_CACHE_DIR,
             runaway_silence_seconds=e.RUNAWAY_SILENCE_SECONDS,
             runaway_repeat_seconds=e.RUNAWAY_REPEAT_SECONDS,
+            http_queue_limit=e.HTTP_QUEUE_LIMIT,
+            http_header_timeout_seconds=e.HTTP_HEADER_TIMEOUT_SECONDS,
+            http_body_timeout_seconds=e.HTTP_BODY_TIMEOUT_SECONDS,
+            http_max_connections=e.HTTP_MAX_CONNECTIONS,
+            voice_admin=e.VOICE_ADMIN,
+            voice_admin_key=e.VOICE_ADMIN_KEY,
+            max_job_reference_seconds=e.MAX_JOB_REFERENCE_SECONDS,
+            max_job_reference_bytes=int(e.MAX_JOB_REFERENCE_BYTES),
         )
 
 

@@ -351,7 +351,23 @@ def parse_request(raw: Any, settings: Settings) -> SynthesisRequest:
         raise WorkerError(INVALID_INPUT, "delivery 's3' needs S3_BUCKET set on the endpoint")
     if settings.s3 is None and _uses_s3_key(request):
         raise WorkerError(INVALID_INPUT, "reference_audio.s3_key needs S3_BUCKET set on the endpoint")
+    inline = sum(len(ref.base64) * 3 // 4 for ref in _references(request) if ref.base64)
+    if inline > settings.max_job_reference_bytes:  # from the base64 lengths: nothing decoded yet
+        raise WorkerError(INVALID_INPUT, total_reference_bytes_message(inline, settings.max_job_reference_bytes))
     return request
+
+
+def total_reference_bytes_message(size: int, limit: int) -> str:
+    return f"the job's reference audio is {size} bytes in all; at most {limit} (MAX_JOB_REFERENCE_BYTES)"
+
+
+def total_reference_seconds_message(seconds: float, limit: float) -> str:
+    return f"the job's reference audio is {seconds:.1f} s in all; at most {limit:g} s (MAX_JOB_REFERENCE_SECONDS)"
+
+
+def _references(request: SynthesisRequest) -> list[ReferenceAudio]:
+    refs = [request.reference_audio, *(s.reference_audio for s in (request.speakers or {}).values())]
+    return [ref for ref in refs if ref is not None]
 
 
 def _uses_s3_key(request: SynthesisRequest) -> bool:

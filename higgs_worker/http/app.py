@@ -20,10 +20,11 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from ..jobs import Worker
-from .auth import BearerAuth
+from .auth import BearerAuth, VoiceAdminGate, is_voice_admin
 from .errors import install_error_handlers
 from .routers import health, jobs, speech, voice_design, voices
 from .service import Service
+from .slow_clients import BodyDeadline, guarded_protocol
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,14 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
     app = FastAPI(title="Higgs Audio v2 worker", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     install_error_handlers(app)
-    if worker.settings.api_key:
-        app.add_middleware(BearerAuth, key=worker.settings.api_key.get_secret_value())
+    settings = worker.settings
+    admin_key = settings.voice_admin_key.get_secret_value() if settings.voice_admin_key else None
+    if settings.api_key:
+        skip = is_voice_admin if admin_key else (lambda scope: False)
+        app.add_middleware(BearerAuth, key=settings.api_key.get_secret_value(), skip=skip)
+    if settings.voice_admin == "off" or admin_key:
+        app.add_middleware(VoiceAdminGate, enabled=settings.voice_admin != "off", key=admin_key)
+    app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     for router in (health.router, speech.router, voices.router, voice_design.router, jobs.router):
         app.include_router(router)
     if start_loading:
@@ -61,18 +68,22 @@ def serve(worker: Worker, load: Callable[[], None] | None = None) -> None:
     import uvicorn
 
     settings = worker.settings
+    if settings.api_key is None:
+        log.warning(
+            "HTTP mode without API_KEY: anyone who reaches port %d can synthesize, read /v1/state and %s; "
+            "set API_KEY unless RunPod's gateway (or your own) stands in front (docs/security.md)",
+            settings.port,
+            "upload and delete voices" if settings.voice_admin == "on" else "list voices",
+        )
     app = create_app(worker, load, start_loading=False)
     service: Service = app.state.service
-    servers = [
-        uvicorn.Server(uvicorn.Config(app, host="0.0.0.0", port=settings.port, log_config=None, access_log=False))
-    ]
+    # Slow clients (docs/security.md): a head deadline and a connection cap per listener.
+    guarded = guarded_protocol(settings.http_header_timeout_seconds, settings.http_max_connections)
+    options = {"host": "0.0.0.0", "log_config": None, "access_log": False, "http": guarded}
+    servers = [uvicorn.Server(uvicorn.Config(app, port=settings.port, **options))]
     health_port = settings.port_health
     if health_port and health_port != settings.port:
-        servers.append(
-            uvicorn.Server(
-                uvicorn.Config(health_app(service), host="0.0.0.0", port=health_port, log_config=None, access_log=False)
-            )
-        )
+        servers.append(uvicorn.Server(uvicorn.Config(health_app(service), port=health_port, **options)))
     log.info(
         "HTTP mode: listening on port %d%s",
         settings.port,

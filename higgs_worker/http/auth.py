@@ -1,4 +1,8 @@
-"""``API_KEY``: every path but ``/ping`` needs ``Authorization: Bearer <API_KEY>``."""
+"""``API_KEY``: every path but ``/ping`` needs ``Authorization: Bearer <API_KEY>``.
+
+Voice administration (``POST /v1/audio/voices``, ``DELETE /v1/audio/voices/{name}``) is
+``VOICE_ADMIN=off`` (403 ``voice_admin_disabled``) or, with ``VOICE_ADMIN_KEY``, needs that key
+instead of API_KEY, so the key that synthesizes cannot replace shared voices (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -6,19 +10,70 @@ import hmac
 
 from .errors import ApiError, error_response
 
+VOICES_PATH = "/v1/audio/voices"
+
+
+def is_voice_admin(scope) -> bool:
+    """An upload, a design or a delete of a voice: each writes the shared library (listing is
+    not administration)."""
+    method, path = scope.get("method"), scope.get("path", "")
+    return (method == "POST" and path.rstrip("/") in (VOICES_PATH, VOICES_PATH + "/design")) or (
+        method == "DELETE" and path.startswith(VOICES_PATH + "/")
+    )
+
+
+def _bearer(scope) -> bytes:
+    return dict(scope.get("headers") or []).get(b"authorization", b"")
+
 
 class BearerAuth:
     """Pure ASGI middleware; the key is compared in constant time. RunPod's gateway checks
-    its own key before this (API_KEY is for running outside RunPod)."""
+    its own key before this (API_KEY is for running outside RunPod). ``skip``: requests another
+    check owns (voice administration with its own key)."""
 
-    def __init__(self, app, key: str):
-        self.app, self.expected = app, f"Bearer {key}".encode()
+    def __init__(self, app, key: str, skip=lambda scope: False):
+        self.app, self.expected, self.skip = app, f"Bearer {key}".encode(), skip
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope.get("path") != "/ping":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+        if scope["type"] == "http" and scope.get("path") != "/ping" and not self.skip(scope):
+            if not hmac.compare_digest(_bearer(scope), self.expected):
                 error = ApiError(401, "a valid 'Authorization: Bearer <API_KEY>' header is required", "invalid_api_key")
                 await error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class VoiceAdminGate:
+    """VOICE_ADMIN=off: voice upload and delete refused (403); ``key``: they need it, as a bearer
+    token or in ``X-Voice-Admin-Key``."""
+
+    def __init__(self, app, enabled: bool, key: str | None):
+        self.app, self.enabled = app, enabled
+        self.expected = f"Bearer {key}".encode() if key else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and is_voice_admin(scope):
+            error = None
+            if not self.enabled:
+                error = ApiError(
+                    403, "voice administration is turned off on this worker (VOICE_ADMIN=off)", "voice_admin_disabled"
+                )
+            elif self.expected is not None and not self._admin(scope):
+                error = ApiError(
+                    401,
+                    "voice administration needs 'Authorization: Bearer <VOICE_ADMIN_KEY>' "
+                    "(or 'X-Voice-Admin-Key: <VOICE_ADMIN_KEY>')",
+                    "invalid_api_key",
+                )
+            if error is not None:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _admin(self, scope) -> bool:
+        """The key as a bearer token, or in ``X-Voice-Admin-Key`` (behind a gateway that takes
+        ``Authorization`` for its own key, as RunPod's does)."""
+        assert self.expected is not None
+        header = dict(scope.get("headers") or []).get(b"x-voice-admin-key", b"")
+        given = b"Bearer " + header if header else _bearer(scope)
+        return hmac.compare_digest(given, self.expected)

@@ -33,6 +33,8 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
 
 
+QUEUE_FULL_RETRY_AFTER = 5  # seconds (429 queue_full): the line moves by whole jobs
+
 # The job's error codes as HTTP statuses.
 _STATUS = {
     "invalid_input": 400,
@@ -58,8 +60,11 @@ def job_error(error: str) -> ApiError:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    headers = {"Retry-After": "10"} if error.code == "model_loading" else None
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    retry_after = {"model_loading": "10", "queue_full": str(QUEUE_FULL_RETRY_AFTER)}.get(error.code or "")
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    if error.code in ("request_too_large", "body_timeout"):  # the rest of the body is not read: close
+        headers["Connection"] = "close"
+    return JSONResponse(error.body(), status_code=error.status, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,7 +1,8 @@
 """One HTTP request's job, checked already (``Service.prepare``), run with ``Worker.run`` in a thread.
 
-Admission: ``Worker.jobs_at_once`` jobs run at once (the generation slots plus IO_JOBS,
-``higgs_worker.admission``); more requests wait, in arrival order, never refused. Inside,
+Admission (``request_line``): ``Worker.jobs_at_once`` jobs run at once (the generation slots
+plus IO_JOBS, ``higgs_worker.admission``); up to HTTP_QUEUE_LIMIT more wait, in arrival order,
+each holding a ``Place`` taken before its body was read; beyond, 429. Inside,
 a job holds a generation slot only while it generates. ``HttpJob.events`` gets ("audio",
 piece) while it runs (when the route wants audio), then ("done", output). A client that
 goes away sets the job's stop flag: a waiting job leaves the queue, a generating one stops
@@ -21,29 +22,30 @@ import numpy as np
 from fastapi import Request
 
 from ..jobs import PreparedJob
+from .request_line import Place
 from .service import Service
 
 log = logging.getLogger(__name__)
 
 
 class HttpJob:
-    def __init__(self, service: Service, prepared: PreparedJob, want_audio: bool):
-        self.service, self.prepared, self.want_audio = service, prepared, want_audio
+    def __init__(self, service: Service, prepared: PreparedJob, want_audio: bool, place: Place):
+        self.service, self.prepared, self.want_audio, self.place = service, prepared, want_audio, place
         self.id = f"http-{uuid.uuid4().hex[:12]}"
         self.events: asyncio.Queue = asyncio.Queue()
         self.stop = threading.Event()
 
     async def start(self) -> None:
-        """Wait to be admitted (as long as it takes), then run in a thread that leaves when done."""
+        """Wait to be admitted (its place is in the line already), then run in a thread that
+        leaves when done; the job gives its place back then."""
         service = self.service
-        if service.admission is None:
-            service.admission = asyncio.Semaphore(service.worker.jobs_at_once)
         service.active[self.id] = "queued"
         try:
-            await service.admission.acquire()
+            await service.line.admit()
         except BaseException:
             service.active.pop(self.id, None)
             raise
+        self.place.handed_over = True
         loop = asyncio.get_running_loop()
 
         def put(event: tuple) -> None:
@@ -52,7 +54,8 @@ class HttpJob:
 
         def release() -> None:
             service.active.pop(self.id, None)
-            service.admission.release()
+            service.line.done()
+            self.place.release()
 
         def on_audio(piece: np.ndarray) -> None:
             put(("audio", piece))

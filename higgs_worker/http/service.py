@@ -17,6 +17,7 @@ from fastapi import Request
 from ..contract.errors import WorkerError
 from ..jobs import PreparedJob, Worker
 from .errors import ApiError, job_error
+from .request_line import RequestLine
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Service:
         self.load = load
         self.ready = threading.Event()
         self.load_error: str | None = None
-        self.admission = None  # asyncio.Semaphore(worker.jobs_at_once), made on the serving loop
+        self.line = RequestLine(worker)  # admission: places running and waiting, 429 beyond
         # request id -> "queued" (checked, waiting for admission), then the job's phase: "inputs",
         # "waiting" (for a generation slot), "generating", "delivering"; for /v1/state
         self.active: dict[str, str] = {}
@@ -57,8 +58,9 @@ class Service:
             raise ApiError(503, "the model is loading; try again shortly", "model_loading")
 
     async def prepare(self, job_input: Any) -> PreparedJob:
-        """The job checked completely (``Worker.prepare``: schema, limits, names, base64, URL
-        addresses, voices) before it waits for anything; bad input is an ApiError (400/404) at once."""
+        """The job checked (``Worker.prepare``: schema, limits, names, base64, audio headers, URL
+        addresses, voices; nothing decoded or downloaded) before it waits for admission; bad input
+        is an ApiError (400/404) at once."""
         try:
             return await asyncio.to_thread(self.worker.prepare, job_input)
         except WorkerError as exc:
@@ -83,6 +85,8 @@ class Service:
             return json.loads(b"".join(chunks) or b"null")
         except ValueError:
             raise ApiError(400, "the request body is not valid JSON", "invalid_json") from None
+        except RecursionError:  # "[" x 200,000: the parser's depth guard (issue 26, finding 11)
+            raise ApiError(400, "the request body's JSON is nested too deeply", "invalid_json") from None
 
 
 def service_of(request: Request) -> Service:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..audio.codecs import AudioDecodeError, decode, resample
+from ..audio.codecs import AudioDecodeError, decode, probe, resample
 from ..contract.errors import REFERENCE_AUDIO, WorkerError
 from ..contract.schema import MODEL_SAMPLE_RATE, ReferenceAudio
 from .safe_http import FetchRefused, check_address, fetch
@@ -93,3 +93,12 @@ def decode_reference(data: bytes, max_seconds: float) -> np.ndarray:
         hint = " (MAX_REFERENCE_SECONDS)" if "limit" in str(exc) else ""
         raise _refuse(f"reference audio: {exc}{hint}") from None
     return resample(waveform, rate, MODEL_SAMPLE_RATE)
+
+
+def probe_reference(data: bytes, max_seconds: float) -> float:
+    """The header's length in seconds, checked without decoding (``codecs.probe``)."""
+    try:
+        return probe(data, max_seconds)
+    except AudioDecodeError as exc:
+        hint = " (MAX_REFERENCE_SECONDS)" if "limit" in str(exc) else ""
+        raise _refuse(f"reference audio: {exc}{hint}") from None

@@ -48,6 +48,7 @@ def server(tiny_models, tmp_path_factory, moto_server):
             "S3_ENDPOINT_URL": moto_server,
             "MAX_TEXT_CHARS": "2000",
             "MAX_REFERENCE_BYTES": "2MB",
+            "HTTP_QUEUE_LIMIT": "8",  # eight requests at once all wait (3 run); the bound: test_admission_bound
         }
     )
     with http_worker(env, root / "worker.log") as worker:

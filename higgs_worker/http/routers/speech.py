@@ -34,13 +34,16 @@ async def models(service: Service = Depends(service_of)) -> dict:
 
 @router.post("/v1/audio/speech")
 async def create_speech(request: Request, service: Service = Depends(service_of)) -> Response:
-    body = await service.json_body(request)
-    job_input, options = speech.to_job_input(body, service.settings)
-    prepared = await service.prepare(job_input)  # bad input: 400 (unknown voice: 404) at once, whatever the load
-    service.require_ready()
-    job = HttpJob(service, prepared, want_audio=True)
-    started = time.perf_counter()
-    first = await job.first_event(request)
+    with service.line.place() as place:  # 429 here, before the body is read, when the line is full
+        body = await service.json_body(request)
+        job_input, options = speech.to_job_input(body, service.settings)
+        prepared = await service.prepare(job_input)  # bad input: 400 (unknown voice: 404) at once, whatever the load
+        chars = len(job_input["text"])
+        del body, job_input
+        service.require_ready()
+        job = HttpJob(service, prepared, want_audio=True, place=place)
+        started = time.perf_counter()
+        first = await job.first_event(request)
     if first is None:
         return Response(status_code=499)
     kind, value = first
@@ -48,7 +51,7 @@ async def create_speech(request: Request, service: Service = Depends(service_of)
         raise job_error(value["error"])  # failed before any audio: an honest status
     headers = {"X-Request-Id": job.id, "Cache-Control": "no-store"}
     return StreamingResponse(
-        _speech_body(job, options, first, len(job_input["text"]), started),
+        _speech_body(job, options, first, chars, started),
         media_type=options.content_type,
         headers=headers,
     )

@@ -37,7 +37,9 @@ async def add_voice(request: Request, service: Service = Depends(service_of)) ->
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the upload is larger than {limit} bytes (MAX_REFERENCE_BYTES)", "request_too_large")
     try:
-        form = await request.form(max_files=1, max_fields=4, max_part_size=settings.max_reference_bytes)
+        form = await counted(request, limit).form(max_files=1, max_fields=4, max_part_size=settings.max_reference_bytes)
+    except ApiError:
+        raise
     except Exception as exc:  # a body that is not multipart/form-data
         raise ApiError(
             400, f"send multipart/form-data with name, file and transcript ({type(exc).__name__})", "invalid_form"
@@ -64,6 +66,26 @@ async def add_voice(request: Request, service: Service = Depends(service_of)) ->
         raise ApiError(exc.status, exc.message, exc.code, _param(exc)) from None
     log.info("voice %s saved", voice["name"])
     return JSONResponse(voice, status_code=201)
+
+
+def counted(request: Request, limit: int) -> Request:
+    """``request`` whose body is counted as it arrives and cut (413) past ``limit`` bytes, with or
+    without a Content-Length: Starlette's ``max_part_size`` does not hold a file part, which it
+    spools to a temporary file (closed when the parse fails), so the count is what bounds it."""
+    size = 0
+
+    async def receive() -> dict:
+        nonlocal size
+        message = await request.receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise ApiError(
+                    413, f"the upload is larger than {limit} bytes (MAX_REFERENCE_BYTES)", "request_too_large"
+                )
+        return message
+
+    return Request(request.scope, receive)
 
 
 @router.delete("/v1/audio/voices/{name}")
