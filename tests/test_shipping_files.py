@@ -213,11 +213,16 @@ def test_the_cuda_floor_admits_hosts_on_every_newer_cuda() -> None:
     assert load(HUB_TESTS_PATH)["config"]["allowedCudaVersions"] == newer
 
 
+def bootstrap_settings() -> set[str]:
+    """The BOOTSTRAP_* variables: bootstrap.sh runs higgs_worker/bootstrap.py, which reads the rest."""
+    sources = (ROOT / "bootstrap.sh", ROOT / "higgs_worker" / "bootstrap.py")
+    return {var for src in sources for var in re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", src.read_text())}
+
+
 def test_worker_env_follows_the_contract() -> None:
     cfg = load(CONFIG_PATH)
     env = cfg["template"]["env"]
-    bootstrap_vars = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
-    assert set(env) <= WORKER_ENV | bootstrap_vars
+    assert set(env) <= WORKER_ENV | bootstrap_settings()
     for key, value in CONTRACT_DEFAULTS.items():
         assert env[key] == value, key
     assert all(isinstance(v, str) for v in env.values()), "RunPod env values are strings"
@@ -298,6 +303,7 @@ def shipping_files() -> list[Path]:
         ROOT / ".dockerignore",
         GUIDE,
         ROOT / "bootstrap.sh",
+        ROOT / "higgs_worker" / "bootstrap.py",
         ROOT / "deploy-runpod.sh",
         ROOT / ".ci" / "shipping-checks.sh",
     ]
@@ -524,8 +530,8 @@ def test_workflow_actions_are_on_current_majors() -> None:
 # --------------------------------------------------------------------------- docs
 def test_guide_documents_the_scripts_and_the_config() -> None:
     guide = GUIDE.read_text()
-    for var in sorted(set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))):
-        assert var in guide, f"{var} (bootstrap.sh) is not documented in the guide"
+    for var in sorted(bootstrap_settings()):
+        assert var in guide, f"{var} (bootstrap) is not documented in the guide"
     deploy = (ROOT / "deploy-runpod.sh").read_text()
     for var in sorted(set(re.findall(r"\bRUNPOD_[A-Z_]+\b", deploy)) - {"RUNPOD_SECRET_", "RUNPOD_ENV_"}):
         assert var in guide, f"{var} (deploy-runpod.sh) is not documented in the guide"
@@ -571,7 +577,7 @@ def test_guide_documents_the_scripts_and_the_config() -> None:
     assert "retries up to twice more, 10 s" in guide
     readme = ROOT / "README.md"
     if readme.exists():  # the README's quick start must name only real bootstrap settings
-        known = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
+        known = bootstrap_settings()
         assert set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", readme.read_text())) <= known
 
 
