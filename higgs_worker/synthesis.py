@@ -140,7 +140,8 @@ def synthesize(
     """Generate every chunk in order. Yields ``ChunkStarted`` as each chunk starts, with
     ``stream`` an ``AudioPiece`` for each piece of audio as soon as it is decoded, and the
     ``Synthesis`` last. The job's generator (seeded once) is carried across its chunks, so
-    its audio depends on its seed alone, whatever other jobs share the decode steps."""
+    its draws depend on its seed alone; what other jobs share the decode steps changes its
+    logits by rounding at most (docs/reproducibility.md)."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
     generator = engine.generator(seed)
     texts = split_text(request.text, request.chunk_method.value, request.chunk_max_words)
