@@ -175,7 +175,8 @@ def synthesize(
     """Generate every chunk in order. Yields ``ChunkStarted`` as each chunk starts, with
     ``stream`` an ``AudioPiece`` for each piece of audio as soon as it is decoded, and the
     ``Synthesis`` last. The job's generator (seeded once) is carried across its chunks, so
-    its audio depends on its seed alone, whatever other jobs share the decode steps.
+    its draws depend on its seed alone; what other jobs share the decode steps changes its
+    logits by rounding at most (docs/reproducibility.md).
     With ``runaway`` limits, a chunk that keeps silent after speaking or repeats one frame is
     ended there and cut back (``model/runaway.py``); ``Synthesis.runaways`` says which."""
     seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)

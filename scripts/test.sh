@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The test command: install what the tests need, lint and format check, the shipping checks, pytest.
+# The test command (README; .ci/run runs exactly this): install what the tests need (the Debian
+# packages of scripts/test-system-packages.txt, then .venv from requirements-dev.lock), lint and
+# format check, the shipping checks, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-system-packages.sh
 bash scripts/setup-dev.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -1,4 +1,4 @@
-"""bootstrap.sh, really run with bash against a temporary "network volume".
+"""bootstrap.sh (higgs_worker/bootstrap.py), really run with bash against a temporary "network volume".
 
 bootstrap.sh takes a folder for a volume only when the kernel's mount table lists it
 as a mount point. Most tests give it a mount table (BOOTSTRAP_MOUNTINFO, the format of
@@ -6,8 +6,9 @@ as a mount point. Most tests give it a mount table (BOOTSTRAP_MOUNTINFO, the for
 kernel's table would say of a real volume; one test mounts a real tmpfs (as root) and
 lets bootstrap.sh read /proc/self/mountinfo itself.
 
-The requirements are a tiny wheel written by the test and installed with
-``--no-index --find-links``, so nothing here needs the network. The handler is a
+The requirements are a tiny wheel written by the test, locked with its hash the way
+scripts/lock.sh does and installed with ``--no-index --find-links``, so nothing here needs
+the network. tests/test_bootstrap_functions.py tests the module function by function. The handler is a
 stand-in handler.py that reports its argv, interpreter and working directory.
 """
 
@@ -92,7 +93,7 @@ class Env:
         self.app.mkdir()
         (self.app / "handler.py").write_text(HANDLER)
         self.req = self.app / "requirements-runtime.txt"
-        self.req.write_text(f"{DIST}==1.0\n")
+        self.lock = self.app / "requirements-runtime.lock"
         self.volume = tmp / "runpod-volume"
         self.volume.mkdir()
         self.mountinfo = tmp / "mountinfo"
@@ -104,6 +105,19 @@ class Env:
         build_wheel(self.wheels, "1.0")
         build_wheel(self.wheels, "2.0")
         self.venvs = self.volume / "higgs-worker" / "venvs"
+        self.pin("1.0")
+
+    def pin(self, version: str, digest: str | None = None) -> None:
+        """Require the probe at ``version`` and lock it the way scripts/lock.sh does: a header with
+        the requirements' sha256, the pin with the wheel's hash (or ``digest``)."""
+        self.req.write_text(f"{DIST}=={version}\n")
+        wheel = self.wheels / f"{PKG}-{version}-py3-none-any.whl"
+        if digest is None:
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.exists() else "0" * 64
+        self.lock.write_text(
+            f"# input requirements-runtime.txt sha256={hashlib.sha256(self.req.read_bytes()).hexdigest()}\n"
+            f"{DIST}=={version} \\\n    --hash=sha256:{digest}\n"
+        )
 
     def environ(self, **extra: str) -> dict[str, str]:
         env = {
@@ -251,7 +265,7 @@ def test_key_follows_requirements_and_torch_index(env: Env) -> None:
     assert env.run().returncode == 0
     [v1] = env.published()
 
-    env.req.write_text(f"{DIST}==2.0\n")
+    env.pin("2.0")
     result = env.run()
     assert result.returncode == 0, result.stdout
     assert handler_report(result.stdout)["probe"] == "2.0"
@@ -385,7 +399,7 @@ def test_killed_install_is_never_used_and_is_cleaned_up(env: Env) -> None:
 
 
 def test_failed_install_fails_loudly_and_publishes_nothing(env: Env) -> None:
-    env.req.write_text("higgs-bootstrap-probe==9.9\n")  # not in the wheelhouse
+    env.pin("9.9")  # not in the wheelhouse
     result = env.run("--rp_serve_api")
     assert result.returncode == 1
     assert "[bootstrap] ERROR: pip install failed" in result.stdout
@@ -573,7 +587,7 @@ def test_http_mode_answers_ping_while_waiting_for_another_workers_install(env: E
 
 def test_the_responder_stops_when_bootstrap_fails_or_is_killed(env: Env) -> None:
     port = _free_port()
-    env.req.write_text("higgs-bootstrap-probe==9.9\n")  # not in the wheelhouse: pip fails
+    env.pin("9.9")  # not in the wheelhouse: pip fails
     failed = env.run(**_http_env(port, port))
     assert failed.returncode == 1 and "pip install failed" in failed.stdout
     assert "/ping answers 204" in failed.stdout

@@ -236,11 +236,16 @@ def test_the_cuda_floor_admits_hosts_on_every_newer_cuda() -> None:
     assert load(HUB_TESTS_PATH)["config"]["allowedCudaVersions"] == newer
 
 
+def bootstrap_settings() -> set[str]:
+    """The BOOTSTRAP_* variables: bootstrap.sh runs higgs_worker/bootstrap.py, which reads the rest."""
+    sources = (ROOT / "bootstrap.sh", ROOT / "higgs_worker" / "bootstrap.py")
+    return {var for src in sources for var in re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", src.read_text())}
+
+
 def test_worker_env_follows_the_contract() -> None:
     cfg = load(CONFIG_PATH)
     env = cfg["template"]["env"]
-    bootstrap_vars = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
-    assert set(env) <= WORKER_ENV | bootstrap_vars
+    assert set(env) <= WORKER_ENV | bootstrap_settings()
     for key, value in CONTRACT_DEFAULTS.items():
         assert env[key] == value, key
     assert all(isinstance(v, str) for v in env.values()), "RunPod env values are strings"
@@ -321,6 +326,7 @@ def shipping_files() -> list[Path]:
         ROOT / ".dockerignore",
         GUIDE,
         ROOT / "bootstrap.sh",
+        ROOT / "higgs_worker" / "bootstrap.py",
         ROOT / "deploy-runpod.sh",
         ROOT / ".ci" / "shipping-checks.sh",
     ]
@@ -546,11 +552,11 @@ def test_workflow_actions_are_on_current_majors() -> None:
 
 # --------------------------------------------------------------------------- docs
 def test_the_deploy_reference_documents_every_script_variable_and_the_config() -> None:
-    """Every variable bootstrap.sh and deploy-runpod.sh read is in docs/deploy-reference.md,
+    """Every variable bootstrap and deploy-runpod.sh read is in docs/deploy-reference.md,
     with the endpoint's timeout and GPU pools as the config has them."""
     reference = (ROOT / "docs" / "deploy-reference.md").read_text()
-    for var in sorted(set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))):
-        assert var in reference, f"{var} (bootstrap.sh) is not documented in docs/deploy-reference.md"
+    for var in sorted(bootstrap_settings()):
+        assert var in reference, f"{var} (bootstrap) is not documented in docs/deploy-reference.md"
     deploy = (ROOT / "deploy-runpod.sh").read_text()
     for var in sorted(set(re.findall(r"\bRUNPOD_[A-Z_]+\b", deploy)) - {"RUNPOD_SECRET_", "RUNPOD_ENV_"}):
         assert var in reference, f"{var} (deploy-runpod.sh) is not documented in docs/deploy-reference.md"
@@ -568,8 +574,7 @@ def test_the_deploy_reference_documents_every_script_variable_and_the_config() -
         assert "https://rest.runpod.io" not in text and "root `Dockerfile`" not in text, doc.name
     assert "Dockerfile.runpod.ultra" in reference
     readme = (ROOT / "README.md").read_text()  # the README names only real bootstrap settings
-    known = set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", (ROOT / "bootstrap.sh").read_text()))
-    assert set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", readme)) <= known
+    assert set(re.findall(r"\bBOOTSTRAP_[A-Z_]+\b", readme)) <= bootstrap_settings()
 
 
 def test_http_mode_doc_states_the_load_balancer_limits() -> None:

@@ -94,7 +94,9 @@ class JobOutput(_Closed):
     sample_rate: int = Field(description="samples per second of the result")
     duration_s: float = Field(description="length of the audio")
     num_chunks: int = Field(description="how many pieces the text was generated in")
-    seed: int = Field(description="the seed used (give it back to reproduce the audio on the same worker)")
+    seed: int = Field(
+        description="the seed used (give it back to reproduce the audio on the same worker; docs/reproducibility.md)"
+    )
     model: ModelInfo = Field(description="the model that made the audio")
     timings: Timings = Field(description="seconds spent in each phase")
     rtf: float | None = Field(description="real-time factor: generate_s / duration_s")

@@ -172,7 +172,9 @@ class SynthesisRequest(_Strict):
         default=None,
         ge=0,
         le=2**32 - 1,
-        description="null = a fresh seed, returned in the output; same seed + input + worker = same audio",
+        description="null = a fresh seed, returned in the output; same seed + input + worker = same audio when the "
+        "job runs alone or beside the same jobs; beside other jobs its logits match within rounding and the audio "
+        "may part after a near tie (docs/reproducibility.md)",
     )
     ras_win_len: int = Field(default=7, ge=0, le=256, description="repetition-aware sampling window; 0 = off")
     ras_win_max_num_repeat: int = Field(default=2, ge=0, le=256, description="repeats allowed in that window")

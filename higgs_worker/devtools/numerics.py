@@ -23,21 +23,39 @@ from ..model.engine import Engine, Sampling
 from ..model.prompt import Prompt
 
 
+class LogitRecorder:
+    """While entered, records the logits each row of a job was sampled from, for the jobs whose
+    batch dict (``engine.batch_for``'s) is in ``batches``: ``logits[i]`` for ``batches[i]``."""
+
+    def __init__(self, scheduler, batches: list[dict]):
+        self.scheduler = scheduler
+        self.index_of = {id(batch): i for i, batch in enumerate(batches)}
+        self.logits: list[list[torch.Tensor]] = [[] for _ in batches]
+
+    def __enter__(self) -> LogitRecorder:
+        sample = self.scheduler._sample
+
+        def recording(sequences):  # on the scheduler thread, before the rows are drawn
+            for seq in sequences:
+                if id(seq.batch) in self.index_of and seq.logits is not None:
+                    self.logits[self.index_of[id(seq.batch)]].append(seq.logits.detach().float().cpu())
+            return sample(sequences)
+
+        self.scheduler._sample = recording
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.scheduler._sample  # back to the class's method
+
+    def stacked(self, i: int) -> torch.Tensor:
+        return torch.stack(self.logits[i])
+
+
 def scheduled_logits(engine: Engine, prompts: list[Prompt], sampling: Sampling, seeds: list[int]) -> list[dict]:
     """Run ``prompts`` at once through the engine's scheduler; per job: its rows (the codes,
     on the CPU) and the logits each row was sampled from."""
     scheduler = engine.scheduler
     batches = [engine.batch_for(prompt) for prompt in prompts]
-    index_of = {id(batch): i for i, batch in enumerate(batches)}
-    logits: list[list[torch.Tensor]] = [[] for _ in prompts]
-    sample = scheduler._sample
-
-    def recording(sequences):  # on the scheduler thread, before the rows are drawn
-        for seq in sequences:
-            if id(seq.batch) in index_of and seq.logits is not None:
-                logits[index_of[id(seq.batch)]].append(seq.logits.detach().float().cpu())
-        return sample(sequences)
-
     rows: list[list[torch.Tensor]] = [[] for _ in prompts]
     errors: list[BaseException] = []
 
@@ -48,20 +66,16 @@ def scheduled_logits(engine: Engine, prompts: list[Prompt], sampling: Sampling, 
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    scheduler._sample = recording
-    try:
+    with LogitRecorder(scheduler, batches) as recorder:
         threads = [threading.Thread(target=job, args=(i,)) for i in range(len(prompts))]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    finally:
-        del scheduler._sample  # back to the class's method
     if errors:
         raise errors[0]
     return [
-        {"batch": batches[i], "rows": torch.stack(rows[i]), "logits": torch.stack(logits[i])}
-        for i in range(len(prompts))
+        {"batch": batches[i], "rows": torch.stack(rows[i]), "logits": recorder.stacked(i)} for i in range(len(prompts))
     ]
 
 

@@ -1,7 +1,8 @@
 """Concurrent jobs share every decode step (higgs_worker.model.scheduler), on the tiny model.
 
-A job's codes do not depend on what runs beside it; a cancelled or failing job takes no
-other job with it; the SDK's local API and its real worker loop run 8 jobs at once.
+A job's logits beside others match its plain batch-1 path within a tolerance, and the same
+seed with the same batch composition gives the same codes (docs/reproducibility.md); a
+cancelled or failing job takes no other job with it; the SDK's local API and its real worker loop run 8 jobs at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import soundfile as sf
 import torch
 
 from higgs_worker.contract.errors import Cancelled
+from higgs_worker.devtools import numerics
 from higgs_worker.model.engine import Engine, Sampling
 from higgs_worker.model.prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from tests.conftest import BUCKET, FAKE_AWS, wav_bytes
@@ -86,42 +88,64 @@ SAMPLINGS = {
 }
 
 
+# Beside other jobs a row's logits are computed by other kernels than alone (the batch size picks
+# the matmul's blocking; on AVX-512 CPUs and on GPUs the rounding differs), so a sampled code
+# may part ways at a near tie and the rest of the job follows another, equally valid, path.
+# What holds, and is tested: the logits each row was drawn from equal, within LOGIT_TOLERANCE of
+# the largest logit, the plain batch-1 path fed the same codes (teacher forcing); and the same
+# seed with the same batch composition gives the same codes (docs/reproducibility.md).
+LOGIT_TOLERANCE = 1e-5  # of the largest logit, CPU fp32 (measured here: at most 4e-7)
+
+
+@pytest.mark.parametrize("kind", list(SAMPLINGS))
+def test_the_same_seed_and_batch_composition_give_the_same_codes(batch_engine, kind):
+    sampling = SAMPLINGS[kind]
+    first = rows_of(batch_engine, prompt(100, clone=True), sampling, seed=42)
+    assert first.shape == (40, 8)
+    assert torch.equal(rows_of(batch_engine, prompt(100, clone=True), sampling, seed=42), first)
+    other_seed = rows_of(batch_engine, prompt(100, clone=True), sampling, seed=43)
+    assert torch.equal(other_seed, first) == (kind == "greedy-ras")  # and the seed is what decides
+
+
 @pytest.mark.parametrize("others", [1, 3, 7])
 @pytest.mark.parametrize("kind", list(SAMPLINGS))
-def test_a_jobs_codes_are_the_same_alone_and_beside_others(batch_engine, others, kind):
-    """Bit-equal: every operation on a row is row-wise (batched matmuls, a per-row 4D mask over
-    the same slot length, per-row warpers) and each job draws from its own generator."""
+def test_beside_others_a_jobs_logits_match_its_plain_path_within_tolerance(batch_engine, others, kind):
+    """Each job joins a few steps after the previous one; every job's logits, row by row, against
+    the plain batch-1 path fed the same codes."""
     sampling = SAMPLINGS[kind]
-    target = prompt(100, clone=True)
-    alone = rows_of(batch_engine, target, sampling, seed=42)
-    assert alone.shape == (40, 8)
-
     other_sampling = replace(sampling, max_new_tokens=40 + 6 * others + 20)  # still running when the target ends
-    results: dict[int, torch.Tensor] = {}
+    batches = [batch_engine.batch_for(prompt(index, clone=index % 2 == 0)) for index in range(others)]
+    batches.append(batch_engine.batch_for(prompt(100, clone=True)))  # the target, last
+    rows: dict[int, torch.Tensor] = {}
     errors: list[BaseException] = []
 
-    def other(index: int) -> None:
+    def job(index: int) -> None:
+        job_sampling = sampling if index == others else other_sampling
+        generator = batch_engine.generator(42 if index == others else index)
         try:
-            results[index] = rows_of(batch_engine, prompt(index, clone=index % 2 == 0), other_sampling, seed=index)
+            rows[index] = torch.stack(list(batch_engine.scheduler.generate(batches[index], job_sampling, generator)))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
     scheduler = batch_engine.scheduler
-    with BatchSpy(scheduler) as spy:
+    with BatchSpy(scheduler) as spy, numerics.LogitRecorder(scheduler, batches) as recorder:
         threads = []
-        for index in range(others):  # each starts a few steps after the previous one
-            threads.append(threading.Thread(target=other, args=(index,)))
+        for index in range(others + 1):  # each starts a few steps after the previous one
+            threads.append(threading.Thread(target=job, args=(index,)))
             threads[-1].start()
-            wait_steps(scheduler, 5)
-        beside = rows_of(batch_engine, target, sampling, seed=42)
+            if index < others:
+                wait_steps(scheduler, 5)
         for thread in threads:
             thread.join()
     assert not errors, errors
     assert max(spy.sizes) == others + 1  # the target really shared its steps with all the others
-    assert torch.equal(beside, alone)
-    for index in range(others):  # and the others are what they would be alone, too
-        expected = rows_of(batch_engine, prompt(index, clone=index % 2 == 0), other_sampling, seed=index)
-        assert torch.equal(results[index], expected)
+    assert rows[others].shape == (40, 8)
+    for index in range(others + 1):
+        plain = numerics.plain_logits(batch_engine, batches[index], rows[index])
+        figures = numerics.compare(recorder.stacked(index), plain, batch_engine.num_codebooks)
+        assert figures["steps"] == len(rows[index])
+        print(f"job {index} of {others + 1} ({kind}): max_rel_diff {figures['max_rel_diff']:.2e}")
+        assert figures["max_rel_diff"] < LOGIT_TOLERANCE, (index, figures)
 
 
 def test_cancel_one_of_four_mid_generation(batch_engine):

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from higgs_worker.devtools import numerics
 from higgs_worker.model import slot_attention
 from higgs_worker.model.decode_loop import LoopSettings
 from higgs_worker.model.engine import Engine, Sampling
@@ -65,11 +66,11 @@ def test_the_engine_puts_the_model_on_the_slot_attention(engine):
 
 
 @pytest.mark.parametrize("heads, kv_heads", [(2, 1), (4, 2), (6, 2)])
-def test_packed_attention_is_sdpa_with_repeated_keys_and_bit_stable_over_length_and_batch(heads, kv_heads):
-    """Packed GQA computes transformers' repeat_kv + SDPA; on the CPU a row's result does not
-    depend on the attended length (masked columns), nor, with up to 2 query heads per key head
-    (the tiny model has 2 on 1), on the other rows of the batch (CPU SDPA's kernel: with 3, as
-    the real model, a batch of one rounds differently; transformers' own eager path does the same)."""
+def test_packed_attention_is_sdpa_with_repeated_keys_and_stable_over_length_and_batch(heads, kv_heads):
+    """Packed GQA computes transformers' repeat_kv + SDPA. A row's result depends on the attended
+    length (masked columns) and on the other rows of the batch by rounding at most: whether it is
+    bit-equal is the kernel's business (CPU SDPA blocks by batch and length differently per
+    instruction set), so it is asserted within fp32 rounding; the same call twice is bit-equal."""
     generator = torch.Generator().manual_seed(0)
     batch, dim, capacity = 4, 16, 2048
     groups = heads // kv_heads
@@ -90,10 +91,11 @@ def test_packed_attention_is_sdpa_with_repeated_keys_and_bit_stable_over_length_
         query, keys.repeat_interleave(groups, dim=1), values.repeat_interleave(groups, dim=1), attn_mask=mask(capacity)
     ).transpose(1, 2)
     torch.testing.assert_close(full, repeated, rtol=1e-5, atol=1e-6)
+    assert torch.equal(slot_attention.packed_attention(query, keys, values, mask(capacity), None), full)
     for length in (768, 1024, 1536):
-        assert torch.equal(slot_attention.packed_attention(query, keys, values, mask(length), None), full)
+        shorter = slot_attention.packed_attention(query, keys, values, mask(length), None)
+        torch.testing.assert_close(shorter, full, rtol=1e-6, atol=1e-7)
     alone = slot_attention.packed_attention(query[:1], keys[:1], values[:1], mask(128)[:1], None)
-    assert torch.equal(alone, full[:1]) == (groups <= 2)
     torch.testing.assert_close(alone, full[:1], rtol=1e-6, atol=1e-7)
 
 
@@ -129,12 +131,12 @@ def test_a_step_attends_over_the_longest_live_sequence_rounded_to_a_bucket_not_t
     assert [length for batch, length, _ in spy.calls if batch == 1][-1] == LENGTH_STEP
 
 
-def test_codes_do_not_depend_on_the_attended_length(engine, monkeypatch):
-    """The same job alone (first bucket) and beside a long one (a longer bucket every step):
-    bit-equal codes on the CPU."""
+def test_logits_do_not_depend_on_the_attended_length(engine, monkeypatch):
+    """The same job beside a long one (a longer bucket every step) draws each row from the
+    logits of the plain batch-1 path fed the same codes, within rounding (docs/reproducibility.md)."""
     built = engine_with(engine, slots=4)
     sampling = Sampling(temperature=0.9, top_k=40, max_new_tokens=40)
-    alone = rows_of(built, prompt(3), sampling, seed=3)
+    batch = built.batch_for(prompt(3))
     spy = MaskSpy(monkeypatch)
     thread = threading.Thread(
         target=rows_of, args=(built, prompt(4, context_frames=700), replace(sampling, max_new_tokens=80), 4)
@@ -143,10 +145,13 @@ def test_codes_do_not_depend_on_the_attended_length(engine, monkeypatch):
     deadline = time.monotonic() + 60
     while not any(length > LENGTH_STEP for _, length, _ in spy.calls) and time.monotonic() < deadline:
         time.sleep(0.002)  # start once the long one is in the slots
-    beside = rows_of(built, prompt(3), sampling, seed=3)
+    with numerics.LogitRecorder(built.scheduler, [batch]) as recorder:
+        beside = torch.stack(list(built.scheduler.generate(batch, sampling, built.generator(3))))
     thread.join()
     assert max(length for _, length, _ in spy.calls) > LENGTH_STEP
-    assert torch.equal(beside, alone)
+    plain = numerics.plain_logits(built, batch, beside)
+    figures = numerics.compare(recorder.stacked(0), plain, built.num_codebooks)
+    assert figures["steps"] == 40 and figures["max_rel_diff"] < 1e-5, figures
 
 
 @pytest.mark.parametrize(
