@@ -127,6 +127,11 @@ class Environment(BaseSettings):
     API_KEY: SecretStr | None = Field(
         None, description="HTTP mode: require `Authorization: Bearer <API_KEY>` (for running outside RunPod)"
     )
+    PLAYGROUND: bool = Field(
+        True,
+        description="HTTP mode: serve the playground page at `/` (docs/playground.md); false: `/` is a 404. "
+        "The page holds no data: with API_KEY set it asks for the key before it lists or speaks anything",
+    )
 
     # -- input limits ---------------------------------------------------------------
     MAX_TEXT_CHARS: int = Field(20000, ge=1, le=1_000_000, description="longer text is refused")
@@ -329,6 +334,7 @@ class Settings:
     port: int = 8000
     port_health: int | None = None
     api_key: SecretStr | None = field(default=None, repr=False)
+    playground: bool = True
     compile_cache_dir: str = DEFAULT_COMPILE_CACHE_DIR
     runaway_silence_seconds: float = 3.0
     runaway_repeat_seconds: float = 2.0
@@ -367,6 +373,7 @@ class Settings:
             port=e.PORT,
             port_health=e.PORT_HEALTH,
             api_key=e.API_KEY,
+            playground=e.PLAYGROUND,
             compile_cache_dir=e.COMPILE_CACHE_DIR,
             runaway_silence_seconds=e.RUNAWAY_SILENCE_SECONDS,
             runaway_repeat_seconds=e.RUNAWAY_REPEAT_SECONDS,

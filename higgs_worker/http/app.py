@@ -4,7 +4,8 @@
 ``app.state``, the error handlers, the optional API key, and the routers (``routers/``):
 health (``GET /ping``, ``GET /v1/state``), speech (``POST /v1/audio/speech``,
 ``GET /v1/models``), voices (``GET|POST /v1/audio/voices``, ``DELETE /v1/audio/voices/{name}``),
-voice design (``POST /v1/audio/voices/design``) and jobs (``POST /v1/synthesize``). Routes: docs/http-mode.md.
+voice design (``POST /v1/audio/voices/design``) and jobs (``POST /v1/synthesize``); with
+PLAYGROUND on, the playground page at ``/`` (docs/playground.md). Routes: docs/http-mode.md.
 
 The door translates HTTP into the same validated job input a queue job has and runs it
 with ``Worker.run`` in a thread (``http_job``).
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 from ..jobs import Worker
 from .auth import BearerAuth
 from .errors import install_error_handlers
-from .routers import health, jobs, speech, voice_design, voices
+from .routers import health, jobs, playground, speech, voice_design, voices
 from .service import Service
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,13 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
     app.state.service = service
     install_error_handlers(app)
     if worker.settings.api_key:
-        app.add_middleware(BearerAuth, key=worker.settings.api_key.get_secret_value())
+        app.add_middleware(
+            BearerAuth, key=worker.settings.api_key.get_secret_value(), playground=worker.settings.playground
+        )
     for router in (health.router, speech.router, voices.router, voice_design.router, jobs.router):
         app.include_router(router)
+    if worker.settings.playground:
+        app.include_router(playground.router)
     if start_loading:
         service.start_loading()
     return app
