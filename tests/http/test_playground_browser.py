@@ -249,6 +249,22 @@ def test_a_designed_voice_and_a_cloned_voice_appear_in_the_picker(server, browse
     assert severe(browser) == []
 
 
+def test_a_cold_start_shows_the_ping_state_until_the_model_is_ready(tiny_models, tmp_path_factory, browser):
+    root = tmp_path_factory.mktemp("playground-cold")
+    env = worker_process_env(tiny_models, voice_library(root), root)
+    with http_worker(env, root / "worker.log", until=204) as worker:
+        assert worker.ping_codes[-1] == 204, worker.ping_codes  # serving, model still loading
+        browser.get(f"{worker.url}/")
+        starting = wait_for(
+            browser,
+            "const t = document.getElementById('worker-state').textContent; return !t.startsWith('Checking') && t",
+            timeout=10,
+        )
+        assert "the model is loading (/ping 204)" in starting
+        wait_for(browser, "return document.getElementById('worker-state').textContent.includes('Ready (/ping 200)')")
+        assert js(browser, "return document.getElementById('worker-state').getAttribute('role')") == "status"
+
+
 def test_bad_input_gets_a_clear_message(server, browser):
     open_page(browser, server.url)
     wait_for(browser, "return !document.getElementById('controls').disabled")

@@ -98,7 +98,7 @@ function clearError() {
   $("error").textContent = "";
 }
 
-// -- the worker's state: GET ping (open, no key), until it says ready -------------
+// -- the worker's state: GET ping, until it says ready ------------------------------
 
 let pingTimer = null;
 
@@ -106,7 +106,8 @@ async function watchPing() {
   clearTimeout(pingTimer);
   let text, ready = false;
   try {
-    const response = await fetch("ping", { cache: "no-store" });
+    // the worker answers /ping without a key; RunPod's gateway wants its own on every path
+    const response = await fetch("ping", { cache: "no-store", headers: authHeaders() });
     if (response.status === 200) [text, ready] = ["Ready (/ping 200).", true];
     else if (response.status === 204) text = "Starting: the model is loading (/ping 204). The page waits for it.";
     else if (response.status === 503) text = "Unhealthy: the model could not be loaded (/ping 503). See the worker's log.";
