@@ -23,6 +23,7 @@ import pytest
 import requests
 import soundfile as sf
 import webvtt
+from selenium.webdriver.common.keys import Keys
 
 from tests.conftest import voice_library, wav_bytes, worker_process_env
 from tests.support.browser import browser_missing, chromium
@@ -209,6 +210,12 @@ def test_speaking_plays_before_the_job_is_done_then_offers_the_file_and_reads_al
     wait_for(browser, "return !document.getElementById('player').seeking")
     now = js(browser, "const p = document.getElementById('player'); p.pause(); return p.currentTime")
     assert words[target][0] - 0.01 <= now < words[target][0] + 1.0
+    # the same from the keyboard: a word is a button, Enter plays from it
+    target = 2 * len(words) // 3
+    browser.find_elements("css selector", "#words .word")[target].send_keys(Keys.ENTER)
+    wait_for(browser, "return !document.getElementById('player').seeking && !document.getElementById('player').paused")
+    now = js(browser, "const p = document.getElementById('player'); p.pause(); return p.currentTime")
+    assert words[target][0] - 0.01 <= now < words[target][0] + 1.0
     # while it plays, the marked word is the one under currentTime (within a frame)
     js(browser, "document.getElementById('player').play()")
     for _ in range(5):
@@ -263,6 +270,25 @@ def test_a_cold_start_shows_the_ping_state_until_the_model_is_ready(tiny_models,
         assert "the model is loading (/ping 204)" in starting
         wait_for(browser, "return document.getElementById('worker-state').textContent.includes('Ready (/ping 200)')")
         assert js(browser, "return document.getElementById('worker-state').getAttribute('role')") == "status"
+
+
+def test_stop_ends_the_jobs_on_the_worker(server, browser):
+    """Stop aborts both requests; the worker sees the disconnects and stops generating."""
+    open_page(browser, server.url)
+    wait_for(browser, "return !document.getElementById('controls').disabled")
+    js(browser, "document.getElementById('text').value = arguments[0]", TEXT)
+    browser.find_element("id", "speak").click()
+    wait_for(browser, "return window.playgroundTimings.firstSound !== undefined", every=0.02)
+    request_id = js(browser, "return window.playgroundTimings.requestId")
+    browser.find_element("id", "stop").click()
+    assert js(browser, "return document.getElementById('progress').textContent") == "Stopped."
+    wait_for_server = time.monotonic() + 60
+    while requests.get(f"{server.url}/v1/state", timeout=10).json()["requests"]:
+        assert time.monotonic() < wait_for_server, "the worker kept generating after Stop"
+        time.sleep(0.2)
+    server.wait_log(f"request {request_id}: the client disconnected; stopping its generation")
+    assert js(browser, "return document.getElementById('error').hidden")
+    assert not js(browser, "return document.getElementById('speak').disabled")
 
 
 def test_bad_input_gets_a_clear_message(server, browser):

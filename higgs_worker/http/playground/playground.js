@@ -254,7 +254,7 @@ async function speak(event) {
   const request = speakRequest();
   const controller = new AbortController();
   const player = $("player");
-  current = { controller, urls: [] };
+  const run = (current = { controller, urls: [] });
   $("words").replaceChildren();
   $("downloads").replaceChildren();
   $("progress").textContent = `Generating (seed ${request.seed})…`;
@@ -262,7 +262,7 @@ async function speak(event) {
   $("stop").disabled = false;
 
   // The audio element gets its MediaSource inside the click, so play() keeps the user's gesture.
-  const streamed = streamingPlayer(player, current);
+  const streamed = streamingPlayer(player, run);
   try {
     const response = await postJson("v1/audio/speech", request.stream, controller.signal);
     timings.requestId = response.headers.get("X-Request-Id");
@@ -275,11 +275,15 @@ async function speak(event) {
     showTimed(await timed, request);
   } catch (err) {
     streamed.abandon();
-    showError(err);
-    $("progress").textContent = "";
+    if (err.name !== "AbortError") {
+      showError(err);
+      $("progress").textContent = "";
+    }
   } finally {
-    $("speak").disabled = false;
-    $("stop").disabled = true;
+    if (current === run || current === null) {
+      $("speak").disabled = false;
+      $("stop").disabled = true;
+    }
   }
 }
 
