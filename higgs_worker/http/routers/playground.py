@@ -23,7 +23,7 @@ ASSETS = {
 HEADERS = {
     "Cache-Control": "no-cache",
     # everything from this worker: no third-party host, no inline script
-    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob: https:; img-src 'self' data:; "
+    "Content-Security-Policy": "default-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
     "connect-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
