@@ -160,6 +160,11 @@ class Environment(BaseSettings):
         description="HTTP mode: voice upload and delete need this key (instead of API_KEY), as "
         "`Authorization: Bearer <key>` or `X-Voice-Admin-Key: <key>`",
     )
+    PLAYGROUND: bool = Field(
+        True,
+        description="HTTP mode: serve the playground page at `/` (docs/playground.md); false: `/` is a 404. "
+        "The page holds no data: with API_KEY set it asks for the key before it lists or speaks anything",
+    )
 
     # -- input limits ---------------------------------------------------------------
     MAX_TEXT_CHARS: int = Field(20000, ge=1, le=1_000_000, description="longer text is refused")
@@ -387,6 +392,7 @@ class Settings:
     port: int = 8000
     port_health: int | None = None
     api_key: SecretStr | None = field(default=None, repr=False)
+    playground: bool = True
     compile_cache_dir: str = DEFAULT_COMPILE_CACHE_DIR
     runaway_silence_seconds: float = 3.0
     runaway_repeat_seconds: float = 2.0
@@ -433,6 +439,7 @@ class Settings:
             port=e.PORT,
             port_health=e.PORT_HEALTH,
             api_key=e.API_KEY,
+            playground=e.PLAYGROUND,
             compile_cache_dir=e.COMPILE_CACHE_DIR,
             runaway_silence_seconds=e.RUNAWAY_SILENCE_SECONDS,
             runaway_repeat_seconds=e.RUNAWAY_REPEAT_SECONDS,

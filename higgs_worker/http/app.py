@@ -4,7 +4,8 @@
 ``app.state``, the error handlers, the optional API key, and the routers (``routers/``):
 health (``GET /ping``, ``GET /v1/state``), speech (``POST /v1/audio/speech``,
 ``GET /v1/models``), voices (``GET|POST /v1/audio/voices``, ``DELETE /v1/audio/voices/{name}``),
-voice design (``POST /v1/audio/voices/design``) and jobs (``POST /v1/synthesize``). Routes: docs/http-mode.md.
+voice design (``POST /v1/audio/voices/design``) and jobs (``POST /v1/synthesize``); with
+PLAYGROUND on, the playground page at ``/`` (docs/playground.md). Routes: docs/http-mode.md.
 
 The door translates HTTP into the same validated job input a queue job has and runs it
 with ``Worker.run`` in a thread (``http_job``).
@@ -22,7 +23,7 @@ from fastapi import FastAPI
 from ..jobs import Worker
 from .auth import BearerAuth, VoiceAdminGate, is_voice_admin
 from .errors import install_error_handlers
-from .routers import health, jobs, speech, voice_design, voices
+from .routers import health, jobs, playground, speech, voice_design, voices
 from .service import Service
 from .slow_clients import BodyDeadline, guarded_protocol
 
@@ -38,12 +39,16 @@ def create_app(worker: Worker, load: Callable[[], None] | None = None, start_loa
     admin_key = settings.voice_admin_key.get_secret_value() if settings.voice_admin_key else None
     if settings.api_key:
         skip = is_voice_admin if admin_key else (lambda scope: False)
-        app.add_middleware(BearerAuth, key=settings.api_key.get_secret_value(), skip=skip)
+        app.add_middleware(
+            BearerAuth, key=settings.api_key.get_secret_value(), skip=skip, playground=settings.playground
+        )
     if settings.voice_admin == "off" or admin_key:
         app.add_middleware(VoiceAdminGate, enabled=settings.voice_admin != "off", key=admin_key)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     for router in (health.router, speech.router, voices.router, voice_design.router, jobs.router):
         app.include_router(router)
+    if worker.settings.playground:
+        app.include_router(playground.router)
     if start_loading:
         service.start_loading()
     return app

@@ -1,8 +1,10 @@
-"""``API_KEY``: every path but ``/ping`` needs ``Authorization: Bearer <API_KEY>``.
+"""``API_KEY``: every path but ``/ping`` and the playground's own files needs
+``Authorization: Bearer <API_KEY>``.
 
-Voice administration (``POST /v1/audio/voices``, ``DELETE /v1/audio/voices/{name}``) is
-``VOICE_ADMIN=off`` (403 ``voice_admin_disabled``) or, with ``VOICE_ADMIN_KEY``, needs that key
-instead of API_KEY, so the key that synthesizes cannot replace shared voices (docs/security.md)."""
+Voice administration (``POST /v1/audio/voices``, ``POST /v1/audio/voices/design``,
+``DELETE /v1/audio/voices/{name}``) is ``VOICE_ADMIN=off`` (403 ``voice_admin_disabled``) or,
+with ``VOICE_ADMIN_KEY``, needs that key instead of API_KEY, so the key that synthesizes cannot
+replace shared voices (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import hmac
 from .errors import ApiError, error_response
 
 VOICES_PATH = "/v1/audio/voices"
+# The playground's shell (``routers.playground``) holds no data: it loads without the key,
+# then asks for it before it lists voices or speaks (every API route still needs the key).
+PLAYGROUND_PATHS = ("/", "/playground/")
 
 
 def is_voice_admin(scope) -> bool:
@@ -22,6 +27,12 @@ def is_voice_admin(scope) -> bool:
     )
 
 
+def is_open_path(path: str, playground: bool) -> bool:
+    if path == "/ping":
+        return True
+    return playground and (path == PLAYGROUND_PATHS[0] or path.startswith(PLAYGROUND_PATHS[1]))
+
+
 def _bearer(scope) -> bytes:
     return dict(scope.get("headers") or []).get(b"authorization", b"")
 
@@ -31,11 +42,15 @@ class BearerAuth:
     its own key before this (API_KEY is for running outside RunPod). ``skip``: requests another
     check owns (voice administration with its own key)."""
 
-    def __init__(self, app, key: str, skip=lambda scope: False):
-        self.app, self.expected, self.skip = app, f"Bearer {key}".encode(), skip
+    def __init__(self, app, key: str, skip=lambda scope: False, playground: bool = False):
+        self.app, self.expected, self.skip, self.playground = app, f"Bearer {key}".encode(), skip, playground
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope.get("path") != "/ping" and not self.skip(scope):
+        if (
+            scope["type"] == "http"
+            and not is_open_path(scope.get("path", ""), self.playground)
+            and not self.skip(scope)
+        ):
             if not hmac.compare_digest(_bearer(scope), self.expected):
                 error = ApiError(401, "a valid 'Authorization: Bearer <API_KEY>' header is required", "invalid_api_key")
                 await error_response(error)(scope, receive, send)

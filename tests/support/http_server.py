@@ -35,9 +35,11 @@ class HttpWorker:
 
 
 @contextmanager
-def http_worker(env: dict, log_path: Path, ready_timeout: float = 180, root: Path = ROOT) -> Iterator[HttpWorker]:
-    """Start the HTTP mode (``root``'s handler.py) on a free port; yield once /ping answers 200
-    (its earlier answers kept)."""
+def http_worker(
+    env: dict, log_path: Path, ready_timeout: float = 180, root: Path = ROOT, until: int = 200
+) -> Iterator[HttpWorker]:
+    """Start the HTTP mode (``root``'s handler.py) on a free port; yield once /ping answers
+    ``until`` (200: ready; 204: serving while the model loads), its earlier answers kept."""
     port = _free_port()
     log_file = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -54,7 +56,7 @@ def http_worker(env: dict, log_path: Path, ready_timeout: float = 180, root: Pat
             try:
                 code = requests.get(f"{worker.url}/ping", timeout=2).status_code
                 worker.ping_codes.append(code)
-                if code == 200:
+                if code in (until, 200):
                     break
             except requests.ConnectionError:
                 pass
