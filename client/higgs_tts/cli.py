@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .errors import ClientError
 
-DEFAULT_PARALLEL = 64  # from benchmarks/book_client.py --scaling (docs/audiobook-client.md)
+# workers.max 10 x (MAX_CONCURRENCY 8 + IO_JOBS 4), and a few queued (benchmarks/book_client.py --scaling)
+DEFAULT_PARALLEL = 128
 EPILOG = """environment:
   RUNPOD_API_KEY            RunPod API key (console > Settings > API Keys); sent only to RunPod's
                             API (or the base below), never to --base-url unless that is RunPod's

@@ -40,6 +40,7 @@ import functools
 import io
 import itertools
 import json
+import math
 import sys
 import threading
 import time
@@ -379,16 +380,11 @@ def speech_seconds(text: str) -> float:
 def simulated_result(job_input: dict, seconds: float, rate: int = 24000) -> dict:
     """What the worker returns for ``job_input`` (inline delivery), with ``seconds`` of FLAC audio:
     a quiet tone in noise, so that it encodes and decodes like speech does, not like silence."""
-    import numpy as np
-    import soundfile as sf
 
     frames = int(round(seconds * rate))
-    audio = np.resize(_signal(rate), frames)
-    buffer = io.BytesIO()
-    sf.write(buffer, audio, rate, format="FLAC", subtype="PCM_16")
     text = " ".join(str(job_input.get("text", "")).split())
     result = {
-        "audio_base64": base64.b64encode(buffer.getvalue()).decode(),
+        "audio_base64": _flac_base64(frames, rate),
         "format": job_input.get("output_format", "wav"),
         "content_type": "audio/flac",
         "sample_rate": rate,
@@ -409,6 +405,18 @@ def simulated_result(job_input: dict, seconds: float, rate: int = 24000) -> dict
         target = float(job_input["loudness_lufs"])
         result["loudness"] = {"target_lufs": target, "before_lufs": -30.0, "after_lufs": target}
     return result
+
+
+@functools.lru_cache(maxsize=64)
+def _flac_base64(frames: int, rate: int) -> str:
+    """The FLAC of ``frames`` samples, made once per length (a simulated endpoint of many workers
+    would otherwise spend its CPU encoding, and answer late)."""
+    import numpy as np
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.resize(_signal(rate), frames), rate, format="FLAC", subtype="PCM_16")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @functools.cache
@@ -462,7 +470,7 @@ class SimulatedWorkers:
     ``{"audio_s": x}`` gives x seconds of audio, ``{"run_s": x}`` makes its generation take x
     seconds alone."""
 
-    TICK_S = 0.05
+    TICK_S = 0.02
 
     def __init__(
         self,
@@ -573,7 +581,7 @@ class SimulatedWorkers:
         change = self.behave(job.input) or {}
         text = str(job.input.get("text", ""))
         work = change.get("run_s", speech_seconds(text) * self.rtf)
-        audio_s = change.get("audio_s", speech_seconds(text))
+        audio_s = change.get("audio_s", math.ceil(speech_seconds(text)))  # whole seconds: one FLAC per length
         payload = {"error": change["error"]} if "error" in change else {"output": simulated_result(job.input, audio_s)}
         return {"job": job, "payload": payload, "phase": "generate", "left": work, "started": time.monotonic()}
 
