@@ -110,6 +110,7 @@ class FakeEndpoint:
         self._seen: dict[str, float] = {}  # worker id -> last request
         self._ids = itertools.count(1)
         self._throttle = 0
+        self._lose_answers = 0
         self._cond = threading.Condition()
         self._closing = False
         self._server = _Server(("127.0.0.1", 0), _make_handler(self))
@@ -144,6 +145,12 @@ class FakeEndpoint:
         return sdk_worker_env(self.url, self.worker_key, worker_id)
 
     # -- what a test does ---------------------------------------------------------------
+
+    def lose_run_answers(self, count: int) -> None:
+        """The next ``count`` ``/run`` calls queue their job, then the connection closes with no
+        answer (as a read timeout or a cut connection leaves a client): the job runs unseen."""
+        with self._cond:
+            self._lose_answers = count
 
     def throttle_runs(self, count: int) -> None:
         with self._cond:
@@ -326,6 +333,12 @@ def _make_handler(fake: FakeEndpoint) -> type[BaseHTTPRequestHandler]:
                 except ValueError:
                     return self._reply(400, {"error": "invalid JSON"})
                 status, answer = fake._run(payload)
+                with fake._cond:
+                    lose = status == 200 and fake._lose_answers > 0
+                    fake._lose_answers -= 1 if lose else 0
+                if lose:
+                    self.close_connection = True
+                    return None
                 return self._reply(status, answer, {"Retry-After": "1"} if status == 429 else None)
             if action == "status" and len(rest) == 1:
                 return self._reply(*fake._status(rest[0]))
