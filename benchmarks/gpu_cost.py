@@ -4,7 +4,7 @@
 
 For each card of the pools RunPod lends to serverless workers that hold the model (24 GB and
 up; the 20 GB RTX A4500 of AMPERE_24 too), it prints the memory plan the worker makes at
-MAX_CONCURRENCY=16 (``higgs_worker.model.memory_plan.plan`` with the real model's shapes, as
+the template's MAX_CONCURRENCY (runpod-serverless-config.json; ``higgs_worker.model.memory_plan.plan`` with the real model's shapes, as
 tests/model/test_memory_plan.py builds them on the meta device), RunPod's flex price per
 second, and an estimated cost per audio-hour:
 
@@ -23,6 +23,7 @@ config's choice rests on. `scripts/gpu-check.sh` measures the real step time (it
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def real_shapes() -> tuple[ModelShapes, int, int]:
     return ModelShapes.from_config(config, dtype_bytes=2), in_use, weights
 
 
-def estimate(concurrency: int = 16) -> list[tuple[float, Card, object, float, float]]:
+def estimate(concurrency: int) -> list[tuple[float, Card, object, float, float]]:
     """(estimated $ per audio-hour, card, memory plan, step seconds, audio seconds per second), cheapest first."""
     shapes, in_use, weights = real_shapes()
     rows = []
@@ -110,10 +111,13 @@ def pools_by_dearest_card(rows) -> list[tuple[str, float]]:
 
 
 COSTS_DOC = Path(__file__).resolve().parents[1] / "docs" / "costs.md"
+CONFIG = Path(__file__).resolve().parents[1] / "runpod-serverless-config.json"
+# the jobs a worker of the template takes at once: the table is what that endpoint plans
+TEMPLATE_CONCURRENCY = int(json.loads(CONFIG.read_text())["template"]["env"]["MAX_CONCURRENCY"])
 MARKER = "gpu-cost"
 
 
-def table(concurrency: int = 16) -> str:
+def table(concurrency: int = TEMPLATE_CONCURRENCY) -> str:
     """The Markdown table of docs/costs.md (between <!-- generated:gpu-cost --> markers)."""
     rows = estimate(concurrency)
     lines = [
@@ -137,7 +141,12 @@ def with_table(doc: str, text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=int, default=16, help="MAX_CONCURRENCY (default 16)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=TEMPLATE_CONCURRENCY,
+        help=f"MAX_CONCURRENCY (default: the template's, {TEMPLATE_CONCURRENCY})",
+    )
     parser.add_argument("--write", action="store_true", help="rewrite the generated table of docs/costs.md")
     args = parser.parse_args(argv)
     shapes, in_use, weights = real_shapes()
@@ -151,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         ", ".join(f"{p} {c:.4f}" for p, c in pools_by_dearest_card(rows)),
     )
     if args.write:
-        if args.concurrency != 16:
-            parser.error("--write writes the table at 16 jobs")
+        if args.concurrency != TEMPLATE_CONCURRENCY:
+            parser.error(f"--write writes the table at the template's {TEMPLATE_CONCURRENCY} jobs")
         COSTS_DOC.write_text(with_table(COSTS_DOC.read_text(), text))
         print(f"wrote {COSTS_DOC}")
     return 0

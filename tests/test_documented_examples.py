@@ -303,6 +303,7 @@ def example_env(queue_url: str | None) -> dict[str, str]:
     env.update(
         ENDPOINT_ID=ENDPOINT_ID,
         RUNPOD_API_KEY=API_KEY,
+        HIGGS_TTS_API_KEY=API_KEY,  # say --base-url: the local HTTP worker's own key (RunPod's goes to RunPod only)
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # python3 = this venv's
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",

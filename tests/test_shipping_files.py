@@ -190,17 +190,19 @@ def test_gpu_pools_fit_the_model_and_are_a_short_priority_list() -> None:
     assert not set(REQUIRED_POOLS) & {"AMPERE_16"}  # 16 GB: the bf16 model alone is 11-12 GB
 
 
-def test_the_pools_are_the_cost_estimates_cheapest_and_every_card_holds_sixteen_jobs() -> None:
+def test_the_pools_are_the_cost_estimates_cheapest_and_every_card_holds_the_templates_jobs() -> None:
     """The pool order comes from benchmarks/gpu_cost.py (docs/costs.md): the first pool is the
     cheapest per audio-second even by its dearest card, and every card the pools may hand out
-    plans MAX_CONCURRENCY=16 slots that fit (the memory plan with the real model's shapes)."""
+    plans the template's MAX_CONCURRENCY slots that fit (the memory plan with the real model's shapes)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import gpu_cost
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     cfg = load(CONFIG_PATH)
-    rows = gpu_cost.estimate(16)
+    jobs = int(cfg["template"]["env"]["MAX_CONCURRENCY"])
+    assert gpu_cost.TEMPLATE_CONCURRENCY == jobs
+    rows = gpu_cost.estimate(jobs)
     ranking = [pool for pool, _ in gpu_cost.pools_by_dearest_card(rows)]
     assert ranking[0] == REQUIRED_POOLS[0]
     chosen = [pool for pool in ranking if pool in REQUIRED_POOLS]
@@ -213,7 +215,7 @@ def test_the_pools_are_the_cost_estimates_cheapest_and_every_card_holds_sixteen_
             short = name.removeprefix("NVIDIA ").removeprefix("GeForce ")
             assert short in by_name, f"{name} has no cost estimate in benchmarks/gpu_cost.py"
             card_pool, plan = by_name[short]
-            assert card_pool == pool and plan.fits and plan.slots == 16, (name, plan.describe())
+            assert card_pool == pool and plan.fits and plan.slots == jobs, (name, plan.describe())
 
 
 def test_the_cuda_floor_admits_hosts_on_every_newer_cuda() -> None:

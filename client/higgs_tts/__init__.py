@@ -1,6 +1,8 @@
 """Client of the Higgs Audio v2 RunPod endpoint: one text (``say``), or a whole book fanned
 out over the endpoint's workers (``make_book``). No torch, no worker runtime."""
 
+__version__ = "0.2.0"
+
 from .book import BookOptions, BookSummary, make_book
 from .book_source import Book, Chapter, read_book
 from .endpoint import HttpEndpoint, QueueEndpoint

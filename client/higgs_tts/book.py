@@ -64,6 +64,7 @@ class BookSummary:
     jobs_total: int  # every job the manifest records, all runs
     billed_gpu_s: float  # all runs: RunPod executionTime of every job
     throttled: int  # 429s answered in this run
+    answers_lost: int  # /run answers lost in this run: jobs that may have run unseen (and been billed)
     assembly: Assembly | None  # None with BookOptions(assemble=False)
     notices: tuple[str, ...]
 
@@ -84,6 +85,12 @@ class BookSummary:
             lines.append(f"loudness: {a.loudness_lufs:.1f} LUFS (pieces normalised by the worker)")
         if self.throttled:
             lines.append(f"the endpoint answered 429 Too Many Requests {self.throttled} time(s); the client waited")
+        if self.answers_lost:
+            lines.append(
+                f"{self.answers_lost} /run answer(s) were lost (read timeout or cut connection): those jobs may"
+                " also have run and been billed (RunPod's /run has no idempotency key); the endpoint's Requests"
+                " tab in the RunPod console lists them"
+            )
         return lines + [f"note: {notice}" for notice in self.notices]
 
 
@@ -204,6 +211,7 @@ def _produce(
         jobs_total=len(manifest.jobs()),
         billed_gpu_s=manifest.billed_seconds(),
         throttled=endpoint.pacer.throttled_count,
+        answers_lost=sum(f.counters.answers_lost for f in counters),
         assembly=assembly,
         notices=tuple(notices),
     )

@@ -185,6 +185,7 @@ def _epub(path: Path, data: bytes) -> tuple[str, list[tuple[str, list[str], bool
 
     if not zipfile.is_zipfile(path):
         raise InputError(f"{path} is not an EPUB (not a zip archive)")
+    _check_zip_sizes(path)
     try:
         book = epub.read_epub(str(path), options={"ignore_ncx": False})
     except Exception as exc:  # EbookLib raises many kinds for a damaged book
@@ -210,6 +211,44 @@ def _epub(path: Path, data: bytes) -> tuple[str, list[tuple[str, list[str], bool
             paragraphs = paragraphs[1:]  # the document's own heading repeats the title
         chapters.append((title, paragraphs, True))
     return book_title, chapters, notices
+
+
+# An EPUB is read whole into memory (EbookLib), so its declared sizes are checked first: a zip
+# bomb (1.5 MB inflating to 1.5 GiB) took the client to 3.1 GB. zipfile stops a member at its
+# declared size (and fails its CRC), so the central directory's sizes bound what is read.
+MAX_EPUB_BYTES = 512 * 2**20  # all members, uncompressed
+MAX_EPUB_MEMBER_BYTES = 128 * 2**20
+MAX_EPUB_RATIO = 100  # uncompressed / compressed, for a member over RATIO_CHECK_BYTES
+RATIO_CHECK_BYTES = 2**20  # (text compresses 3-10x; deflate's limit is about 1000x)
+
+
+def _check_zip_sizes(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable EPUB: {type(exc).__name__}: {str(exc)[:200]}") from None
+    total = 0
+    for member in members:
+        total += member.file_size
+        ratio = member.file_size / max(1, member.compress_size)
+        if member.file_size > MAX_EPUB_MEMBER_BYTES or (
+            member.file_size > RATIO_CHECK_BYTES and ratio > MAX_EPUB_RATIO
+        ):
+            raise InputError(
+                f"{path}: member {member.filename[:80]!r} declares {_mib(member.file_size)} from"
+                f" {_mib(member.compress_size)} compressed (ratio {ratio:.0f}); refused as a possible zip bomb"
+                f" (limits: {_mib(MAX_EPUB_MEMBER_BYTES)} a member, ratio {MAX_EPUB_RATIO})"
+            )
+    if total > MAX_EPUB_BYTES:
+        raise InputError(
+            f"{path} declares {_mib(total)} uncompressed in {len(members)} members; refused"
+            f" (limit {_mib(MAX_EPUB_BYTES)}: the client reads an EPUB into memory)"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _toc_titles(toc) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """``higgs-tts``: ``say`` one text, or make a ``book`` from a .txt, .md or .epub file.
 
 The endpoint is ``--endpoint ID`` or RUNPOD_ENDPOINT_ID, the key RUNPOD_API_KEY, the API
-base RUNPOD_ENDPOINT_BASE_URL (the runpod SDK's own variable; a RunPod look-alike works
-too). ``say --base-url URL`` talks to an HTTP-mode worker instead. Errors are one message
-on stderr (exit 1; 2 for bad input; 130 after Ctrl-C), never a traceback.
+base RUNPOD_ENDPOINT_BASE_URL (a RunPod look-alike works too). ``say --base-url URL`` talks
+to an HTTP-mode worker instead, with its own key HIGGS_TTS_API_KEY (RUNPOD_API_KEY only for a
+RunPod load-balancing URL: see keys.py). Errors are one message on stderr (exit 1; 2 for
+bad input or setup, a missing key included; 130 after Ctrl-C), never a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from pathlib import Path
 
 from .errors import ClientError
 
-EPILOG = "docs/audiobook-client.md in the repository has the whole guide."
+# workers.max 10 x (MAX_CONCURRENCY 8 + IO_JOBS 4), and a few queued (benchmarks/book_client.py --scaling)
+DEFAULT_PARALLEL = 128
+EPILOG = """environment:
+  RUNPOD_API_KEY            RunPod API key (console > Settings > API Keys); sent only to RunPod's
+                            API (or the base below), never to --base-url unless that is RunPod's
+  RUNPOD_ENDPOINT_ID        the queue endpoint's id (or --endpoint)
+  RUNPOD_ENDPOINT_BASE_URL  API base (default https://api.runpod.ai/v2)
+  HIGGS_TTS_API_KEY         say --base-url: the HTTP-mode worker's own API_KEY
+exit codes: 0 done, 1 the endpoint or a job failed, 2 bad input or setup (e.g. no key),
+  130 stopped by Ctrl-C.
+docs/audiobook-client.md in the repository has the whole guide."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,11 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"higgs-tts: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            "\nhiggs-tts: stopped. Every job already sent is recorded in the manifest; run the same command"
-            " again to continue (jobs still running are collected, none is paid for twice).",
-            file=sys.stderr,
-        )
+        if getattr(args, "run", None) is _book:
+            print(
+                "\nhiggs-tts: stopped. Every job already sent is recorded in the manifest; run the same command"
+                " again to continue: jobs still running are collected, not sent again (RunPod keeps a result"
+                " 30 minutes).",
+                file=sys.stderr,
+            )
+        else:
+            print("\nhiggs-tts: stopped.", file=sys.stderr)
         return 130
 
 
@@ -44,28 +59,48 @@ def _parser() -> argparse.ArgumentParser:
         prog="higgs-tts",
         description="Higgs Audio v2 on a RunPod endpoint: say one text, or make a book from a .txt, .md or .epub file.",
         epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(required=True, metavar="{say,book}")
+    parser.add_argument("--version", action="version", version=f"higgs-tts {_version()}")
+    sub = parser.add_subparsers(required=True, metavar="{say,book,cancel}")
 
-    say = sub.add_parser("say", help="one text to one audio file", epilog=EPILOG)
+    say = sub.add_parser(
+        "say",
+        help="one text to one audio file",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="One job: the job id and its progress on stderr; Ctrl-C offers to cancel it.",
+    )
     say.add_argument("text", help="the text to speak ('-' reads stdin)")
     say.add_argument("-o", "--out", required=True, help="output file; its extension picks the format (e.g. out.mp3)")
-    say.add_argument("--base-url", help="an HTTP-mode worker's URL (POST /v1/synthesize) instead of a queue endpoint")
+    say.add_argument(
+        "--base-url",
+        help="an HTTP-mode worker's URL (POST /v1/synthesize) instead of a queue endpoint; its key is"
+        " HIGGS_TTS_API_KEY (RUNPOD_API_KEY only for a RunPod https://ID.api.runpod.ai URL)",
+    )
     say.add_argument("--format", help="wav, mp3, flac, ogg, opus or pcm (default: from --out)")
     say.add_argument("--subtitles", choices=("srt", "vtt"), help="also write subtitles beside the audio")
     say.add_argument("--loudness", type=float, metavar="LUFS", help="integrated loudness target, e.g. -16")
     say.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the job (default 1800)")
+    say.add_argument("--quiet", action="store_true", help="no job id or progress on stderr")
     _common(say)
     say.set_defaults(run=_say)
 
-    book = sub.add_parser("book", help="a .txt, .md or .epub file to chapters and one book file", epilog=EPILOG)
+    book = sub.add_parser(
+        "book",
+        help="a .txt, .md or .epub file to chapters and one book file",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     book.add_argument("input", help="the book: .txt, .md or .epub")
     book.add_argument("-o", "--out", required=True, help="output folder (holds the manifest: rerun to resume)")
     book.add_argument(
         "--parallel",
         type=int,
-        default=16,
-        help="jobs in flight at once (default 16; about the endpoint's max workers + 25%%)",
+        default=DEFAULT_PARALLEL,
+        help=f"jobs in flight at once (default {DEFAULT_PARALLEL}): at least the endpoint's max workers x"
+        " (MAX_CONCURRENCY + IO_JOBS), so that jobs wait in RunPod's queue and its scaler adds workers"
+        " (docs/audiobook-client.md, 'Choosing --parallel')",
     )
     book.add_argument("--format", default="mp3", choices=("mp3", "flac", "wav"), help="chapter files (default mp3)")
     book.add_argument("--subtitles", default="srt", choices=("srt", "vtt", "none"), help="default srt")
@@ -89,13 +124,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(book)
     book.set_defaults(run=_book)
+
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a job on the queue endpoint (the id say printed)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cancel.add_argument("job_id", help="the job's id")
+    _endpoint_options(cancel)
+    cancel.set_defaults(run=_cancel)
     return parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _endpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint", default=os.environ.get("RUNPOD_ENDPOINT_ID"), help="endpoint id (RUNPOD_ENDPOINT_ID)"
     )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a key to go over plain http:// to another machine (never needed for RunPod; warns)",
+    )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _endpoint_options(parser)
     voice = parser.add_mutually_exclusive_group()
     voice.add_argument("--voice", help="a voice in the endpoint's library (VOICES_DIR)")
     voice.add_argument("--reference-audio", metavar="FILE", help="clone this voice (0.25-60 s of wav/flac/ogg/mp3)")
@@ -130,13 +190,18 @@ def _job_options(pairs: list[str]) -> dict:
 def _queue_endpoint(args, connections: int = 16):
     from .endpoint import QueueEndpoint
 
-    return QueueEndpoint(args.endpoint, os.environ.get("RUNPOD_API_KEY", ""), connections=connections)
+    return QueueEndpoint(
+        args.endpoint,
+        os.environ.get("RUNPOD_API_KEY", ""),
+        connections=connections,
+        allow_insecure_http=args.allow_insecure_http,
+    )
 
 
 def _say(args) -> int:
     from .endpoint import HttpEndpoint
     from .errors import InputError
-    from .say import job_input, say
+    from .say import JobInterrupted, SayProgress, job_input, say
 
     text = sys.stdin.read() if args.text == "-" else args.text
     audio_format = args.format or Path(args.out).suffix.lstrip(".").lower()
@@ -156,11 +221,49 @@ def _say(args) -> int:
         args.s3_bucket,
     )
     if args.base_url:
-        endpoint = HttpEndpoint(args.base_url, os.environ.get("RUNPOD_API_KEY") or os.environ.get("API_KEY"))
+        endpoint = HttpEndpoint.for_url(args.base_url, os.environ, args.allow_insecure_http, args.timeout)
     else:
         endpoint = _queue_endpoint(args)
-    result = say(job, args.out, endpoint, args.timeout)
+    try:
+        result = say(job, args.out, endpoint, args.timeout, SayProgress(quiet=args.quiet))
+    except JobInterrupted as stopped:
+        return _offer_cancel(endpoint, stopped.job_id)
     print(f"{args.out}: {result.get('duration_s', 0):.2f} s of {result.get('format')} (seed {result.get('seed')})")
+    return 0
+
+
+def _offer_cancel(endpoint, job_id: str) -> int:
+    """Ctrl-C during ``say``: the job still runs (and bills). Ask to cancel it on a terminal;
+    otherwise, or on a second Ctrl-C, say exactly how."""
+    how = (
+        f"higgs-tts cancel {job_id} --endpoint {endpoint.endpoint_id}"
+        f"  (or: curl -X POST -H 'Authorization: Bearer $RUNPOD_API_KEY' {endpoint.url('cancel/' + job_id)})"
+    )
+    print(
+        f"\nhiggs-tts: stopped waiting; job {job_id} is still on the endpoint and is billed while it runs.",
+        file=sys.stderr,
+    )
+    answer = ""
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        try:
+            print("Cancel it now? [Y/n] ", end="", file=sys.stderr, flush=True)
+            answer = sys.stdin.readline().strip().lower() or "y"
+        except (KeyboardInterrupt, EOFError):
+            answer = "n"
+    if answer in ("y", "yes"):
+        state = (endpoint.cancel(job_id) or {}).get("status")
+        if state:
+            print(f"higgs-tts: job {job_id}: {state}", file=sys.stderr)
+            return 130
+        print(f"higgs-tts: the cancel did not go through; to cancel it: {how}", file=sys.stderr)
+        return 130
+    print(f"higgs-tts: to cancel it: {how}", file=sys.stderr)
+    return 130
+
+
+def _cancel(args) -> int:
+    answer = _queue_endpoint(args).cancel(args.job_id, best_effort=False) or {}
+    print(f"job {args.job_id}: {answer.get('status', 'cancel sent')}")
     return 0
 
 

@@ -1,25 +1,25 @@
-"""The endpoint: RunPod's queue API through the runpod SDK's endpoint client, or HTTP mode.
+"""The endpoint: RunPod's queue API (REST v2, plain HTTPS calls), or an HTTP-mode worker.
 
-``QueueEndpoint`` uses ``runpod.Endpoint`` (``/run``), its ``RunPodClient`` (``/health``; for
-``/status`` its session, base URL and headers, see ``_get_json``) and ``Job.cancel``
-(``/cancel``). What the SDK does, and what is added here (runpod 1.12.0,
-``runpod/endpoint/runner.py``):
+``QueueEndpoint`` speaks RunPod's serverless API v2 directly with ``requests`` (no runpod
+SDK: that package brings a web server, SSH and file watchers a client never uses)::
 
-- the API base is ``runpod.endpoint_url_base``, read from ``RUNPOD_ENDPOINT_BASE_URL`` once
-  when ``runpod`` is imported; the client sets it per endpoint, so the variable (or
-  ``base_url``) also counts when it is set after the import;
-- a 401 becomes ``RuntimeError`` (its ``UNAUTHORIZED_MSG``), any other error status a
-  ``requests.HTTPError``; both are turned into one clear :class:`EndpointError` here;
-- its ``requests.Session`` reads the proxy variables and ``~/.netrc`` on every request;
-  the client resolves proxies and the CA bundle once for the API host instead;
-- its session retries 408/429 only for ``http://`` URLs (the adapter is mounted on
-  ``http://`` alone) and only for GET; the client mounts one adapter for both schemes,
-  without retries and with a connection pool sized to the pieces in flight, so that one
-  policy applies everywhere: :class:`~higgs_tts.pacing.RequestPacer` (429 -> every request
-  waits ``Retry-After`` or an exponential pause), and transient 5xx / connection errors are
-  tried again a few times;
-- ``Job.status()`` drops a failed job's ``error`` (and RunPod's timings); the raw ``/status``
-  JSON is read instead.
+    POST {base}/{endpoint}/run          {"input": {...}} -> {"id", "status"}
+    GET  {base}/{endpoint}/status/{id}  {"status", "delayTime", "executionTime", "output" | "error"}
+    POST {base}/{endpoint}/cancel/{id}
+    GET  {base}/{endpoint}/health       {"jobs": {"inQueue", "inProgress", ...}, "workers": {...}}
+
+``{base}`` is ``RUNPOD_ENDPOINT_BASE_URL`` (default ``https://api.runpod.ai/v2``); the key
+goes as ``Authorization: Bearer`` only where :mod:`higgs_tts.keys` allows.
+
+One policy for every call: :class:`~higgs_tts.pacing.RequestPacer` spaces requests (429 ->
+every request waits ``Retry-After`` or an exponential pause); 5xx and connection errors are
+tried again a few times, except for ``/run``: RunPod's ``/run`` has no idempotency key and
+no way to list an endpoint's jobs, so a ``/run`` whose answer was lost (read timeout, the
+connection cut after the request went out, a 500/502/504) may have queued a job that will
+run and be billed. It is never sent again here: :class:`RunAnswerLost` says so, and the
+caller decides (``say`` stops and tells the user how to check; ``book`` records it in the
+manifest, tries the piece again and counts it in the summary). Only a ``/run`` that surely
+did not arrive (no connection made, 429, 503) is sent again.
 
 ``HttpEndpoint`` posts the same job input to an HTTP-mode worker's ``/v1/synthesize``.
 """
@@ -34,12 +34,17 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import EndpointError, JobNotFound, TransientEndpointError
+from . import __version__
+from .errors import EndpointError, InputError, JobNotFound, RunAnswerLost, TransientEndpointError
+from .keys import RUNPOD_KEY, WORKER_KEY, check_transport, is_local_host, is_runpod_host, warn
 from .pacing import RequestPacer, retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 TRANSIENT_TRIES = 5  # 5xx / connection errors, per request
 THROTTLED_TRIES = 12  # 429s in a row, per request
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 30
+USER_AGENT = f"higgs-tts/{__version__}"
 
 
 class QueueEndpoint:
@@ -52,74 +57,78 @@ class QueueEndpoint:
         base_url: str | None = None,
         pacer: RequestPacer | None = None,
         connections: int = 16,
+        allow_insecure_http: bool = False,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ):
-        import runpod
-
+        self.read_timeout_s = read_timeout_s
         if not endpoint_id:
-            raise EndpointError("no endpoint: pass --endpoint ID or set RUNPOD_ENDPOINT_ID")
+            raise InputError("no endpoint: pass --endpoint ID or set RUNPOD_ENDPOINT_ID")
         if not api_key:
-            raise EndpointError("no API key: set RUNPOD_API_KEY (RunPod console > Settings > API Keys)")
+            raise InputError(f"no API key: set {RUNPOD_KEY} (RunPod console > Settings > API Keys)")
         self.endpoint_id = endpoint_id
         self.base_url = (base_url or os.environ.get("RUNPOD_ENDPOINT_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise EndpointError(
-                f"RUNPOD_ENDPOINT_BASE_URL {self.base_url!r}: an http:// or https:// URL, e.g. {DEFAULT_BASE_URL}"
-            )
+        check_transport(self.base_url, RUNPOD_KEY, allow_insecure_http)
+        if not is_runpod_host(self.base_url) and not is_local_host(self.base_url):
+            warn(f"sending {RUNPOD_KEY} to {self.base_url}, not a RunPod host (RUNPOD_ENDPOINT_BASE_URL says so)")
         self.pacer = pacer or RequestPacer()
-        self._endpoint = runpod.Endpoint(endpoint_id, api_key=api_key)
-        client = self._endpoint.rp_client
-        client.endpoint_url_base = self.base_url
-        session = client.rp_session
+        self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(4, connections), max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         # proxies (HTTPS_PROXY, NO_PROXY) and the CA bundle read from the environment once for
-        # this host, not on every request: that lookup was a fifth of a /status poll's CPU
-        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        session.trust_env = False
+        # this host, not on every request: that lookup was a fifth of a /status poll's CPU;
+        # trust_env off also keeps ~/.netrc from replacing the Authorization header
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.trust_env = False
+        self.session.headers.update(
+            {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        )
 
     def describe(self) -> str:
         return f"endpoint {self.endpoint_id} at {self.base_url}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{self.endpoint_id}/{path}"
 
     # -- the operations -----------------------------------------------------------------
 
     def health(self) -> dict:
         """``/health``: checks the key and the endpoint before anything is written."""
-        return self._call("health", lambda: self._endpoint.rp_client.get(f"{self.endpoint_id}/health", timeout=30))
+        return self._call("health", lambda: self._json("GET", "health"))
 
     def submit(self, job_input: dict) -> str:
-        """``/run``: queue a job, return its id."""
-        job = self._call("run", lambda: self._endpoint.run({"input": job_input}))
-        return job.job_id
+        """``/run``: queue a job, return its id (:class:`RunAnswerLost` when that is unknown)."""
+        answer = self._call("run", lambda: self._json("POST", "run", {"input": job_input}))
+        job_id = answer.get("id") if isinstance(answer, dict) else None
+        if not job_id:
+            raise EndpointError(f"{self.describe()}: /run answered without a job id: {str(answer)[:200]}")
+        return str(job_id)
 
     def status(self, job_id: str) -> dict:
         """``/status/{id}``: the raw state (``status``, ``output`` / ``error``, ``executionTime`` ...)."""
-        return self._call("status", lambda: self._get_json(f"{self.endpoint_id}/status/{job_id}", timeout=30))
+        return self._call("status", lambda: self._json("GET", f"status/{job_id}"))
 
-    def _get_json(self, path: str, timeout: float) -> dict:
-        """GET through the SDK client's own session, base URL and headers, as ``RunPodClient.get``
-        does, but reading the body in 1 MB chunks: ``RunPodClient.get`` goes through requests'
-        ``Response.json()``, which reads in 10 kB chunks; for a finished job with its audio
-        inline (about 3 MB of base64 for a 200-word piece) that was 19 ms of CPU, this is 8 ms,
-        the largest share of the client's CPU per piece (benchmarks/book_client.py)."""
-        from runpod.endpoint.helpers import UNAUTHORIZED_MSG
-
-        client = self._endpoint.rp_client
-        url = f"{client.endpoint_url_base}/{path}"
-        with client.rp_session.get(url, headers=client.headers, timeout=timeout, stream=True) as response:
-            if response.status_code == 401:
-                raise RuntimeError(UNAUTHORIZED_MSG)  # as the SDK does
-            response.raise_for_status()
-            return json.loads(b"".join(response.iter_content(1 << 20)))
-
-    def cancel(self, job_id: str) -> None:
-        from runpod.endpoint.runner import Job
-
+    def cancel(self, job_id: str, best_effort: bool = True) -> dict | None:
+        """``/cancel/{id}``; best effort: None when it could not be sent (else the error is raised)."""
         try:
-            self._call("cancel", lambda: Job(self.endpoint_id, job_id, self._endpoint.rp_client).cancel(timeout=10))
+            return self._call("cancel", lambda: self._json("POST", f"cancel/{job_id}", timeout=10))
         except EndpointError:
-            pass  # best effort: the job is given up either way
+            if best_effort:
+                return None
+            raise
+
+    def _json(self, method: str, path: str, body: dict | None = None, timeout: float | None = None) -> Any:
+        """One request; the body read in 1 MB chunks (requests' ``Response.json()`` reads 10 kB
+        at a time: a finished job with its audio inline is ~3 MB of JSON, 19 ms against 8 ms)."""
+        data = None if body is None else json.dumps(body).encode()
+        with self.session.request(
+            method, self.url(path), data=data, timeout=(CONNECT_TIMEOUT_S, timeout or self.read_timeout_s), stream=True
+        ) as response:
+            if response.status_code >= 400:
+                response.content  # noqa: B018 - read the error body before the stream closes
+                raise requests.HTTPError(response=response)
+            return json.loads(b"".join(response.iter_content(1 << 20)))
 
     # -- one policy for errors and limits ------------------------------------------------
 
@@ -129,12 +138,6 @@ class QueueEndpoint:
             self.pacer.acquire(kind)
             try:
                 result = request()
-            except RuntimeError as exc:  # the SDK's 401
-                if "401" in str(exc):
-                    raise EndpointError(
-                        f"{self.describe()} refused the API key (401 Unauthorized): check RUNPOD_API_KEY"
-                    ) from None
-                raise
             except requests.HTTPError as exc:
                 response = exc.response
                 code = response.status_code if response is not None else 0
@@ -153,8 +156,10 @@ class QueueEndpoint:
                     ) from None
                 if code in (401, 403):
                     raise EndpointError(
-                        f"{self.describe()} refused the API key ({code}): check RUNPOD_API_KEY"
+                        f"{self.describe()} refused the API key ({code} {response.reason}): check {RUNPOD_KEY}"
                     ) from None
+                if kind == "run" and code in (500, 502, 504):
+                    raise RunAnswerLost(self._lost(f"{code} {response.reason}")) from None
                 if code >= 500 or code == 408:
                     transient += 1
                     if transient >= TRANSIENT_TRIES:
@@ -168,6 +173,8 @@ class QueueEndpoint:
                 requests.exceptions.ChunkedEncodingError,
                 ValueError,
             ) as exc:
+                if kind == "run" and not _surely_not_sent(exc):
+                    raise RunAnswerLost(self._lost(type(exc).__name__)) from None
                 transient += 1  # unreachable, cut short, or not JSON (a proxy's error page): try again
                 if transient >= TRANSIENT_TRIES:
                     raise TransientEndpointError(
@@ -178,14 +185,58 @@ class QueueEndpoint:
             self.pacer.succeeded()
             return result
 
+    def _lost(self, what: str) -> str:
+        return (
+            f"{self.describe()}: POST /run got no usable answer ({what}), so the job may have been queued"
+            " and will be billed if it runs; it was not sent again. RunPod's /run has no idempotency key"
+            " and no job list: check the endpoint's Requests tab in the RunPod console"
+            f" (or GET {self.url('health')} for the jobs queued and running) before sending it again"
+        )
+
+
+def _surely_not_sent(exc: Exception) -> bool:
+    """True when the request cannot have reached the server: no connection was made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.ReadTimeout):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+        name = type(reason).__name__
+        return name in ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError") or (
+            isinstance(reason, ConnectionRefusedError)
+        )
+    return False
+
 
 class HttpEndpoint:
-    """An HTTP-mode worker (``WORKER_MODE=http``): ``POST /v1/synthesize`` answers with the result."""
+    """An HTTP-mode worker (``WORKER_MODE=http``): ``POST /v1/synthesize`` answers with the result.
 
-    def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 1800):
+    The key (see :mod:`higgs_tts.keys`): ``RUNPOD_API_KEY`` for a RunPod load-balancing
+    endpoint (``https://ID.api.runpod.ai``), else the worker's own ``HIGGS_TTS_API_KEY``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout_s: float = 1800,
+        allow_insecure_http: bool = False,
+        key_variable: str = WORKER_KEY,
+    ):
         self.base_url = base_url.rstrip("/")
+        if api_key:
+            check_transport(self.base_url, key_variable, allow_insecure_http)
+        else:
+            check_transport(self.base_url, "the text", True)  # nothing secret: just a valid URL
+        self.key_variable = key_variable
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.headers["User-Agent"] = USER_AGENT
         self.timeout_s = timeout_s
+
+    @classmethod
+    def for_url(cls, base_url: str, environ=os.environ, allow_insecure_http: bool = False, timeout_s: float = 1800):
+        """The right key for ``base_url``, from its own variable."""
+        variable = RUNPOD_KEY if is_runpod_host(base_url) else WORKER_KEY
+        return cls(base_url, environ.get(variable) or None, timeout_s, allow_insecure_http, variable)
 
     def describe(self) -> str:
         return f"HTTP endpoint {self.base_url}"
@@ -196,12 +247,12 @@ class HttpEndpoint:
                 f"{self.base_url}/v1/synthesize",
                 json={"input": job_input},
                 headers=self.headers,
-                timeout=self.timeout_s,
+                timeout=(CONNECT_TIMEOUT_S, self.timeout_s),
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise EndpointError(f"{self.describe()} is unreachable ({type(exc).__name__})") from None
         if response.status_code == 401:
-            raise EndpointError(f"{self.describe()} refused the API key (401): check RUNPOD_API_KEY")
+            raise EndpointError(f"{self.describe()} refused the API key (401): check {self.key_variable}")
         if response.status_code == 404:
             raise EndpointError(f"{self.describe()} has no /v1/synthesize (404): is it an HTTP-mode worker?")
         if response.status_code != 200:

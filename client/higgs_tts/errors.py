@@ -25,6 +25,10 @@ class TransientEndpointError(EndpointError):
     """429 / 5xx / connection trouble that outlasted the client's back-off (a piece may try again)."""
 
 
+class RunAnswerLost(TransientEndpointError):
+    """``/run``'s answer was lost: the job may be queued (and billed) without the client knowing its id."""
+
+
 class JobNotFound(EndpointError):
     """``/status`` does not know the job (expired: RunPod keeps /run results 30 minutes)."""
 

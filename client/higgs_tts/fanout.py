@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from .endpoint import QueueEndpoint
-from .errors import ClientError, FailedPiece, JobNotFound, PieceError, TransientEndpointError
+from .errors import ClientError, FailedPiece, JobNotFound, PieceError, RunAnswerLost, TransientEndpointError
 from .manifest import DONE, FAILED, PENDING, SUBMITTED, Manifest, PieceRecord
 from .results import audio_bytes, check_audio, result_of, subtitles_text
 
@@ -55,6 +55,7 @@ class RunCounters:
     submitted: int = 0  # /run calls accepted in this run
     retries: int = 0
     resumed: int = 0  # jobs of an earlier run collected in this one
+    answers_lost: int = 0  # /run calls whose answer was lost: a job may have run unseen (and billed)
 
 
 class JobPace:
@@ -194,6 +195,9 @@ class FanOut:
                 error, retryable = str(exc), exc.retryable
                 if exc.new_seed:
                     piece.rejected += 1  # the next attempt uses another seed (saved with job_ended below)
+            except RunAnswerLost as exc:  # recorded, counted in the summary, then the piece is tried again
+                self._count("answers_lost")
+                outcome, error, retryable = "run_answer_lost", str(exc), True
             except TransientEndpointError as exc:
                 outcome, error, retryable = "unreachable", str(exc), True
             self.manifest.job_ended(piece, outcome, f"job {piece.job_id}: {error}" if piece.job_id else error, status)

@@ -41,8 +41,14 @@ class S3Target:
 
     def upload_once(self, data: bytes, suffix: str) -> str:
         """Put ``data`` at a key named by its hash (skipped when already there); returns the key."""
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            import boto3
+            from botocore.exceptions import BotoCoreError, ClientError
+        except ImportError:
+            raise InputError(
+                f"uploading the reference audio to s3://{self.bucket} needs boto3: pip install 'higgs-tts[s3]'"
+                " (or unset S3_BUCKET to send it inline with every job)"
+            ) from None
 
         key = f"{self.prefix}references/{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
         credentials = {}

@@ -27,7 +27,8 @@ RunPod does 30 minutes after /run results are ready.
 :class:`SimulatedWorkers` are threads in this process that take jobs like workers and
 answer after the time a real worker would take (``overhead_s + audio seconds x rtf``),
 with a real FLAC of the right length, segments, SRT subtitles and the loudness report:
-the benchmark's 32-worker endpoint, and the tests of what only scale or timing shows.
+taking ``MAX_CONCURRENCY + IO_JOBS`` jobs each, batched, with RunPod's queue-delay scaler
+modelled: the benchmark's endpoint, and the tests of what only scale or timing shows.
 Run as ``python -m tests.support.fake_endpoint --simulated 32 --rtf 0.1`` it prints its URL
 and serves until stdin closes.
 """
@@ -39,6 +40,7 @@ import functools
 import io
 import itertools
 import json
+import math
 import sys
 import threading
 import time
@@ -108,6 +110,7 @@ class FakeEndpoint:
         self._seen: dict[str, float] = {}  # worker id -> last request
         self._ids = itertools.count(1)
         self._throttle = 0
+        self._lose_answers = 0
         self._cond = threading.Condition()
         self._closing = False
         self._server = _Server(("127.0.0.1", 0), _make_handler(self))
@@ -142,6 +145,12 @@ class FakeEndpoint:
         return sdk_worker_env(self.url, self.worker_key, worker_id)
 
     # -- what a test does ---------------------------------------------------------------
+
+    def lose_run_answers(self, count: int) -> None:
+        """The next ``count`` ``/run`` calls queue their job, then the connection closes with no
+        answer (as a read timeout or a cut connection leaves a client): the job runs unseen."""
+        with self._cond:
+            self._lose_answers = count
 
     def throttle_runs(self, count: int) -> None:
         with self._cond:
@@ -324,6 +333,12 @@ def _make_handler(fake: FakeEndpoint) -> type[BaseHTTPRequestHandler]:
                 except ValueError:
                     return self._reply(400, {"error": "invalid JSON"})
                 status, answer = fake._run(payload)
+                with fake._cond:
+                    lose = status == 200 and fake._lose_answers > 0
+                    fake._lose_answers -= 1 if lose else 0
+                if lose:
+                    self.close_connection = True
+                    return None
                 return self._reply(status, answer, {"Retry-After": "1"} if status == 429 else None)
             if action == "status" and len(rest) == 1:
                 return self._reply(*fake._status(rest[0]))
@@ -378,16 +393,11 @@ def speech_seconds(text: str) -> float:
 def simulated_result(job_input: dict, seconds: float, rate: int = 24000) -> dict:
     """What the worker returns for ``job_input`` (inline delivery), with ``seconds`` of FLAC audio:
     a quiet tone in noise, so that it encodes and decodes like speech does, not like silence."""
-    import numpy as np
-    import soundfile as sf
 
     frames = int(round(seconds * rate))
-    audio = np.resize(_signal(rate), frames)
-    buffer = io.BytesIO()
-    sf.write(buffer, audio, rate, format="FLAC", subtype="PCM_16")
     text = " ".join(str(job_input.get("text", "")).split())
     result = {
-        "audio_base64": base64.b64encode(buffer.getvalue()).decode(),
+        "audio_base64": _flac_base64(frames, rate),
         "format": job_input.get("output_format", "wav"),
         "content_type": "audio/flac",
         "sample_rate": rate,
@@ -408,6 +418,18 @@ def simulated_result(job_input: dict, seconds: float, rate: int = 24000) -> dict
         target = float(job_input["loudness_lufs"])
         result["loudness"] = {"target_lufs": target, "before_lufs": -30.0, "after_lufs": target}
     return result
+
+
+@functools.lru_cache(maxsize=64)
+def _flac_base64(frames: int, rate: int) -> str:
+    """The FLAC of ``frames`` samples, made once per length (a simulated endpoint of many workers
+    would otherwise spend its CPU encoding, and answer late)."""
+    import numpy as np
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.resize(_signal(rate), frames), rate, format="FLAC", subtype="PCM_16")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @functools.cache
@@ -436,56 +458,145 @@ def _srt(text: str, seconds: float, per_cue: float = 5.0) -> str:
 
 
 class SimulatedWorkers:
-    """``count`` workers in threads: each takes one job at a time and answers after
-    ``overhead_s + speech_seconds(text) * rtf`` with :func:`simulated_result`.
+    """Workers in threads that take jobs the way the real worker does, and an optional model of
+    RunPod's queue-delay scaler that adds workers while jobs wait.
+
+    **A worker** (the rule of ``higgs_worker/admission.py``) takes up to ``slots +
+    io_jobs`` jobs at once (``MAX_CONCURRENCY + IO_JOBS``; ``io_jobs`` None: the worker's own
+    default, :func:`higgs_worker.admission.io_jobs_for`); ``slots`` of them generate together,
+    the rest wait at the worker, first come first served. A job's generation needs
+    ``speech_seconds(text) * rtf`` seconds alone; with ``c`` jobs generating, each advances at
+    ``1 / (1 + batch_cost * (c - 1))`` of that pace (a batched decode step costs more than one
+    job's, less than ``c`` of them: ``batch_cost`` 0 is free batching, 1 none). Then
+    ``overhead_s`` (encoding, delivery), outside the batch. It answers with
+    :func:`simulated_result`.
+
+    **The scaler** (``queue_delay_s`` set): RunPod's ``QUEUE_DELAY`` scaling adds workers when
+    requests wait in the endpoint's queue longer than the scaler value (docs.runpod.io,
+    endpoint settings). Modelled: once a second (``scaler_tick_s``), while the oldest job in the look-alike's queue
+    has waited more than ``queue_delay_s`` and fewer than ``max_workers`` exist, one worker is
+    added; it takes jobs ``start_s`` later (a start with the image cached). Jobs a worker has
+    taken are not in RunPod's queue, so the scaler never sees them. No scale-down (a book is
+    shorter than ``idleTimeout`` apart).
 
     ``behave(job_input)`` (optional) may change one job: ``{"error": "..."}`` ends it FAILED,
-    ``{"audio_s": x}`` gives x seconds of audio, ``{"run_s": x}`` makes it take x seconds."""
+    ``{"audio_s": x}`` gives x seconds of audio, ``{"run_s": x}`` makes its generation take x
+    seconds alone."""
 
-    def __init__(self, fake: FakeEndpoint, count: int, rtf: float, overhead_s: float = 0.3):
+    TICK_S = 0.02
+
+    def __init__(
+        self,
+        fake: FakeEndpoint,
+        count: int,
+        rtf: float,
+        overhead_s: float = 0.3,
+        slots: int = 1,
+        io_jobs: int | None = 0,
+        batch_cost: float = 0.0,
+        max_workers: int | None = None,
+        queue_delay_s: float | None = None,
+        start_s: float = 0.0,
+        scaler_tick_s: float = 1.0,
+    ):
+        from higgs_worker.admission import io_jobs_for
+
         self.fake = fake
         self.rtf = rtf
         self.overhead_s = overhead_s
+        self.slots = max(1, slots)
+        self.io_jobs = io_jobs_for(io_jobs, self.slots)
+        self.batch_cost = batch_cost
+        self.max_workers = max(count, max_workers or count)
+        self.queue_delay_s = queue_delay_s
+        self.start_s = start_s
+        self.scaler_tick_s = scaler_tick_s
         self.behave = lambda job_input: None
         self.busy_s = 0.0
+        self.started_at: list[float] = []  # when each worker began taking jobs (monotonic)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._loop, args=(f"sim-{n}",), name=f"sim-{n}", daemon=True) for n in range(count)
-        ]
+        self._threads: list[threading.Thread] = []
+        for _ in range(count):
+            self._add(0.0)
+
+    @property
+    def takes(self) -> int:
+        """Jobs one worker takes at once: ``MAX_CONCURRENCY + IO_JOBS``."""
+        return self.slots + self.io_jobs
 
     def __enter__(self) -> SimulatedWorkers:
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.start()
+        if self.queue_delay_s is not None and self.max_workers > len(self._threads):
+            threading.Thread(target=self._scaler, name="sim-scaler", daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
 
     def job_seconds(self, job_input: dict) -> float:
+        """One job alone on a worker."""
         return self.overhead_s + speech_seconds(str(job_input.get("text", ""))) * self.rtf
 
-    def _loop(self, worker: str) -> None:
+    def batched_job_seconds(self, job_input: dict) -> float:
+        """One job in a full batch of ``slots``."""
+        stretch = 1 + self.batch_cost * (self.slots - 1)
+        return self.overhead_s + speech_seconds(str(job_input.get("text", ""))) * self.rtf * stretch
+
+    def _add(self, delay_s: float) -> threading.Thread:
+        name = f"sim-{len(self._threads)}"
+        thread = threading.Thread(target=self._loop, args=(name, delay_s), name=name, daemon=True)
+        self._threads.append(thread)
+        return thread
+
+    def _scaler(self) -> None:
+        while not self._stop.wait(self.scaler_tick_s):
+            with self.fake._cond:
+                now = time.monotonic()
+                waiting = [self.fake.jobs[j] for j in self.fake._queue if j in self.fake.jobs]
+                oldest = min((j.created for j in waiting if j.status == "IN_QUEUE"), default=now)
+            if now - oldest > self.queue_delay_s and len(self._threads) < self.max_workers:
+                self._add(self.start_s).start()
+
+    def _loop(self, worker: str, delay_s: float) -> None:
+        if self._stop.wait(delay_s):
+            return
+        with self._lock:
+            self.started_at.append(time.monotonic())
+        held: list[dict] = []  # taken jobs: {"job", "work", "payload", "phase", "left"}
         while not self._stop.is_set():
-            jobs = self.fake.take(worker, hold=0.2)
-            if not jobs:
+            room = self.takes - len(held)
+            if room > 0:
+                for job in self.fake.take(worker, limit=room, hold=0 if held else 0.2):
+                    held.append(self._taken(job))
+            else:
+                self.fake._seen_now(worker)  # a heartbeat
+            if not held:
                 continue
-            job = jobs[0]
-            started = time.monotonic()
-            change = self.behave(job.input) or {}
-            seconds = change.get("run_s", self.job_seconds(job.input))
-            audio_s = change.get("audio_s", speech_seconds(str(job.input.get("text", ""))))
-            payload = (
-                {"error": change["error"]} if "error" in change else {"output": simulated_result(job.input, audio_s)}
-            )
-            left = seconds - (time.monotonic() - started)
-            while left > 0 and not self._stop.is_set():  # a heartbeat while "generating"
-                self.fake._seen_now(worker)
-                time.sleep(min(left, 0.5))
-                left = seconds - (time.monotonic() - started)
-            with self._lock:
-                self.busy_s += time.monotonic() - started
-            self.fake.done(worker, job.id, payload)
+            time.sleep(self.TICK_S)
+            generating = [h for h in held if h["phase"] == "generate"][: self.slots]
+            pace = self.TICK_S / (1 + self.batch_cost * (len(generating) - 1)) if generating else 0.0
+            for h in generating:
+                h["left"] -= pace
+                if h["left"] <= 0:
+                    h["phase"], h["left"] = "deliver", self.overhead_s
+            for h in held:
+                if h["phase"] == "deliver" and h not in generating:
+                    h["left"] -= self.TICK_S
+            for h in [h for h in held if h["phase"] == "deliver" and h["left"] <= 0]:
+                held.remove(h)
+                with self._lock:
+                    self.busy_s += time.monotonic() - h["started"]
+                self.fake.done(worker, h["job"].id, h["payload"])
+
+    def _taken(self, job: Job) -> dict:
+        change = self.behave(job.input) or {}
+        text = str(job.input.get("text", ""))
+        work = change.get("run_s", speech_seconds(text) * self.rtf)
+        audio_s = change.get("audio_s", math.ceil(speech_seconds(text)))  # whole seconds: one FLAC per length
+        payload = {"error": change["error"]} if "error" in change else {"output": simulated_result(job.input, audio_s)}
+        return {"job": job, "payload": payload, "phase": "generate", "left": work, "started": time.monotonic()}
 
 
 def main() -> None:
@@ -495,17 +606,44 @@ def main() -> None:
     parser.add_argument("--simulated", type=int, default=32)
     parser.add_argument("--rtf", type=float, default=0.1)
     parser.add_argument("--overhead", type=float, default=0.3)
+    parser.add_argument("--slots", type=int, default=1, help="MAX_CONCURRENCY of each worker")
+    parser.add_argument("--io-jobs", type=int, default=0, help="IO_JOBS (-1: the worker's default)")
+    parser.add_argument("--batch-cost", type=float, default=0.0)
+    parser.add_argument("--max-workers", type=int, help="the scaler's limit (workers.max)")
+    parser.add_argument("--queue-delay", type=float, help="the queue-delay scaler's value in seconds")
+    parser.add_argument("--start-s", type=float, default=0.0, help="seconds a worker the scaler adds takes to start")
+    parser.add_argument("--scaler-tick", type=float, default=1.0, help="how often the scaler looks (s)")
     args = parser.parse_args()
     # lost_after_s: the simulated workers are threads of this process; a busy machine must not
     # make the look-alike give up on them
     with (
         FakeEndpoint(lost_after_s=120) as fake,
-        SimulatedWorkers(fake, args.simulated, args.rtf, args.overhead) as workers,
+        SimulatedWorkers(
+            fake,
+            args.simulated,
+            args.rtf,
+            args.overhead,
+            slots=args.slots,
+            io_jobs=None if args.io_jobs < 0 else args.io_jobs,
+            batch_cost=args.batch_cost,
+            max_workers=args.max_workers,
+            queue_delay_s=args.queue_delay,
+            start_s=args.start_s,
+            scaler_tick_s=args.scaler_tick,
+        ) as workers,
     ):
         print(json.dumps({**fake.client_env(), "url": fake.url}), flush=True)
         sys.stdin.read()  # serve until the parent closes stdin
         print(
-            json.dumps({"busy_s": workers.busy_s, "runs": fake.counts.runs, "status": fake.counts.status}), flush=True
+            json.dumps(
+                {
+                    "busy_s": workers.busy_s,
+                    "runs": fake.counts.runs,
+                    "status": fake.counts.status,
+                    "workers_started": len(workers.started_at),
+                }
+            ),
+            flush=True,
         )
 
 
