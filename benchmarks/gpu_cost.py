@@ -4,7 +4,8 @@
 
 For each card of the pools RunPod lends to serverless workers that hold the model (24 GB and
 up; the 20 GB RTX A4500 of AMPERE_24 too), it prints the memory plan the worker makes at
-the template's MAX_CONCURRENCY (runpod-serverless-config.json; ``higgs_worker.model.memory_plan.plan`` with the real model's shapes, as
+the template's MAX_CONCURRENCY (runpod-serverless-config.json; ``higgs_worker.model.memory_plan.plan``
+with the real model's shapes, as
 tests/model/test_memory_plan.py builds them on the meta device), RunPod's flex price per
 second, and an estimated cost per audio-hour:
 
