@@ -86,9 +86,10 @@ fail() { # fail MESSAGE [LOG]
 trap 'fail "unexpected error at line ${LINENO}: ${BASH_COMMAND}"' ERR
 
 cleanup() {
-    local rc=$? pid
+    local rc=$? pid t_clean
     trap - ERR
     set +e
+    t_clean=$(date +%s.%N)
     [[ -z "${MODEL_PID:-}" ]] || kill "$MODEL_PID" 2>/dev/null
     for pid in "${BG_PIDS[@]}"; do
         kill -TERM -- "-$pid" 2>/dev/null
@@ -113,6 +114,7 @@ cleanup() {
     else
         rm -rf -- "$WORK"
     fi
+    RESULTS+=("cleanup"$'\t'"$(elapsed "$t_clean")"$'\t'"containers, images, mounts, the work folder")
     if ((${#RESULTS[@]})); then
         say "summary (seconds per phase):"
         printf '%s\n' "${RESULTS[@]}" | awk -F'\t' '{ printf "[image-check]   %-22s %7.1f  %s\n", $1, $2, $3 }'
