@@ -79,7 +79,7 @@ fail() { # fail MESSAGE [LOG]
     say "FAILED in phase ${PHASE}: $1"
     if [[ -n "${2:-}" && -f "$2" ]]; then
         say "last lines of $2:"
-        tail -n 40 -- "$2" | sed 's/^/    /'
+        tail -n 40 -- "$2" | cut -c1-400 | sed 's/^/    /'
     fi
     exit 1
 }
@@ -327,7 +327,7 @@ start higgs-check-a "$LOGS/5-decode-compile.log" --env DECODE_COMPILE=true -- --
     fail "the DECODE_COMPILE=true start exited $?" "$LOGS/5-decode-compile.log"
 job_answered "$LOGS/5-decode-compile.log" || fail "no answered job in the output" "$LOGS/5-decode-compile.log"
 if grep -qF "$FALLBACK_LINE" "$LOGS/5-decode-compile.log"; then
-    fail "the compiled decode step fell back to the plain step" "$LOGS/5-decode-compile.log"
+    fail "the compiled decode step fell back to the plain step: $(grep -m1 -F "$FALLBACK_LINE" "$LOGS/5-decode-compile.log" | cut -c1-400)" "$LOGS/5-decode-compile.log"
 fi
 grep -qF "(compiled: [1]" "$LOGS/5-decode-compile.log" ||
     fail "the log does not say the decode step was compiled" "$LOGS/5-decode-compile.log"
