@@ -157,7 +157,9 @@ def entrypoint_needs(dockerfile_text: str) -> set[str]:
     names = root_files()
     needs |= {name for name in names if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", shell)}
     python = {n for n in needs if n.endswith(".py")}
-    for module in re.findall(r"-m\s+([A-Za-z_][\w.]*)", shell):
+    # modules the shell runs: `python -m X`, or `-c '... from X import ...'` / `import X`
+    run = re.findall(r"-m\s+([A-Za-z_][\w.]*)", shell) + re.findall(r"\bfrom\s+([A-Za-z_][\w.]*)\s+import\b", shell)
+    for module in run:
         found = module_file(module)
         if found:
             python.add(found)
@@ -169,6 +171,8 @@ def entrypoint_needs(dockerfile_text: str) -> set[str]:
         for node in ast.walk(ast.parse((ROOT / rel).read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 needs.add(node.value)
+    # bootstrap installs the lock of a requirements file: X.txt's is X.lock beside it
+    needs |= {f"{n[:-4]}.lock" for n in needs if n.endswith(".txt") and f"{n[:-4]}.lock" in names}
     return needs
 
 
@@ -181,6 +185,7 @@ def test_the_copy_lines_bring_every_file_the_entrypoint_needs():
     text = DOCKERFILE.read_text()
     needs = entrypoint_needs(text)
     assert {"bootstrap.sh", "handler.py", "requirements-runtime.txt", "higgs_worker/jobs.py"} <= needs
+    assert {"higgs_worker/bootstrap.py", "requirements-runtime.lock"} <= needs
     assert missing_from_image(text) == set()
     image = image_files(text)
     assert image[f"{APP}/bootstrap.sh"] == "bootstrap.sh" and image[f"{APP}/higgs_worker/jobs.py"]
@@ -190,7 +195,11 @@ def test_the_copy_lines_bring_every_file_the_entrypoint_needs():
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("requirements-runtime.txt handler.py", "handler.py"), {"requirements-runtime.txt"}),
+        (
+            ("requirements-runtime.txt requirements-runtime.lock handler.py", "handler.py"),
+            {"requirements-runtime.txt", "requirements-runtime.lock"},
+        ),
+        (("requirements-runtime.lock handler.py", "handler.py"), {"requirements-runtime.lock"}),
         (("COPY higgs_worker/ ./higgs_worker/\n", ""), {"higgs_worker/__init__.py", "higgs_worker/jobs.py"}),
     ],
 )

@@ -422,6 +422,7 @@ def test_dockerignore_allows_exactly_what_the_dockerfile_copies() -> None:
     for src in sources:
         assert (ROOT / src).exists() or src in ("handler.py", "higgs_worker"), src
     assert "bootstrap.sh" in sources and "requirements-runtime.txt" in sources
+    assert "requirements-runtime.lock" in sources  # bootstrap installs the lock with its hashes
 
 
 def test_expected_image_size_is_within_budget() -> None:

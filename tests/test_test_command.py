@@ -22,13 +22,13 @@ def readme_test_command() -> str:
     return command.strip()
 
 
-def test_ci_runs_exactly_the_readmes_test_command() -> None:
+def test_ci_runs_exactly_the_readmes_test_command_then_the_image_check() -> None:
     commands = [
         line.strip()
         for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd "))
     ]
-    assert commands == [f"exec {readme_test_command()}"]
+    assert commands == [readme_test_command(), "bash scripts/image-check.sh"]
     test_sh = (ROOT / "scripts" / "test.sh").read_text()
     assert test_sh.index("scripts/install-system-packages.sh") < test_sh.index("scripts/setup-dev.sh")
 
