@@ -16,15 +16,6 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # Pages other engineers write in the same round (issue 30's docs tree links them). Until they
 # are merged a link to one may point nowhere; once a page exists its anchors are checked too.
-WRITTEN_IN_PARALLEL = {
-    "docs/voices.md",
-    "docs/text-normalization.md",
-    "docs/security.md",
-    "docs/gpu-check.md",
-    "docs/image.md",
-    "docs/reproducibility.md",
-    "docs/playground.md",
-}
 
 
 def anchors(text: str) -> set[str]:
@@ -66,8 +57,7 @@ def test_every_relative_link_and_anchor_resolves(doc: Path) -> None:
         dest = (doc.parent / path).resolve() if path else doc
         rel = dest.relative_to(ROOT).as_posix() if dest.is_relative_to(ROOT) else str(dest)
         if not dest.exists():
-            if rel not in WRITTEN_IN_PARALLEL:
-                problems.append(f"{target}: no such file")
+            problems.append(f"{target}: no such file")
             continue
         if anchor and dest.suffix == ".md" and anchor not in anchors(dest.read_text()):
             problems.append(f"{target}: no heading with that anchor in {rel}")
