@@ -167,13 +167,19 @@ def test_reference_audio_is_uploaded_once_and_named_by_its_s3_key(simulated, boo
     reference = tmp_path / "me.wav"
     reference.write_bytes(wav_bytes(2.0))
     opts = options(voice=None, reference_audio=str(reference), reference_text="Hello there.")
-    make_book(book, tmp_path / "one", endpoint_for(fake), opts)
-    make_book(book, tmp_path / "two", endpoint_for(fake), opts)
-
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="higgs-audio/references/")["Contents"]]
+
+    def references() -> set[str]:  # the bucket is the session's: other tests' references are there too
+        listing = s3.list_objects_v2(Bucket=BUCKET, Prefix="higgs-audio/references/")
+        return {o["Key"] for o in listing.get("Contents", [])}
+
+    before = references()
+    make_book(book, tmp_path / "one", endpoint_for(fake), opts)
+    make_book(book, tmp_path / "two", endpoint_for(fake), opts)
+
+    keys = sorted(references() - before)
     assert len(keys) == 1 and keys[0].endswith(".wav")
     assert s3.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read() == reference.read_bytes()
     refs = {json.dumps(job.input["reference_audio"], sort_keys=True) for job in fake.jobs.values()}
