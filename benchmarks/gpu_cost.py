@@ -30,8 +30,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from higgs_worker.model.memory_plan import GB, ModelShapes, plan  # noqa: E402
@@ -71,22 +69,10 @@ CARDS = [
 
 def real_shapes() -> tuple[ModelShapes, int, int]:
     """(shapes, bytes in use after loading, bytes of the LLM's weights) of the real checkpoint."""
-    from transformers import (
-        HiggsAudioV2Config,
-        HiggsAudioV2ForConditionalGeneration,
-        HiggsAudioV2TokenizerConfig,
-        HiggsAudioV2TokenizerModel,
-    )
+    from higgs_worker.devtools.bench import real_checkpoint_sizes
 
-    from higgs_worker.devtools.bench import full_size_tokenizer_config
-
-    config = HiggsAudioV2Config(codebook_size=1026, audio_stream_bos_id=1024, audio_stream_eos_id=1025)
-    with torch.device("meta"):
-        model = HiggsAudioV2ForConditionalGeneration(config)
-        tokenizer = HiggsAudioV2TokenizerModel(full_size_tokenizer_config(HiggsAudioV2TokenizerConfig))
-    weights = sum(p.numel() for p in model.parameters()) * 2
-    in_use = weights + sum(p.numel() for p in tokenizer.parameters()) * 4 + CONTEXT_BYTES
-    return ModelShapes.from_config(config, dtype_bytes=2), in_use, weights
+    shapes, weights, tokenizer = real_checkpoint_sizes()
+    return shapes, weights + tokenizer + CONTEXT_BYTES, weights
 
 
 def estimate(concurrency: int) -> list[tuple[float, Card, object, float, float]]:

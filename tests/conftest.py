@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from higgs_worker.contract.config import Settings
+from higgs_worker.io import safe_http
 from higgs_worker.jobs import Worker
 from higgs_worker.model.model_store import LocalModel
 
@@ -191,3 +192,38 @@ def worker_process_env(tiny_models, voices_dir: Path, work_dir: Path) -> dict:
 @pytest.fixture
 def subprocess_env(tiny_models, voices_dir, tmp_path) -> dict:
     return worker_process_env(tiny_models, voices_dir, tmp_path)
+
+
+# -- the outside world of a URL fetch (none can run inside a test) --------------------------
+PUBLIC_STANDIN = "127.0.0.3"
+
+
+@pytest.fixture
+def public_standin(monkeypatch):
+    """Stand-in for a public web server: the loopback address 127.0.0.3, and only it, counts
+    as public for the worker's address check. Every other address still goes through the
+    real check."""
+    real = safe_http.is_public
+    monkeypatch.setattr(safe_http, "is_public", lambda address: address == PUBLIC_STANDIN or real(address))
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Stand-in for an attacker's DNS server: ``socket.getaddrinfo`` answers for names in its
+    table (a list of answers is used one lookup after another, the last one repeating); every
+    other name goes to the real resolver. Yields (table, names looked up)."""
+    real = socket.getaddrinfo
+    table: dict[str, list[list[str]]] = {}
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name in table:
+            lookups.append(name)
+            answers = table[name]
+            addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+            return [info for address in addresses for info in real(address, port, *args, **kwargs)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table, lookups

@@ -23,7 +23,6 @@ import base64
 import io
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -38,8 +37,7 @@ from hypothesis import strategies as st
 
 import handler as handler_module
 from higgs_worker.contract.schema import KNOWN_FIELDS, OPUS_RATES, SAMPLE_RATES
-from higgs_worker.io import safe_http
-from tests.conftest import BUCKET, ROOT, wav_bytes
+from tests.conftest import BUCKET, PUBLIC_STANDIN, ROOT, wav_bytes
 from tests.support.hostile_servers import (
     HostileServer,
     endless_body,
@@ -56,7 +54,7 @@ FUZZ_ENV = {"MAX_TEXT_CHARS": "300", "MAX_NEW_TOKENS": "24"}  # any valid fuzzed
 CHEAP = {"MAX_TEXT_CHARS": "300", "MAX_NEW_TOKENS": "12"}  # the other tests: 12 steps a chunk
 OUTPUT_KEYS = {"format", "content_type", "sample_rate", "duration_s", "num_chunks", "seed", "model", "timings", "rtf"}
 URL_TIMEOUT = 2
-PUBLIC_STANDIN = "127.0.0.3"
+
 PRIVATE = "127.0.0.2"
 
 
@@ -654,15 +652,6 @@ def test_malformed_urls_are_refused_as_contract_errors(make_worker, url):
     check_refused(worker.run(ref_job({"url": url})), ("invalid_input: ", "reference_audio: "))
 
 
-@pytest.fixture
-def public_standin(monkeypatch):
-    """Stand-in for a public web server (none can run inside a test): the loopback address
-    127.0.0.3, and only it, counts as public for the worker's address check. Every other
-    address still goes through the real check."""
-    real = safe_http.is_public
-    monkeypatch.setattr(safe_http, "is_public", lambda address: address == PUBLIC_STANDIN or real(address))
-
-
 def test_public_standin_serves_a_clip(make_worker, public_standin):
     """The control for the stand-in tests: a "public" URL and a redirect between "public" URLs work."""
     data = wav_bytes(1.0)
@@ -742,28 +731,6 @@ def test_url_parser_confusion_cannot_reach_a_private_server(make_worker, public_
         out = make_worker(CHEAP).run(ref_job({"url": url}))
     check_contract(out)
     assert private.requests == [], f"{url!r} reached the private server: {out.get('error', 'fetched')}"
-
-
-@pytest.fixture
-def fake_dns(monkeypatch):
-    """Stand-in for an attacker's DNS server: ``socket.getaddrinfo`` answers for names under
-    ``.test`` from a table (a list of answers is used one lookup after another, the last
-    one repeating); every other name goes to the real resolver."""
-    real = socket.getaddrinfo
-    table: dict[str, list[list[str]]] = {}
-    lookups: list[str] = []
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else host
-        if name in table:
-            lookups.append(name)
-            answers = table[name]
-            addresses = answers.pop(0) if len(answers) > 1 else answers[0]
-            return [info for address in addresses for info in real(address, port, *args, **kwargs)]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return table, lookups
 
 
 @pytest.mark.parametrize(

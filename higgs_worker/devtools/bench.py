@@ -702,6 +702,27 @@ def full_size_tokenizer_config(config_class):
     )
 
 
+def real_checkpoint_sizes():
+    """(memory-plan shapes, bytes of the bf16 LLM, bytes of the fp32 audio tokenizer) of the real
+    checkpoint, built on the meta device (no memory, no download)."""
+    from transformers import (
+        HiggsAudioV2Config,
+        HiggsAudioV2ForConditionalGeneration,
+        HiggsAudioV2TokenizerConfig,
+        HiggsAudioV2TokenizerModel,
+    )
+
+    from ..model.memory_plan import ModelShapes
+
+    config = HiggsAudioV2Config(codebook_size=1026, audio_stream_bos_id=1024, audio_stream_eos_id=1025)
+    with torch.device("meta"):
+        model = HiggsAudioV2ForConditionalGeneration(config)
+        tokenizer = HiggsAudioV2TokenizerModel(full_size_tokenizer_config(HiggsAudioV2TokenizerConfig))
+    llm_bytes = sum(p.numel() for p in model.parameters()) * 2
+    tokenizer_bytes = sum(p.numel() for p in tokenizer.parameters()) * 4
+    return ModelShapes.from_config(config, dtype_bytes=2), llm_bytes, tokenizer_bytes
+
+
 def print_table(result: dict) -> None:
     keys = ["time_to_first_audio_s", "total_s", "audio_s", "rtf", "ms_per_step", "peak_memory_mb"]
     print(

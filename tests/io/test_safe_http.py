@@ -18,36 +18,10 @@ import pytest
 
 from higgs_worker.io import safe_http
 from higgs_worker.io.safe_http import FetchRefused, check_address, fetch, is_public
-from tests.conftest import wav_bytes
+from tests.conftest import PUBLIC_STANDIN, wav_bytes
 from tests.support.hostile_servers import HostileServer, serve
 
-PUBLIC_STANDIN = "127.0.0.3"
 PRIVATE = "127.0.0.2"
-
-
-@pytest.fixture
-def public_standin(monkeypatch):
-    real = safe_http.is_public
-    monkeypatch.setattr(safe_http, "is_public", lambda address: address == PUBLIC_STANDIN or real(address))
-
-
-@pytest.fixture
-def fake_dns(monkeypatch):
-    real = socket.getaddrinfo
-    table: dict[str, list[list[str]]] = {}
-    lookups: list[str] = []
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else host
-        if name in table:
-            lookups.append(name)
-            answers = table[name]
-            addresses = answers.pop(0) if len(answers) > 1 else answers[0]
-            return [info for address in addresses for info in real(address, port, *args, **kwargs)]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return table, lookups
 
 
 def closed_port(host: str) -> int:

@@ -20,21 +20,10 @@ CONTEXT_BYTES = int(0.6 * GB)  # the CUDA context and cuBLAS handles, about 0.5-
 @pytest.fixture(scope="module")
 def real():
     """(shapes, bytes in use after loading) of the real checkpoint: bf16 model + fp32 audio tokenizer."""
-    from transformers import (
-        HiggsAudioV2Config,
-        HiggsAudioV2ForConditionalGeneration,
-        HiggsAudioV2TokenizerConfig,
-        HiggsAudioV2TokenizerModel,
-    )
+    from higgs_worker.devtools.bench import real_checkpoint_sizes
 
-    from higgs_worker.devtools.bench import full_size_tokenizer_config
-
-    config = HiggsAudioV2Config(codebook_size=1026, audio_stream_bos_id=1024, audio_stream_eos_id=1025)
-    with torch.device("meta"):
-        model = HiggsAudioV2ForConditionalGeneration(config)
-        tokenizer = HiggsAudioV2TokenizerModel(full_size_tokenizer_config(HiggsAudioV2TokenizerConfig))
-    weights = sum(p.numel() for p in model.parameters()) * 2 + sum(p.numel() for p in tokenizer.parameters()) * 4
-    return ModelShapes.from_config(config, dtype_bytes=2), weights + CONTEXT_BYTES
+    shapes, llm, tokenizer = real_checkpoint_sizes()
+    return shapes, llm + tokenizer + CONTEXT_BYTES
 
 
 def test_the_real_shapes():
