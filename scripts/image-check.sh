@@ -219,7 +219,7 @@ end_phase "measured in the image's files"
 ENV_ARGS=(
     --env MODEL_PATH=/runpod-volume/tiny/model --env TOKENIZER_PATH=/runpod-volume/tiny/tokenizer
     --env VOICES_DIR=/runpod-volume/tiny/voices --env HF_HUB_OFFLINE=1
-    --env PIP_CERT=$CA_IN --env REQUESTS_CA_BUNDLE=$CA_IN --env SSL_CERT_FILE=$CA_IN
+    --env "PIP_CERT=$CA_IN" --env "REQUESTS_CA_BUNDLE=$CA_IN" --env "SSL_CERT_FILE=$CA_IN"
 )
 [[ -z "$TORCH_INDEX" ]] || ENV_ARGS+=(--env "TORCH_INDEX_URL=$TORCH_INDEX")
 
@@ -252,6 +252,7 @@ end_phase "$(du -sh "$VOL/tiny" | cut -f1), built in $(elapsed "$T_MODEL" "$(cat
 # ---------------------------------------------------------------------------------- (1) + (3)
 start_phase 1-first-start "empty volume: install the runtime, answer a --test_input job"
 T1=$(date +%s.%N)
+# shellcheck disable=SC2016  # $@ and $start_rc expand in the child shell; $WORK is spliced in here
 setsid bash -c 'start_rc=0; "$@" || start_rc=$?; date +%s.%N >"'"$WORK"'/first.end"; echo "$start_rc" >"'"$WORK"'/first.rc"' \
     first-start buildah "${STORE[@]}" run --isolation chroot \
     --volume "$VOL:/runpod-volume" --volume "$CA_BUNDLE:$CA_IN:ro" \
