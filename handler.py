@@ -98,7 +98,9 @@ def _start(job: dict, emit_item) -> tuple[asyncio.Queue, threading.Event]:
     def work() -> None:
         result = {"error": f"{GENERATION_FAILED}: the job ended unexpectedly; the worker is still serving"}
         try:
-            result = get_worker().run(job, stop.is_set, _progress_sender(job), emit)
+            result = (
+                get_worker().run(job, should_stop=stop.is_set, progress=_progress_sender(job), emit=emit).as_output()
+            )
         finally:  # whatever happens, the waiting side gets its result
             put((True, result))
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from .config import Settings
-from .errors import INVALID_INPUT, WorkerError
+from .errors import INVALID_INPUT, TOO_LONG, WorkerError
 
 MODEL_SAMPLE_RATE = 24_000  # the model's own output rate (Hz); the model and the codecs read it from here
 DEFAULT_SCENE = "Audio is recorded from a quiet room."
@@ -342,6 +342,8 @@ def parse_request(raw: Any, settings: Settings) -> SynthesisRequest:
         raise WorkerError(
             INVALID_INPUT,
             f"text has {len(request.text)} characters; the limit is {settings.max_text_chars} (MAX_TEXT_CHARS)",
+            kind=TOO_LONG,
+            parameter="text",
         )
     if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens_cap:
         raise WorkerError(

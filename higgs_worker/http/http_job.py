@@ -4,7 +4,8 @@ Admission (``request_line``): ``Worker.jobs_at_once`` jobs run at once (the gene
 plus IO_JOBS, ``higgs_worker.admission``); up to HTTP_QUEUE_LIMIT more wait, in arrival order,
 each holding a ``Place`` taken before its body was read; beyond, 429. Inside,
 a job holds a generation slot only while it generates. ``HttpJob.events`` gets ("audio",
-piece) while it runs (when the route wants audio), then ("done", output). A client that
+piece) while it runs (when the route wants audio), then ("done", outcome): the job's
+``JobOutput`` or ``JobFailure`` (``Worker.run``). A client that
 goes away sets the job's stop flag: a waiting job leaves the queue, a generating one stops
 at its next step.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 
+from ..contract.errors import GENERATION_FAILED, JobFailure
 from ..jobs import PreparedJob
 from .request_line import Place
 from .service import Service
@@ -65,14 +67,12 @@ class HttpJob:
                 loop.call_soon_threadsafe(service.active.__setitem__, self.id, phase)
 
         def work() -> None:
-            output = {"error": "generation_failed: the job ended unexpectedly; the worker is still serving"}
+            output = JobFailure(GENERATION_FAILED, "the job ended unexpectedly; the worker is still serving")
             try:
                 output = service.worker.run(
                     {"id": self.id},
-                    self.stop.is_set,
-                    None,
-                    None,
-                    on_audio if self.want_audio else None,
+                    should_stop=self.stop.is_set,
+                    on_audio=on_audio if self.want_audio else None,
                     on_phase=on_phase,
                     prepared=self.prepared,
                 )

@@ -33,7 +33,7 @@ from ..audio.codecs import to_pcm16
 from ..contract.config import Settings
 from ..contract.errors import WorkerError
 from ..contract.schema import KNOWN_FIELDS, MODEL_SAMPLE_RATE, parse_request
-from .errors import ApiError, job_error
+from .errors import ApiError, worker_error
 
 AUTO_VOICE = "auto"  # the model picks a voice (the job's voice: null)
 MODEL_IDS = ("higgs-audio-v2",)
@@ -153,7 +153,7 @@ def to_job_input(body: Any, settings: Settings) -> tuple[dict, SpeechOptions]:
     try:
         parse_request(job_input, settings)
     except WorkerError as exc:
-        raise job_error(str(exc)) from None
+        raise worker_error(exc) from None
     return job_input, SpeechOptions(response_format, stream_format)
 
 

@@ -142,7 +142,9 @@ def test_a_job_carries_the_warning_and_state_counts_it(make_worker, engine):
 
     worker = make_worker({"RUNAWAY_SILENCE_SECONDS": "1.5"})
     worker.engine = StandInEngine(engine, goes_silent(engine))
-    output = worker.run({"id": "runaway", "input": {"text": "Hello there.", "seed": 2, "delivery": "base64"}})
+    output = worker.run(
+        {"id": "runaway", "input": {"text": "Hello there.", "seed": 2, "delivery": "base64"}}
+    ).as_output()
     assert "error" not in output, output
     assert any("kept silent after speaking" in warning for warning in output["warnings"])
     assert output["duration_s"] <= (SPEECH_FRAMES + TAIL_FRAMES) / FRAMES_PER_SECOND
