@@ -64,7 +64,7 @@ def test_smart_voice_returns_the_contract_output(make_worker):
         ("mp3", "audio/mpeg"),
         ("flac", "audio/flac"),
         ("ogg", "audio/ogg"),
-        ("opus", "audio/opus"),
+        ("opus", "audio/ogg"),
         ("pcm", "audio/pcm"),
     ],
 )

@@ -23,6 +23,7 @@ from pydantic import (
 
 from .config import Settings
 from .errors import INVALID_INPUT, TOO_LONG, WorkerError
+from .formats import FORMATS
 
 MODEL_SAMPLE_RATE = 24_000  # the model's own output rate (Hz); the model and the codecs read it from here
 DEFAULT_SCENE = "Audio is recorded from a quiet room."
@@ -37,13 +38,8 @@ SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100,
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 
 
-class OutputFormat(StrEnum):
-    wav = "wav"
-    mp3 = "mp3"
-    flac = "flac"
-    ogg = "ogg"
-    opus = "opus"
-    pcm = "pcm"
+# The output formats (``formats.FORMATS``, where a new one is added).
+OutputFormat = StrEnum("OutputFormat", {f.name: f.name for f in FORMATS})
 
 
 class ChunkMethod(StrEnum):

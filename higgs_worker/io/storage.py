@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..contract.config import S3Settings
 from ..contract.errors import REFERENCE_AUDIO, STORAGE, TOO_LARGE, WorkerError
+from ..contract.formats import LOSSY_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def deliver(
                 STORAGE,
                 f"the audio is {len(data)} bytes{also}, above the inline limit of {inline_max_bytes} bytes "
                 "(INLINE_MAX_BYTES); set S3_BUCKET on the endpoint or ask for a compressed output_format "
-                "(mp3, opus, ogg)",
+                f"({', '.join(LOSSY_FORMATS)})",
                 kind=TOO_LARGE,
             )
         want_s3 = True
