@@ -51,6 +51,7 @@ from .io.voices import VoiceLibrary
 from .model import compile_cache
 from .model.engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
 from .model.model_store import LocalModel, check_format, ensure_local
+from .model.spec import SPEC
 from .synthesis import AudioPiece, ChunkStarted, RunawayLimits, Synthesis, build_voice_setup, synthesize
 from .voice_design import VoiceDesigner
 from .voice_inputs import JobVoices, VoiceClips, check_voices, fetch_voices, read_designed
@@ -157,8 +158,8 @@ class Worker:
                 retry = {"attempts": settings.download_attempts, "backoff": settings.download_backoff_seconds}
                 model = ensure_local(settings.model, "MODEL", settings.hf_cache_dir, **retry)
                 tokenizer = ensure_local(settings.tokenizer, "TOKENIZER", settings.hf_cache_dir, **retry)
-            check_format(model, "higgs_audio_v2", "MODEL")
-            check_format(tokenizer, "higgs_audio_v2_tokenizer", "TOKENIZER")
+            check_format(model, SPEC.model_type, "MODEL")
+            check_format(tokenizer, SPEC.tokenizer_type, "TOKENIZER")
             device = pick_device(settings.device)
             with timer.measure("load_s"):
                 try:

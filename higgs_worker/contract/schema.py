@@ -25,7 +25,7 @@ from .config import Settings
 from .errors import INVALID_INPUT, TOO_LONG, WorkerError
 from .formats import FORMATS
 
-MODEL_SAMPLE_RATE = 24_000  # the model's own output rate (Hz); the model and the codecs read it from here
+MODEL_SAMPLE_RATE = 24_000  # the model's output rate (Hz) the audio pipeline assumes; model/spec.py checks the configs
 DEFAULT_SCENE = "Audio is recorded from a quiet room."
 SPEAKER_KEY = re.compile(r"^SPEAKER\d{1,2}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

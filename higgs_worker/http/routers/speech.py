@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ...contract.errors import STORAGE, JobFailure
+from ...model.spec import SPEC
 from .. import openai_speech as speech
 from ..errors import failure_error
 from ..http_job import HttpJob
@@ -93,10 +94,10 @@ async def _speech_body(job: HttpJob, options: speech.SpeechOptions, first: tuple
                     log.info("request %s: first audio bytes after %.3fs", job.id, time.perf_counter() - started)
                 yield speech.sse_delta(chunk) if sse else chunk
             if kind == "done":
-                frames = round(samples / (speech.MODEL_SAMPLE_RATE / 25))
+                frames = round(samples * SPEC.frames_per_second / SPEC.sample_rate)
                 if sse:
                     yield speech.sse_done(chars, frames)
-                log.info("request %s done: %.2fs of audio", job.id, samples / speech.MODEL_SAMPLE_RATE)
+                log.info("request %s done: %.2fs of audio", job.id, samples / SPEC.sample_rate)
                 return
             event = await job.events.get()
     finally:
