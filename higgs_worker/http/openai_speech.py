@@ -34,10 +34,11 @@ from ..contract.config import Settings
 from ..contract.errors import WorkerError
 from ..contract.formats import BY_NAME, OPENAI_FORMATS
 from ..contract.schema import KNOWN_FIELDS, MODEL_SAMPLE_RATE, parse_request
+from ..model.spec import SPEC
 from .errors import ApiError, worker_error
 
 AUTO_VOICE = "auto"  # the model picks a voice (the job's voice: null)
-MODEL_IDS = ("higgs-audio-v2",)
+MODEL_IDS = (SPEC.name,)  # the release served (model/spec.py)
 OPENAI_MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")  # so tools that hard-code them work
 FORMATS = OPENAI_FORMATS  # response_format: the job's formats OpenAI's route offers (``contract.formats``)
 OPENAI_FIELDS = ("model", "input", "voice", "response_format", "speed", "instructions", "stream_format")
