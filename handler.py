@@ -29,7 +29,8 @@ from pydantic import TypeAdapter, ValidationError  # noqa: E402
 
 from higgs_worker import logs  # noqa: E402
 from higgs_worker.contract.config import SettingsError  # noqa: E402
-from higgs_worker.contract.errors import GENERATION_FAILED, INVALID_INPUT  # noqa: E402
+from higgs_worker.contract.errors import INVALID_INPUT  # noqa: E402
+from higgs_worker.job_thread import JobThread  # noqa: E402
 from higgs_worker.jobs import Worker  # noqa: E402
 from higgs_worker.startup import warm_start  # noqa: E402
 
@@ -81,29 +82,16 @@ def _progress_sender(job: dict):
 
 
 def _start(job: dict, emit_item) -> tuple[asyncio.Queue, threading.Event]:
-    """Run ``job`` in a thread. The queue gets ``(False, stream item)`` for each item passed
-    to ``emit_item`` (when not None) and always exactly one ``(True, output)`` last."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    stop = threading.Event()
-
-    def put(entry: tuple) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, entry)
-        except RuntimeError:  # the event loop has closed: nobody is waiting any more
-            pass
-
-    emit = (lambda item: put((False, item))) if emit_item else None
-
-    def work() -> None:
-        result = {"error": f"{GENERATION_FAILED}: the job ended unexpectedly; the worker is still serving"}
-        try:
-            result = get_worker().run(job, stop.is_set, _progress_sender(job), emit)
-        finally:  # whatever happens, the waiting side gets its result
-            put((True, result))
-
-    threading.Thread(target=work, name=f"job-{job.get('id')}", daemon=True).start()
-    return queue, stop
+    """Run ``job`` in a thread (``JobThread``). The queue gets ``(False, stream item)`` for each
+    item passed to ``emit_item`` (when not None) and always exactly one ``(True, output)`` last."""
+    thread = JobThread()
+    emit = (lambda item: thread.put((False, item))) if emit_item else None
+    thread.start(
+        f"job-{job.get('id')}",
+        lambda: get_worker().run(job, should_stop=thread.stop.is_set, progress=_progress_sender(job), emit=emit),
+        last=lambda outcome: (True, outcome.as_output()),
+    )
+    return thread.events, thread.stop
 
 
 def _asks_to_stream(job: dict) -> bool:

@@ -64,8 +64,9 @@ texts = json.loads(sys.argv[2])
 worker.run({"id": "warm", "input": {"text": "Warm up.", "seed": 1}})
 jobs = []
 for n, text in enumerate(texts):
-    out = worker.run({"id": f"m{n}", "input": {"text": text, "seed": n, "output_format": "flac",
-                                                "delivery": "base64", "subtitles": "srt", "loudness_lufs": -18}})
+    job_input = {"text": text, "seed": n, "output_format": "flac", "delivery": "base64", "subtitles": "srt",
+                 "loudness_lufs": -18}
+    out = worker.run({"id": f"m{n}", "input": job_input}).as_output()
     t = out["timings"]
     jobs.append({"generate_s": t["generate_s"], "total_s": t["total_s"], "audio_s": out["duration_s"]})
 print(json.dumps(jobs))

@@ -43,13 +43,14 @@ t_import = time.perf_counter() - t0
 worker = Worker(Settings.from_env())
 timer = Timer(); worker.ensure_engine(timer); split = timer.summary()
 job = {"text": "Hello there, this is the first job of a new worker.", "seed": 1, "max_new_tokens": 120}
-t = time.perf_counter(); first = worker.run({"id": "first", "input": job}); t_first_job = time.perf_counter() - t
+t = time.perf_counter(); first = worker.run({"id": "first", "input": job}).as_output()
+t_first_job = time.perf_counter() - t
 rows = []
 for delivery in ("base64", "s3"):
     for i in range(int(os.environ["BENCH_JOBS"])):
         inp = {**job, "seed": i, "delivery": delivery, "output_format": "mp3"}
         t = time.perf_counter(); parse_request(inp, worker.settings); validate = time.perf_counter() - t
-        out = worker.run({"id": f"j{i}", "input": inp})
+        out = worker.run({"id": f"j{i}", "input": inp}).as_output()
         assert "error" not in out, out
         rows.append({"delivery": delivery, "validate_s": validate, **out["timings"]})
 narration_rows, segments = [], {}
@@ -65,7 +66,8 @@ if int(os.environ.get("BENCH_NARRATION_JOBS", "0")):
         for i in range(int(os.environ["BENCH_NARRATION_JOBS"])):
             pair = {}
             for kind, extra in (("plain", {}), ("narration", options)):
-                out = worker.run({"id": f"n{i}", "input": {**story, **extra, "seed": 100 + i, "delivery": delivery}})
+                job_input = {**story, **extra, "seed": 100 + i, "delivery": delivery}
+                out = worker.run({"id": f"n{i}", "input": job_input}).as_output()
                 assert "error" not in out, out
                 pair[kind] = out["timings"]
             narration_rows.append({"delivery": delivery, "audio_s": out["duration_s"], **pair})

@@ -33,11 +33,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from higgs_worker.model.memory_plan import GB, ModelShapes, plan  # noqa: E402
+from higgs_worker.model.spec import SPEC  # noqa: E402
 
 PRICES_READ = "7 December 2026"  # docs.runpod.io/serverless/pricing, flex price per second
 EFFICIENCY = 0.6  # share of the peak memory bandwidth a batched decode step reaches (assumed)
 LIVE_POSITIONS = 1000  # average live length of a job's sequence (prompt + audio so far; assumed)
-FRAMES_PER_SECOND = 25
+FRAMES_PER_SECOND = SPEC.frames_per_second
 CONTEXT_BYTES = int(0.6 * GB)  # CUDA context and cuBLAS handles (as tests/model/test_memory_plan.py)
 MIB = 1024 * 1024
 

@@ -31,7 +31,8 @@ def main() -> None:
     import torch
 
     from higgs_worker.devtools.tiny_model import build
-    from higgs_worker.model.engine import FRAMES_PER_SECOND, Engine
+    from higgs_worker.model.engine import Engine
+    from higgs_worker.model.spec import SPEC
     from higgs_worker.synthesis import RunawayLimits
     from tests.model.test_runaway import SPEECH_FRAMES, StandInEngine, goes_silent, never_stops, run, speech_row
 
@@ -44,7 +45,7 @@ def main() -> None:
         stand_in = StandInEngine(engine, script(engine))
         result = run(stand_in, limits)
         after = stand_in.yielded - SPEECH_FRAMES
-        past = (after - limit * FRAMES_PER_SECOND) / FRAMES_PER_SECOND
+        past = (after - limit * SPEC.frames_per_second) / SPEC.frames_per_second
         kept = len(result.audio) / engine.sample_rate
         cut = result.runaways[0].cut_seconds if result.runaways else 0.0
         print(f"| {name} | {limit} | {after} | {past:.2f} | {kept:.2f} | {cut:.2f} |")

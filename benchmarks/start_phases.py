@@ -45,6 +45,7 @@ job = {"text": "Hello there, this is the first job of a new worker.", "seed": 1,
        "max_new_tokens": int(os.environ["BENCH_TOKENS"])}
 heard = []
 output = worker.run({"id": "first", "input": job}, on_audio=lambda piece: heard or heard.append(time.time() - T0))
+output = output.as_output()
 assert "error" not in output, output
 done = time.time() - T0
 print("PHASES " + json.dumps({"imports_at": imports, "ready_at": ready, "first_job_at": done, "phases": phases,

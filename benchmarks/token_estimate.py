@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from higgs_worker.text.pace import FRAMES_PER_SECOND, bound_seconds, spoken_units  # noqa: E402
+from higgs_worker.text.pace import bound_seconds, spoken_units  # noqa: E402
 
 ENGLISH = [
     "The sun rises in the east and sets in the west. This simple fact has been observed for ages.",
@@ -119,11 +119,11 @@ def espeak_figures() -> dict:
             others = [item for item in longer if item[0] != text]
             start = index % len(others)
             context = (others + others)[start : start + 2]  # two "earlier chunks" of the same voice
-            frames_per_unit = sum(s * FRAMES_PER_SECOND for _, s in context) / sum(spoken_units(t) for t, _ in context)
-            predicted = spoken_units(text) * frames_per_unit / FRAMES_PER_SECOND
+            seconds_per_unit = sum(s for _, s in context) / sum(spoken_units(t) for t, _ in context)
+            predicted = spoken_units(text) * seconds_per_unit
             errors.append(seconds / predicted)
             old.append(old_bound_seconds(text) / seconds)
-            known = bound_seconds(text, frames_per_unit)
+            known = bound_seconds(text, seconds_per_unit)
             unknown = bound_seconds(text)
             new_known.append(known / seconds)
             new_unknown.append(unknown / seconds)

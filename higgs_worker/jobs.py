@@ -1,9 +1,10 @@
 """One job, end to end: input -> checked job -> inputs -> synthesis -> encoded audio -> delivery.
 
 ``Worker`` holds what lives for the whole worker process (settings, the loaded engine,
-the S3 client, encoded voices, the generation slots). ``Worker.run(job)`` returns the
-contract's output dict or ``{"error": "<code>: <message>"}``; it never raises, so the
-worker stays healthy after any failed job.
+the S3 client, encoded voices, the generation slots). ``Worker.run(job)`` returns the job's
+outcome: a ``JobOutput`` (or a voice action's result) or a ``JobFailure`` (code, kind,
+parameter, message); each door turns it into its own answer (``as_output()``: the queue's
+dict). It never raises, so the worker stays healthy after any failed job.
 
 A job's phases (``admission``): ``prepare`` checks it at once and cheaply (schema, limits,
 names, base64, audio headers, URL addresses, voices read as one version each; nothing
@@ -35,20 +36,22 @@ from .contract.errors import (
     GENERATION_FAILED,
     MODEL_UNAVAILABLE,
     Cancelled,
+    JobFailure,
     WorkerError,
     free_device_memory,
     is_out_of_memory,
     out_of_memory,
 )
-from .contract.output import Timings
+from .contract.output import JobOutput, Timings
 from .contract.schema import SynthesisRequest, parse_request
-from .contract.voice_actions import DesignVoice, VoiceEntry, is_action, parse_action
+from .contract.voice_actions import DesignVoice, VoiceEntry, VoiceList, is_action, parse_action
 from .io.presets import Preset, presets, voice_entries
 from .io.storage import S3Store, deliver
 from .io.voices import VoiceLibrary
 from .model import compile_cache
 from .model.engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
 from .model.model_store import LocalModel, check_format, ensure_local
+from .model.spec import SPEC
 from .synthesis import AudioPiece, ChunkStarted, RunawayLimits, Synthesis, build_voice_setup, synthesize
 from .voice_design import VoiceDesigner
 from .voice_inputs import JobVoices, VoiceClips, check_voices, fetch_voices, read_designed
@@ -59,6 +62,9 @@ ProgressFn = Callable[[int, int], None]
 EmitFn = Callable[[dict], None]
 AudioFn = Callable[[np.ndarray], None]
 PhaseFn = Callable[[str], None]  # "inputs", "waiting", "generating", "delivering"
+Outcome = JobOutput | VoiceEntry | VoiceList | JobFailure  # how a job ends; ``as_output()`` is the queue's dict
+
+CANCELLED = JobFailure(GENERATION_FAILED, "the job was cancelled or timed out; generation stopped")
 
 
 @dataclass
@@ -125,9 +131,8 @@ class Worker:
         slots = self.concurrency
         return slots + io_jobs_for(self.settings.io_jobs, slots)
 
-    @property
     def generation_slots(self) -> GenerationSlots:
-        """The slots a job holds while it generates; as many as ``concurrency`` says now."""
+        """The slots a job holds while it generates, resized to what ``concurrency`` says now."""
         with self._slots_lock:
             if self._slots is None:
                 self._slots = GenerationSlots(self.concurrency)
@@ -153,8 +158,8 @@ class Worker:
                 retry = {"attempts": settings.download_attempts, "backoff": settings.download_backoff_seconds}
                 model = ensure_local(settings.model, "MODEL", settings.hf_cache_dir, **retry)
                 tokenizer = ensure_local(settings.tokenizer, "TOKENIZER", settings.hf_cache_dir, **retry)
-            check_format(model, "higgs_audio_v2", "MODEL")
-            check_format(tokenizer, "higgs_audio_v2_tokenizer", "TOKENIZER")
+            check_format(model, SPEC.model_type, "MODEL")
+            check_format(tokenizer, SPEC.tokenizer_type, "TOKENIZER")
             device = pick_device(settings.device)
             with timer.measure("load_s"):
                 try:
@@ -227,7 +232,7 @@ class Worker:
         def generate(request: SynthesisRequest) -> np.ndarray:
             setup = build_voice_setup(request, resolve=_no_clips)
             result: Synthesis | None = None
-            with self.generation_slots.held(should_stop):
+            with self.generation_slots().held(should_stop):
                 for event in synthesize(
                     engine, request, setup, self.settings.max_new_tokens_cap, should_stop, runaway=self.runaway_limits
                 ):
@@ -257,40 +262,42 @@ class Worker:
         for stop in result.runaways:
             log.warning("runaway guard: %s", stop.warning())
 
-    def run_action(self, job_input: dict, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-        """A queue-mode voice action (``contract.voice_actions``): its output dict, or ``{"error": ...}``."""
+    def run_action(
+        self, job_input: dict, should_stop: Callable[[], bool] | None = None
+    ) -> VoiceEntry | VoiceList | JobFailure:
+        """A queue-mode voice action (``contract.voice_actions``): its result, or its failure."""
         try:
             action = parse_action(job_input)
             if isinstance(action, DesignVoice):
-                return self.design_voice(action, should_stop).model_dump()
-            return {"object": "list", "data": [entry.model_dump() for entry in self.voice_entries()]}
+                return self.design_voice(action, should_stop)
+            return VoiceList(data=self.voice_entries())
         except WorkerError as exc:
-            return exc.as_output()
+            return exc.failure()
         except Cancelled:
-            return {"error": f"{GENERATION_FAILED}: the job was cancelled or timed out; generation stopped"}
+            return CANCELLED
         except Exception as exc:
             if is_out_of_memory(exc):
-                return out_of_memory().as_output()
+                return out_of_memory().failure()
             log.exception("voice action failed unexpectedly")
-            return {"error": f"{GENERATION_FAILED}: unexpected {type(exc).__name__}; the worker is still serving"}
+            return JobFailure(GENERATION_FAILED, f"unexpected {type(exc).__name__}; the worker is still serving")
 
     def run(
         self,
         job: dict[str, Any],
+        *,
         should_stop: Callable[[], bool] | None = None,
         progress: ProgressFn | None = None,
         emit: EmitFn | None = None,
         on_audio: AudioFn | None = None,
-        *,
         on_phase: PhaseFn | None = None,
         prepared: PreparedJob | None = None,
-    ) -> dict[str, Any]:
+    ) -> Outcome:
         """Run one job. With ``stream: true`` and ``emit``, stream items (``stream_items``:
         Ogg Opus pieces as base64) are handed to ``emit`` while they are generated; ``on_audio`` (any door that
         streams itself, e.g. HTTP) gets the same pieces as float32 arrays at the model's rate,
         whatever the job's ``stream`` field. ``on_phase`` hears each phase as it starts;
         ``prepared`` is the job already checked (``prepare``). The return value is always the
-        full output."""
+        whole outcome (``Outcome``), the streamed pieces included."""
         timer = Timer()
         job_id = str(job.get("id") or "job")
         phase = on_phase or (lambda _name: None)
@@ -307,7 +314,7 @@ class Worker:
                 self.fetch(prepared)
             phase("waiting")
             slot_wait = time.perf_counter()
-            with self.generation_slots.held(should_stop):
+            with self.generation_slots().held(should_stop):
                 timer.add("wait_s", time.perf_counter() - slot_wait)
                 phase("generating")
                 with timer.measure("generate_s"):
@@ -318,22 +325,22 @@ class Worker:
             notes = [f"voice {name!r} designed from its preset description on first use" for name in designed]
             notes += [stop.warning() for stop in result.runaways]
             if notes:
-                output["warnings"] = [*output.get("warnings", []), *notes]
+                output.warnings = [*(output.warnings or []), *notes]
             return output
         except WorkerError as exc:
             log.info("job %s failed: %s", job_id, exc.code)
-            return exc.as_output()
+            return exc.failure()
         except Cancelled:
             log.info("job %s was stopped", job_id)
-            return {"error": f"{GENERATION_FAILED}: the job was cancelled or timed out; generation stopped"}
+            return CANCELLED
         except Exception as exc:
             if is_out_of_memory(exc):
                 log.warning("job %s ran out of GPU memory", job_id)
-                return out_of_memory().as_output()
+                return out_of_memory().failure()
             log.exception("job %s failed unexpectedly", job_id)
-            return {
-                "error": f"{GENERATION_FAILED}: unexpected {type(exc).__name__}; the worker is still serving, try again"
-            }
+            return JobFailure(
+                GENERATION_FAILED, f"unexpected {type(exc).__name__}; the worker is still serving, try again"
+            )
 
     def fetch(self, prepared: PreparedJob) -> None:
         """Reference audio downloaded (URL, S3) and every clip decoded: network and CPU, no slot."""
@@ -377,7 +384,7 @@ class Worker:
 
     def render_and_deliver(
         self, job_id: str, request: SynthesisRequest, result: Synthesis, streamed_bytes: int, timer: Timer
-    ) -> dict[str, Any]:
+    ) -> JobOutput:
         """After generation, outside the slot: narration and encoding, then S3 or inline."""
         with timer.measure("encode_s"):
             # pauses, trimming, resampling, loudness, segments and subtitles (narration.py)
@@ -389,42 +396,39 @@ class Worker:
                 narration.add_words(rendered, request)
         codec = audio_codec.CODECS[request.output_format.value]
         duration = round(len(waveform) / request.sample_rate, 3)
-        output: dict[str, Any] = {}
         with timer.measure("upload_s"):
-            output.update(
-                deliver(
-                    self.store,
-                    request.delivery.value,
-                    request.file_name(job_id),
-                    data,
-                    codec.content_type,
-                    self.settings.inline_max_bytes,
-                    streamed_bytes,
-                )
+            delivered = deliver(
+                self.store,
+                request.delivery.value,
+                request.file_name(job_id),
+                data,
+                codec.content_type,
+                self.settings.inline_max_bytes,
+                streamed_bytes,
             )
-            output.update(narration.deliver_subtitles(rendered, request, job_id, output, self.store))
-        output.update(
-            {
-                "format": request.output_format.value,
-                "content_type": codec.content_type,
-                "sample_rate": request.sample_rate,
-                "duration_s": duration,
-                "num_chunks": result.num_chunks,
-                "seed": result.seed,
-                "model": {"repo": self.settings.model.repo, "revision": self.model_info.revision},
-                "timings": timer.summary(),
-            }
-        )
-        output["rtf"] = round(output["timings"]["generate_s"] / duration, 3) if duration > 0 else None
-        output.update(rendered.outputs())  # segments, and loudness when normalised
+            subtitles = narration.deliver_subtitles(rendered, request, job_id, delivered, self.store)
+        timings = timer.summary()
+        extra: dict[str, Any] = {**delivered, **subtitles, **rendered.outputs()}  # segments, loudness when normalised
         if self.engine is not None and self.engine.compile_note:  # the decode step fell back to the plain step
-            output["warnings"] = [self.engine.compile_note]
+            extra["warnings"] = [self.engine.compile_note]
+        output = JobOutput(
+            format=request.output_format.value,
+            content_type=codec.content_type,
+            sample_rate=request.sample_rate,
+            duration_s=duration,
+            num_chunks=result.num_chunks,
+            seed=result.seed,
+            model={"repo": self.settings.model.repo, "revision": self.model_info.revision},
+            timings=timings,
+            rtf=round(timings["generate_s"] / duration, 3) if duration > 0 else None,
+            **extra,
+        )
         log.info(
             "job %s done: %.2fs of audio, %d chunk(s), %s",
             job_id,
             duration,
             result.num_chunks,
-            "s3" if "s3_uri" in output else "inline",
+            "s3" if output.s3_uri else "inline",
         )
         return output
 

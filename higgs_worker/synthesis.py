@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .contract.schema import ReferenceAudio, SynthesisRequest
-from .model.engine import FRAMES_PER_SECOND, Engine, Sampling
+from .model.engine import Engine, Sampling
 from .model.prompt import SYSTEM_DIALOGUE, SYSTEM_SINGLE, AudioClip, Prompt, Turn
 from .text.chunking import has_speaker_tags, speaker_of, split_text
 from .text.normalize import Normalized, for_chunks, normalize
@@ -127,11 +127,11 @@ def build_voice_setup(request: SynthesisRequest, resolve: ClipResolver) -> Voice
     return setup
 
 
-def voice_pace(turns: list[Turn]) -> float | None:
-    """Frames per spoken unit the voice has shown in ``turns``: the slowest of its (user text,
+def voice_pace(turns: list[Turn], frames_per_second: int) -> float | None:
+    """Seconds per spoken unit the voice has shown in ``turns``: the slowest of its (user text,
     assistant audio) pairs (the reference clip with its transcript, the chunks generated so far)."""
     pairs = [
-        (said.text or "", heard.audio.codes.shape[1])
+        (said.text or "", heard.audio.codes.shape[1] / frames_per_second)
         for said, heard in zip(turns, turns[1:], strict=False)
         if said.role == "user" and heard.role == "assistant" and heard.audio is not None
     ]
@@ -141,7 +141,7 @@ def voice_pace(turns: list[Turn]) -> float | None:
 def chunk_budget(engine: Engine, chunk: str, cap: int, context: list[Turn]) -> int:
     """max_new_tokens for ``chunk``: its speech at the pace the voice showed in ``context`` (the
     prompt's example and history turns), or at a typical pace with more slack (text/pace.py)."""
-    return engine.max_tokens_for(chunk, cap, bound_seconds(chunk, voice_pace(context)))
+    return engine.max_tokens_for(chunk, cap, bound_seconds(chunk, voice_pace(context, engine.spec.frames_per_second)))
 
 
 def sampling_for(
@@ -201,7 +201,7 @@ def synthesize(
                 rows.append(row)
                 if guard.active and guard.push(row):
                     rows = rows[: guard.keep]
-                    runaways.append(RunawayStop(index, guard.reason, guard.cut_seconds(FRAMES_PER_SECOND)))
+                    runaways.append(RunawayStop(index, guard.reason, guard.cut_seconds(engine.spec.frames_per_second)))
                     break
                 for piece in streamer.push(row) if streamer else ():
                     yield AudioPiece(index, piece)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .contract.config import Settings
-from .contract.errors import INVALID_INPUT, WorkerError
+from .contract.errors import INVALID_INPUT, NOT_FOUND, WorkerError
 from .contract.schema import (
     MODEL_SAMPLE_RATE,
     ReferenceAudio,
@@ -144,6 +144,8 @@ def unknown_voice(name: str, library: VoiceLibrary, presets: dict[str, Preset]) 
         INVALID_INPUT,
         f"unknown voice {name!r}; available voices: {listing}. "
         "Use null for a voice the model picks, or reference_audio to clone one.",
+        kind=NOT_FOUND,
+        parameter="voice",
     )
 
 

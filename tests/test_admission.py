@@ -70,7 +70,7 @@ def test_both_doors_take_the_generation_slots_plus_io_jobs(make_worker):
     import handler
 
     worker = make_worker({"MAX_CONCURRENCY": "3", "IO_JOBS": "5"}, share_engine=False)  # no engine yet
-    assert worker.concurrency == 3 and worker.generation_slots.size == 3
+    assert worker.concurrency == 3 and worker.generation_slots().size == 3
     assert worker.jobs_at_once == 8
     handler._worker, saved = worker, handler._worker
     try:

@@ -51,7 +51,7 @@ def test_a_worker_whose_compile_fails_warms_up_completes_jobs_and_says_so(
     worker.engine = failing_engine
     with caplog.at_level(logging.INFO):
         report = compile_cache.warm_up(failing_engine, str(tmp_path / "volume"), "abc123", str(tmp_path))
-        outputs = [worker.run({"id": f"j{i}", "input": {**JOB, "seed": i}}) for i in range(2)]
+        outputs = [worker.run({"id": f"j{i}", "input": {**JOB, "seed": i}}).as_output() for i in range(2)]
     assert report.fallbacks == 1 and not report.saved
     assert not list((tmp_path / "volume").glob("*/inductor.bundle"))  # nothing half-compiled published
     for output in outputs:
@@ -66,7 +66,7 @@ def test_a_worker_whose_compile_fails_warms_up_completes_jobs_and_says_so(
 
 
 def test_a_worker_that_compiles_fine_adds_no_warning(make_worker):
-    output = make_worker().run({"id": "plain", "input": JOB})
+    output = make_worker().run({"id": "plain", "input": JOB}).as_output()
     assert "error" not in output and "warnings" not in output
 
 

@@ -45,7 +45,7 @@ def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:
 
 
 class Background:
-    """``worker.run(job)`` in a thread, its phases recorded."""
+    """``worker.run(job).as_output()`` in a thread, its phases recorded."""
 
     def __init__(self, worker, job_input: dict, **kwargs):
         self.phases: list[str] = []
@@ -53,7 +53,9 @@ class Background:
         self.stop = threading.Event()
 
         def run() -> None:
-            self.output = worker.run({"input": job_input}, self.stop.is_set, on_phase=self.phases.append, **kwargs)
+            self.output = worker.run(
+                {"input": job_input}, should_stop=self.stop.is_set, on_phase=self.phases.append, **kwargs
+            ).as_output()
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
@@ -81,7 +83,7 @@ def test_a_voice_replaced_while_jobs_use_it_never_gives_a_mixed_pair(make_worker
         save_voice(str(voices_dir), "vx", clips[version], TRANSCRIPTS[version], 10**7, 60)
 
     def audio(job_input: dict) -> str:
-        out = worker.run({"input": job_input})
+        out = worker.run({"input": job_input}).as_output()
         assert "audio_base64" in out, out
         return out["audio_base64"]
 
@@ -139,7 +141,7 @@ def test_bad_input_is_refused_while_the_only_slot_generates(make_worker):
             ({"text": "x", "speakers": {"SPEAKER1": {"voice": "nobody"}}}, "invalid_input: unknown voice 'nobody'"),
             ({"text": "x", "temperature": 9}, "invalid_input: temperature"),
         ]:
-            out = worker.run({"input": bad})
+            out = worker.run({"input": bad}).as_output()
             assert list(out) == ["error"] and out["error"].startswith(error), out
         assert busy.running and busy.phases[-1] == "generating" and queued.phases[-1] == "waiting"
     finally:
@@ -155,7 +157,9 @@ def test_a_stalled_reference_url_does_not_hold_the_slot(make_worker):
         reference = {"url": f"{server.url}/clip.wav", "transcript": "Hi."}
         stalled = Background(worker, {**SHORT, "reference_audio": reference})
         wait_until(lambda: server.requests, what="the stalled download")
-        plain = [worker.run({"input": {**SHORT, "seed": seed}}) for seed in (1, 2)]  # one slot, two plain jobs
+        plain = [
+            worker.run({"input": {**SHORT, "seed": seed}}).as_output() for seed in (1, 2)
+        ]  # one slot, two plain jobs
         assert all("audio_base64" in out for out in plain), plain
         assert stalled.running and stalled.phases == ["inputs"]  # still downloading, holding no slot
     out = stalled.join()  # the server went away: the download fails cleanly
@@ -171,7 +175,7 @@ def test_a_hanging_s3_upload_does_not_hold_the_slot(make_worker, moto_server, s3
         proxy.stall_seconds = 120.0  # S3 hangs
         stored = Background(worker, {**SHORT, "delivery": "s3", "output_name": "after-the-hang"})
         wait_until(lambda: stored.phases[-1:] == ["delivering"], what="the S3 job delivering")
-        plain = [worker.run({"input": {**SHORT, "seed": seed}}) for seed in (1, 2)]
+        plain = [worker.run({"input": {**SHORT, "seed": seed}}).as_output() for seed in (1, 2)]
         assert all("audio_base64" in out for out in plain), plain
         assert stored.running and stored.phases[-1] == "delivering"  # still uploading, holding no slot
         proxy.unstall()  # S3 comes back: the result is stored, nothing lost

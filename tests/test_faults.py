@@ -38,7 +38,7 @@ def s3_worker(make_worker, proxy, **extra) -> Worker:
 
 def test_flaky_s3_is_retried_and_the_result_stored(make_worker, proxy, s3_client):
     proxy.fail_puts = 2
-    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="4").run({"id": "flaky", "input": SHORT})
+    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="4").run({"id": "flaky", "input": SHORT}).as_output()
     assert out["s3_uri"].endswith("/flaky.wav"), out
     assert [status for method, _, status in proxy.requests if method == "PUT"][:3] == [503, 503, 200]
     assert requests.get(out["audio_url"], timeout=10).status_code == 200
@@ -47,7 +47,7 @@ def test_flaky_s3_is_retried_and_the_result_stored(make_worker, proxy, s3_client
 def test_s3_down_fails_with_storage_after_bounded_retries(make_worker, proxy):
     proxy.fail_puts = 100
     start = time.monotonic()
-    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="3").run({"input": SHORT})
+    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="3").run({"input": SHORT}).as_output()
     elapsed = time.monotonic() - start
     assert list(out) == ["error"] and out["error"].startswith("storage: ")
     puts = [r for r in proxy.requests if r[0] == "PUT"]
@@ -60,7 +60,11 @@ def test_s3_unreachable_fails_with_storage(make_worker, monkeypatch):
         monkeypatch.setenv(key, value)
     closed = f"http://127.0.0.1:{free_port()}"
     start = time.monotonic()
-    out = make_worker({"S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": closed, "S3_ATTEMPTS": "2"}).run({"input": SHORT})
+    out = (
+        make_worker({"S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": closed, "S3_ATTEMPTS": "2"})
+        .run({"input": SHORT})
+        .as_output()
+    )
     print(f"S3 unreachable: failed after {time.monotonic() - start:.1f}s")
     assert list(out) == ["error"] and out["error"].startswith("storage: ")
 
@@ -68,7 +72,7 @@ def test_s3_unreachable_fails_with_storage(make_worker, monkeypatch):
 def test_slow_s3_is_cut_off_by_the_timeout(make_worker, proxy):
     proxy.stall_seconds = 3.0
     start = time.monotonic()
-    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="1", S3_TIMEOUT_SECONDS="1").run({"input": SHORT})
+    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="1", S3_TIMEOUT_SECONDS="1").run({"input": SHORT}).as_output()
     elapsed = time.monotonic() - start
     print(f"slow S3: failed after {elapsed:.1f}s")
     assert list(out) == ["error"] and out["error"].startswith("storage: ")
@@ -77,7 +81,7 @@ def test_slow_s3_is_cut_off_by_the_timeout(make_worker, proxy):
 
 def test_refused_credentials_fail_fast_without_retry_storm(make_worker, proxy):
     proxy.deny = True
-    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="4").run({"input": SHORT})
+    out = s3_worker(make_worker, proxy, S3_ATTEMPTS="4").run({"input": SHORT}).as_output()
     assert list(out) == ["error"] and out["error"].startswith("storage: ")
     assert "InvalidAccessKeyId" in out["error"]
     assert len([r for r in proxy.requests if r[0] == "PUT"]) == 1  # not transient: botocore does not retry it
@@ -133,19 +137,19 @@ def volume_worker(volume: Path, tmp_path: Path) -> Worker:
 def test_full_volume_is_a_clear_error_and_recovers_when_space_is_freed(tmp_path, tmpfs, hub):
     volume = tmpfs("full", "1m")  # smaller than the tiny weights (~2.2 MB)
     worker = volume_worker(volume, tmp_path)
-    out = worker.run({"input": SHORT})
+    out = worker.run({"input": SHORT}).as_output()
     assert list(out) == ["error"] and out["error"].startswith("model_unavailable: ")
     assert "full" in out["error"]
     assert not (volume / "model" / MARKER).exists()
     subprocess.run(["mount", "-o", "remount,size=64m", str(volume)], check=True)  # space is freed
-    out = worker.run({"input": SHORT})
+    out = worker.run({"input": SHORT}).as_output()
     assert "audio_base64" in out, out
     assert (volume / "model" / MARKER).exists()
 
 
 def test_read_only_volume_is_a_clear_error(tmp_path, tmpfs, hub):
     volume = tmpfs("ro", "16m", read_only=True)
-    out = volume_worker(volume, tmp_path).run({"input": SHORT})
+    out = volume_worker(volume, tmp_path).run({"input": SHORT}).as_output()
     assert list(out) == ["error"] and out["error"].startswith("model_unavailable: ")
     assert "read-only" in out["error"]
     assert not any(volume.iterdir())

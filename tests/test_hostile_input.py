@@ -346,7 +346,7 @@ def test_jobs_without_an_input_object_are_invalid_input(fuzz_worker, job):
 def test_tiny_positive_temperatures_work_or_are_refused(make_worker, temperature):
     """The schema accepts any temperature in [0, 2]; a tiny positive one must not make the
     sampler divide its way to inf/NaN probabilities."""
-    out = make_worker(CHEAP).run({"input": {"text": "Hello there.", "seed": 1, "temperature": temperature}})
+    out = make_worker(CHEAP).run({"input": {"text": "Hello there.", "seed": 1, "temperature": temperature}}).as_output()
     check_contract(out, ("invalid_input: ",))
 
 
@@ -371,7 +371,7 @@ MUST_WORK = {
 
 @pytest.mark.parametrize("name", list(MUST_WORK))
 def test_reference_audio_in_any_common_shape_works(make_worker, name):
-    out = make_worker(CHEAP).run(ref_job({"base64": b64(MUST_WORK[name]), "transcript": "A tone."}))
+    out = make_worker(CHEAP).run(ref_job({"base64": b64(MUST_WORK[name]), "transcript": "A tone."})).as_output()
     check_audio(out)
 
 
@@ -380,7 +380,7 @@ def test_reference_base64_as_data_url_and_with_line_breaks_works(make_worker):
     data = b64(wav_bytes(1.0, rate=16000))
     wrapped = "\n".join(data[i : i + 76] for i in range(0, len(data), 76))  # MIME-style lines
     for value in ("data:audio/wav;base64," + data, wrapped):
-        check_audio(worker.run(ref_job({"base64": value})))
+        check_audio(worker.run(ref_job({"base64": value})).as_output())
 
 
 LIMITS = {"MAX_REFERENCE_SECONDS": "2", "MAX_REFERENCE_BYTES": "50000"}
@@ -407,7 +407,7 @@ MUST_FAIL = {
 def test_bad_reference_audio_fails_cleanly(make_worker, name):
     value, needle = MUST_FAIL[name]
     worker = make_worker({**CHEAP, **LIMITS})
-    message = check_refused(worker.run(ref_job({"base64": value})))
+    message = check_refused(worker.run(ref_job({"base64": value})).as_output())
     if needle:
         assert needle in message, message
 
@@ -415,7 +415,7 @@ def test_bad_reference_audio_fails_cleanly(make_worker, name):
 def test_the_worker_keeps_serving_after_bad_reference_audio(make_worker):
     worker = make_worker({**CHEAP, **LIMITS})
     for value, _ in MUST_FAIL.values():
-        check_refused(worker.run(ref_job({"base64": value})))
+        check_refused(worker.run(ref_job({"base64": value})).as_output())
     serves_a_normal_job(worker)
 
 
@@ -424,19 +424,19 @@ def test_wav_header_claiming_gigabytes_with_a_few_bytes_fails_cleanly(make_worke
     than one 40 ms audio frame): a corrupt file, refused as reference audio. (libsndfile
     clamps the frame count to the bytes present, so this must be refused by the worker.)"""
     data = wav_header(1, 24000, 16, 0xFFFFFFF0) + b"\x10\x00" * 5
-    check_refused(make_worker({**CHEAP, **LIMITS}).run(ref_job({"base64": b64(data)})))
+    check_refused(make_worker({**CHEAP, **LIMITS}).run(ref_job({"base64": b64(data)})).as_output())
 
 
 def test_empty_reference_is_refused(make_worker, file_server):
     worker = make_worker({**CHEAP, "ALLOW_PRIVATE_URLS": "true"})
     # an empty base64 string is no source at all: refused by the schema
-    check_refused(worker.run(ref_job({"base64": ""})), ("invalid_input: ", "reference_audio: "))
+    check_refused(worker.run(ref_job({"base64": ""})).as_output(), ("invalid_input: ", "reference_audio: "))
     folder, url = file_server
     (folder / "empty.wav").write_bytes(b"")
     (folder / "text.wav").write_text("hello, I am a text file\n" * 100)
-    check_refused(worker.run(ref_job({"url": f"{url}/empty.wav"})))
-    check_refused(worker.run(ref_job({"url": f"{url}/text.wav"})))
-    check_refused(worker.run(ref_job({"url": f"{url}/missing.wav"})))
+    check_refused(worker.run(ref_job({"url": f"{url}/empty.wav"})).as_output())
+    check_refused(worker.run(ref_job({"url": f"{url}/text.wav"})).as_output())
+    check_refused(worker.run(ref_job({"url": f"{url}/missing.wav"})).as_output())
 
 
 def test_reference_from_s3_too_large_or_missing_fails_cleanly(make_worker, s3_env, s3_client):
@@ -444,11 +444,11 @@ def test_reference_from_s3_too_large_or_missing_fails_cleanly(make_worker, s3_en
     s3_client.put_object(Bucket=BUCKET, Key=f"{key}/big.wav", Body=wav_bytes(2.0))
     s3_client.put_object(Bucket=BUCKET, Key=f"{key}/text.wav", Body=b"not audio\n" * 100)
     worker = make_worker({**s3_env, **CHEAP, **LIMITS})
-    assert "MAX_REFERENCE_BYTES" in check_refused(worker.run(ref_job({"s3_key": f"{key}/big.wav"})))
-    check_refused(worker.run(ref_job({"s3_key": f"{key}/text.wav"})))
-    check_refused(worker.run(ref_job({"s3_key": f"{key}/nothing-here.wav"})))
+    assert "MAX_REFERENCE_BYTES" in check_refused(worker.run(ref_job({"s3_key": f"{key}/big.wav"})).as_output())
+    check_refused(worker.run(ref_job({"s3_key": f"{key}/text.wav"})).as_output())
+    check_refused(worker.run(ref_job({"s3_key": f"{key}/nothing-here.wav"})).as_output())
     for trick in ("../other-bucket/a.wav", f"{key}/../../x.wav", "/etc/passwd", "a\x00b.wav", ".."):
-        check_refused(worker.run(ref_job({"s3_key": trick})), "invalid_input: ")
+        check_refused(worker.run(ref_job({"s3_key": trick})).as_output(), "invalid_input: ")
 
 
 ODD_RATES_CHILD = r"""
@@ -473,7 +473,7 @@ def clip(rate):
     return base64.b64encode(buffer.getvalue()).decode()
 
 def report(case, job_input):
-    out = worker.run({"id": "odd", "input": job_input})
+    out = worker.run({"id": "odd", "input": job_input}).as_output()
     print(json.dumps({"case": case, "error": out.get("error"), "sample_rate": out.get("sample_rate"),
                       "duration_s": out.get("duration_s")}), flush=True)
 
@@ -594,7 +594,7 @@ TRICKY_URLS = [
 @pytest.mark.parametrize("template", PRIVATE_URLS)
 def test_private_addresses_are_refused_without_a_request(make_worker, private_servers, template):
     first, second = private_servers
-    out = make_worker(CHEAP).run(ref_job({"url": _fill(template, first, second)}))
+    out = make_worker(CHEAP).run(ref_job({"url": _fill(template, first, second)})).as_output()
     message = check_refused(out)
     expected = "user information" if "@" in template else "ALLOW_PRIVATE_URLS"  # userinfo is refused outright
     assert expected in message, message
@@ -604,7 +604,7 @@ def test_private_addresses_are_refused_without_a_request(make_worker, private_se
 @pytest.mark.parametrize("template", TRICKY_URLS)
 def test_other_spellings_of_private_addresses_are_refused_without_a_request(make_worker, private_servers, template):
     first, second = private_servers
-    check_refused(make_worker(CHEAP).run(ref_job({"url": _fill(template, first, second)})))
+    check_refused(make_worker(CHEAP).run(ref_job({"url": _fill(template, first, second)})).as_output())
     assert first.requests == [] and second.requests == []
 
 
@@ -627,7 +627,7 @@ def test_other_spellings_of_private_addresses_are_refused_without_a_request(make
     ],
 )
 def test_non_http_urls_are_refused(make_worker, url):
-    check_refused(make_worker(CHEAP).run(ref_job({"url": url})), ("invalid_input: ", "reference_audio: "))
+    check_refused(make_worker(CHEAP).run(ref_job({"url": url})).as_output(), ("invalid_input: ", "reference_audio: "))
 
 
 @pytest.mark.parametrize(
@@ -649,7 +649,7 @@ def test_non_http_urls_are_refused(make_worker, url):
 def test_malformed_urls_are_refused_as_contract_errors(make_worker, url):
     """Malformed URLs fail as ``invalid_input`` or ``reference_audio``, not as an unexpected error."""
     worker = make_worker(CHEAP)
-    check_refused(worker.run(ref_job({"url": url})), ("invalid_input: ", "reference_audio: "))
+    check_refused(worker.run(ref_job({"url": url})).as_output(), ("invalid_input: ", "reference_audio: "))
 
 
 def test_public_standin_serves_a_clip(make_worker, public_standin):
@@ -658,8 +658,8 @@ def test_public_standin_serves_a_clip(make_worker, public_standin):
     behaviour = route({"/ref.wav": serve(data), "/moved.wav": redirect("/ref.wav", 301)})
     with HostileServer(behaviour, host=PUBLIC_STANDIN) as public:
         worker = make_worker(CHEAP)
-        check_audio(worker.run(ref_job({"url": f"{public.url}/ref.wav"})))
-        check_audio(worker.run(ref_job({"url": f"{public.url}/moved.wav"})))
+        check_audio(worker.run(ref_job({"url": f"{public.url}/ref.wav"})).as_output())
+        check_audio(worker.run(ref_job({"url": f"{public.url}/moved.wav"})).as_output())
     assert public.requests == ["GET /ref.wav HTTP/1.1", "GET /moved.wav HTTP/1.1", "GET /ref.wav HTTP/1.1"]
 
 
@@ -682,7 +682,7 @@ def test_redirects_to_private_addresses_or_other_schemes_are_refused(make_worker
     with HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private:
         location = target.format(port=private.port)
         with HostileServer(redirect(location, 302), host=PUBLIC_STANDIN) as public:
-            out = make_worker(CHEAP).run(ref_job({"url": f"{public.url}/ref.wav"}))
+            out = make_worker(CHEAP).run(ref_job({"url": f"{public.url}/ref.wav"})).as_output()
     check_refused(out)
     assert public.requests == ["GET /ref.wav HTTP/1.1"], "the stand-in was not asked: the test proves nothing"
     assert private.requests == []
@@ -693,7 +693,7 @@ def test_every_redirect_status_is_checked(make_worker, public_standin, status):
     with HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private:
         hops = route({"/a": redirect("/b", status), "/b": redirect(f"{private.url}/ref.wav", status)})
         with HostileServer(hops, host=PUBLIC_STANDIN) as public:
-            out = make_worker(CHEAP).run(ref_job({"url": f"{public.url}/a"}))
+            out = make_worker(CHEAP).run(ref_job({"url": f"{public.url}/a"})).as_output()
     assert "ALLOW_PRIVATE_URLS" in check_refused(out)
     assert len(public.requests) == 2 and private.requests == []
 
@@ -701,7 +701,7 @@ def test_every_redirect_status_is_checked(make_worker, public_standin, status):
 def test_redirect_loops_are_cut_off(make_worker, public_standin):
     with HostileServer(redirect("/again", 302), host=PUBLIC_STANDIN) as public:
         started = time.monotonic()
-        out = make_worker(CHEAP).run(ref_job({"url": f"{public.url}/again"}))
+        out = make_worker(CHEAP).run(ref_job({"url": f"{public.url}/again"})).as_output()
         elapsed = time.monotonic() - started
     assert "redirected" in check_refused(out)
     assert len(public.requests) <= 5, public.requests
@@ -728,7 +728,7 @@ def test_url_parser_confusion_cannot_reach_a_private_server(make_worker, public_
         HostileServer(serve(wav_bytes(1.0)), host=PUBLIC_STANDIN) as public,
     ):
         url = template.format(private=private.port, public=public.port)
-        out = make_worker(CHEAP).run(ref_job({"url": url}))
+        out = make_worker(CHEAP).run(ref_job({"url": url})).as_output()
     check_contract(out)
     assert private.requests == [], f"{url!r} reached the private server: {out.get('error', 'fetched')}"
 
@@ -746,7 +746,7 @@ def test_names_that_resolve_to_private_addresses_are_refused(make_worker, public
     table, lookups = fake_dns
     with HostileServer(serve(wav_bytes(1.0)), host=PRIVATE) as private:
         table["internal.test"] = [list(a) for a in answers]
-        out = make_worker(CHEAP).run(ref_job({"url": f"http://internal.test:{private.port}/ref.wav"}))
+        out = make_worker(CHEAP).run(ref_job({"url": f"http://internal.test:{private.port}/ref.wav"})).as_output()
     assert "ALLOW_PRIVATE_URLS" in check_refused(out)
     assert lookups and private.requests == []
 
@@ -761,7 +761,7 @@ def test_dns_rebinding_cannot_reach_a_private_server(make_worker, public_standin
         HostileServer(serve(wav_bytes(1.0)), host=PUBLIC_STANDIN, port=private.port) as public,
     ):
         table["rebind.test"] = [[PUBLIC_STANDIN], [PRIVATE]]
-        out = make_worker(CHEAP).run(ref_job({"url": f"http://rebind.test:{private.port}/ref.wav"}))
+        out = make_worker(CHEAP).run(ref_job({"url": f"http://rebind.test:{private.port}/ref.wav"})).as_output()
     check_contract(out)
     print(f"rebinding: {len(lookups)} lookups; public saw {public.requests}, private saw {private.requests}")
     assert private.requests == [], "the second lookup's private address was used for the connection"
@@ -783,7 +783,7 @@ def test_slow_servers_are_cut_off_by_the_url_timeout(make_worker, name):
     worker = make_worker({**CHEAP, "ALLOW_PRIVATE_URLS": "true", "REFERENCE_URL_TIMEOUT_SECONDS": str(URL_TIMEOUT)})
     with HostileServer(SLOW[name]()) as server:
         started = time.monotonic()
-        out = worker.run(ref_job({"url": f"{server.url}/ref.wav"}))
+        out = worker.run(ref_job({"url": f"{server.url}/ref.wav"})).as_output()
         elapsed = time.monotonic() - started
     print(f"server that {name}: job ended after {elapsed:.1f} s (timeout {URL_TIMEOUT} s): {out.get('error')}")
     check_refused(out)
@@ -799,7 +799,7 @@ def test_oversized_bodies_are_cut_off_at_the_limit(make_worker, framing):
     worker = make_worker({**CHEAP, "ALLOW_PRIVATE_URLS": "true", "MAX_REFERENCE_BYTES": str(limit)})
     with HostileServer(endless_body(framing), sndbuf=32768) as server:
         started = time.monotonic()
-        out = worker.run(ref_job({"url": f"{server.url}/ref.wav"}))
+        out = worker.run(ref_job({"url": f"{server.url}/ref.wav"})).as_output()
         elapsed = time.monotonic() - started
         hung_up = server.peer_closed.wait(10)
         sent = server.sent
@@ -815,7 +815,7 @@ def test_gzip_bomb_is_cut_off_at_the_limit(make_worker):
     as too large or as unreadable audio, never expanded to its 50 MB."""
     worker = make_worker({**CHEAP, "ALLOW_PRIVATE_URLS": "true", "MAX_REFERENCE_BYTES": "50000"})
     with HostileServer(gzip_bomb(50 * 10**6)) as server:
-        out = worker.run(ref_job({"url": f"{server.url}/ref.wav"}))
+        out = worker.run(ref_job({"url": f"{server.url}/ref.wav"})).as_output()
     message = check_refused(out)
     assert "MAX_REFERENCE_BYTES" in message or "not a readable audio file" in message
 
@@ -827,7 +827,11 @@ def test_non_200_answers_are_refused(make_worker, status):
         conn.send(b"RIFF", body=True)
 
     with HostileServer(answer) as server:
-        out = make_worker({**CHEAP, "ALLOW_PRIVATE_URLS": "true"}).run(ref_job({"url": f"{server.url}/ref.wav"}))
+        out = (
+            make_worker({**CHEAP, "ALLOW_PRIVATE_URLS": "true"})
+            .run(ref_job({"url": f"{server.url}/ref.wav"}))
+            .as_output()
+        )
     assert str(status) in check_refused(out)
 
 
@@ -888,17 +892,18 @@ def test_voice_names_cannot_leave_the_voice_folder(make_worker, secret_outside, 
     """tmp_path/secret.wav (next to VOICES_DIR) is a valid clip: a name that reached it would make
     the job succeed. Every trick is invalid_input, as a voice and as a speaker's voice."""
     worker = make_worker(CHEAP)
-    check_refused(worker.run({"input": {"text": "Hi", "voice": name}}), "invalid_input: ")
+    check_refused(worker.run({"input": {"text": "Hi", "voice": name}}).as_output(), "invalid_input: ")
     speakers = {"SPEAKER0": {"voice": name}, "SPEAKER1": {"description": "calm"}}
     check_refused(
-        worker.run({"input": {"text": "[SPEAKER0] Hi [SPEAKER1] Yo", "speakers": speakers}}), "invalid_input: "
+        worker.run({"input": {"text": "[SPEAKER0] Hi [SPEAKER1] Yo", "speakers": speakers}}).as_output(),
+        "invalid_input: ",
     )
 
 
 def test_symlinks_out_of_the_voice_folder_are_not_used(make_worker, secret_outside, voices_dir):
     worker = make_worker(CHEAP)
     for name in ("evil", "evil2"):
-        check_refused(worker.run({"input": {"text": "Hi", "voice": name}}), "invalid_input: ")
+        check_refused(worker.run({"input": {"text": "Hi", "voice": name}}).as_output(), "invalid_input: ")
 
 
 def test_a_symlinked_transcript_outside_the_voice_folder_is_not_read(make_worker, secret_outside, voices_dir):
@@ -907,12 +912,12 @@ def test_a_symlinked_transcript_outside_the_voice_folder_is_not_read(make_worker
     worker = make_worker(CHEAP)
     job = {"input": {"text": "Hello there.", "voice": "belinda", "seed": 5}}
     (voices_dir / "belinda.txt").unlink()
-    without = worker.run(job)
+    without = worker.run(job).as_output()
     (voices_dir / "belinda.txt").symlink_to(secret_outside / "secret.txt")
-    linked = worker.run(job)
+    linked = worker.run(job).as_output()
     (voices_dir / "belinda.txt").unlink()
     (voices_dir / "belinda.txt").write_text((secret_outside / "secret.txt").read_text())
-    inside = worker.run(job)
+    inside = worker.run(job).as_output()
     for out in (without, linked, inside):
         check_audio(out)
     assert inside["audio_base64"] != without["audio_base64"], "control: a transcript should change the audio"
@@ -935,11 +940,11 @@ def test_output_names_cannot_write_outside_the_prefix(make_worker, s3_env, s3_cl
     worker = make_worker({**s3_env, **CHEAP, "S3_PREFIX": prefix, "S3_PRESIGN_SECONDS": "0", "S3_ATTEMPTS": "1"})
     not_refused = []
     for name in NAME_TRICKS + ["../x.wav", "a/../../x", "%2F..%2Fx", "\u2215x"]:
-        out = worker.run({"id": "job-name", "input": {"text": "Hi", "output_name": name, "delivery": "s3"}})
+        out = worker.run({"id": "job-name", "input": {"text": "Hi", "output_name": name, "delivery": "s3"}}).as_output()
         if not out.get("error", "").startswith("invalid_input: "):
             not_refused.append(f"{name!r} -> {out.get('error') or out.get('s3_uri')!r}")
     for name in ACCEPTED_OUTPUT_NAMES:
-        out = worker.run({"id": "job-name", "input": {"text": "Hi", "output_name": name, "delivery": "s3"}})
+        out = worker.run({"id": "job-name", "input": {"text": "Hi", "output_name": name, "delivery": "s3"}}).as_output()
         check_audio(out)
         assert out["s3_uri"] == f"s3://{BUCKET}/{prefix}{name if name.endswith('.wav') else name + '.wav'}"
     new = all_keys() - before
@@ -982,28 +987,28 @@ ACCEPTED_TEXTS = {
 
 @pytest.mark.parametrize("name", list(REFUSED_TEXTS))
 def test_texts_with_nothing_to_say_are_refused(make_worker, name):
-    out = make_worker(CHEAP).run({"input": {"text": REFUSED_TEXTS[name]}})
+    out = make_worker(CHEAP).run({"input": {"text": REFUSED_TEXTS[name]}}).as_output()
     assert "something to say" in check_refused(out, "invalid_input: ")
 
 
 @pytest.mark.parametrize("name", list(ACCEPTED_TEXTS))
 def test_odd_texts_still_make_audio(make_worker, name):
-    check_audio(make_worker(CHEAP).run({"input": {"text": ACCEPTED_TEXTS[name], "seed": 2}}))
+    check_audio(make_worker(CHEAP).run({"input": {"text": ACCEPTED_TEXTS[name], "seed": 2}}).as_output())
 
 
 def test_text_one_character_over_the_limit_is_refused_and_the_limit_works(make_worker):
     worker = make_worker({"MAX_NEW_TOKENS": "12"})  # MAX_TEXT_CHARS is its default, 20000
-    message = check_refused(worker.run({"input": {"text": "x" * 20001}}), "invalid_input: ")
+    message = check_refused(worker.run({"input": {"text": "x" * 20001}}).as_output(), "invalid_input: ")
     assert "MAX_TEXT_CHARS" in message and "20000" in message and "20001" in message
     text = ("hello " * 3334)[:20000]
     assert len(text) == 20000
     started = time.monotonic()
-    check_audio(worker.run({"input": {"text": text, "chunk_method": "none", "seed": 1}}))
+    check_audio(worker.run({"input": {"text": text, "chunk_method": "none", "seed": 1}}).as_output())
     print(f"20,000 characters in one chunk: {time.monotonic() - started:.1f} s")
 
 
 def test_text_far_over_the_limit_is_refused_quickly(make_worker):
     started = time.monotonic()
-    out = make_worker(CHEAP).run({"input": {"text": "x" * 5_000_000}})
+    out = make_worker(CHEAP).run({"input": {"text": "x" * 5_000_000}}).as_output()
     assert "MAX_TEXT_CHARS" in check_refused(out, "invalid_input: ")
     assert time.monotonic() - started < 20

@@ -30,7 +30,7 @@ def decode_output(out: dict) -> tuple[np.ndarray, int]:
 
 
 def test_smart_voice_returns_the_contract_output(make_worker):
-    out = make_worker().run({"id": "job-1", "input": {"text": SHORT, "seed": 7}})
+    out = make_worker().run({"id": "job-1", "input": {"text": SHORT, "seed": 7}}).as_output()
     assert "error" not in out, out
     for key in (
         "audio_base64",
@@ -64,12 +64,12 @@ def test_smart_voice_returns_the_contract_output(make_worker):
         ("mp3", "audio/mpeg"),
         ("flac", "audio/flac"),
         ("ogg", "audio/ogg"),
-        ("opus", "audio/opus"),
+        ("opus", "audio/ogg"),
         ("pcm", "audio/pcm"),
     ],
 )
 def test_every_output_format_decodes_back(make_worker, fmt, content_type):
-    out = make_worker().run({"id": f"f-{fmt}", "input": {"text": SHORT, "seed": 3, "output_format": fmt}})
+    out = make_worker().run({"id": f"f-{fmt}", "input": {"text": SHORT, "seed": 3, "output_format": fmt}}).as_output()
     assert "error" not in out, out
     assert out["format"] == fmt and out["content_type"] == content_type
     audio, rate = decode_output(out)
@@ -79,8 +79,10 @@ def test_every_output_format_decodes_back(make_worker, fmt, content_type):
 
 
 def test_response_format_alias_and_resampling(make_worker):
-    out = make_worker().run(
-        {"input": {"transcript": SHORT, "response_format": "FLAC", "sample_rate": 16000, "seed": 1}}
+    out = (
+        make_worker()
+        .run({"input": {"transcript": SHORT, "response_format": "FLAC", "sample_rate": 16000, "seed": 1}})
+        .as_output()
     )
     assert out["format"] == "flac" and out["sample_rate"] == 16000
     audio, rate = decode_output(out)
@@ -90,32 +92,34 @@ def test_response_format_alias_and_resampling(make_worker):
 def test_same_seed_same_bytes_and_different_seed_differs(make_worker):
     worker = make_worker()
     job = {"input": {"text": SHORT, "seed": 1234}}
-    first, second = worker.run(dict(job)), worker.run(dict(job))
-    other = worker.run({"input": {"text": SHORT, "seed": 99}})
+    first, second = worker.run(dict(job)).as_output(), worker.run(dict(job)).as_output()
+    other = worker.run({"input": {"text": SHORT, "seed": 99}}).as_output()
     assert first["audio_base64"] == second["audio_base64"]
     assert first["audio_base64"] != other["audio_base64"]
 
 
 def test_seed_is_fresh_and_returned_when_not_given(make_worker):
     worker = make_worker()
-    a = worker.run({"input": {"text": SHORT}})
-    b = worker.run({"input": {"text": SHORT}})
+    a = worker.run({"input": {"text": SHORT}}).as_output()
+    b = worker.run({"input": {"text": SHORT}}).as_output()
     assert isinstance(a["seed"], int) and a["seed"] != b["seed"]
-    replay = worker.run({"input": {"text": SHORT, "seed": a["seed"]}})
+    replay = worker.run({"input": {"text": SHORT, "seed": a["seed"]}}).as_output()
     assert replay["audio_base64"] == a["audio_base64"]
 
 
 def test_greedy_and_sampling_parameters_are_used(make_worker):
     worker = make_worker()
-    greedy1 = worker.run({"input": {"text": SHORT, "temperature": 0, "ras_win_len": 0, "seed": 1}})
-    greedy2 = worker.run({"input": {"text": SHORT, "temperature": 0, "ras_win_len": 0, "seed": 2}})
+    greedy1 = worker.run({"input": {"text": SHORT, "temperature": 0, "ras_win_len": 0, "seed": 1}}).as_output()
+    greedy2 = worker.run({"input": {"text": SHORT, "temperature": 0, "ras_win_len": 0, "seed": 2}}).as_output()
     assert greedy1["audio_base64"] == greedy2["audio_base64"]  # greedy ignores the seed
-    sampled = worker.run({"input": {"text": SHORT, "temperature": 1.3, "top_p": 0.5, "top_k": 5, "seed": 1}})
+    sampled = worker.run(
+        {"input": {"text": SHORT, "temperature": 1.3, "top_p": 0.5, "top_k": 5, "seed": 1}}
+    ).as_output()
     assert sampled["audio_base64"] != greedy1["audio_base64"]
 
 
 def test_max_new_tokens_bounds_the_audio(make_worker):
-    out = make_worker().run({"input": {"text": SHORT, "max_new_tokens": 20, "seed": 5}})
+    out = make_worker().run({"input": {"text": SHORT, "max_new_tokens": 20, "seed": 5}}).as_output()
     # 20 steps = at most 20 - 8 delay/bos steps of 40 ms each
     assert 0 <= out["duration_s"] <= (20 - 8) * 0.04 + 1e-6
 
@@ -128,16 +132,16 @@ def test_default_bound_comes_from_text_length(make_worker, engine):
 
 def test_voice_from_library_and_alias(make_worker):
     worker = make_worker()
-    out = worker.run({"input": {"text": SHORT, "voice": "belinda", "seed": 2}})
+    out = worker.run({"input": {"text": SHORT, "voice": "belinda", "seed": 2}}).as_output()
     assert "error" not in out, out
-    alias = worker.run({"input": {"text": SHORT, "ref_audio": "belinda", "seed": 2}})
+    alias = worker.run({"input": {"text": SHORT, "ref_audio": "belinda", "seed": 2}}).as_output()
     assert alias["audio_base64"] == out["audio_base64"]
-    smart = worker.run({"input": {"text": SHORT, "seed": 2}})
+    smart = worker.run({"input": {"text": SHORT, "seed": 2}}).as_output()
     assert smart["audio_base64"] != out["audio_base64"]  # the voice is in the prompt
 
 
 def test_unknown_voice_lists_the_library(make_worker):
-    out = make_worker().run({"input": {"text": SHORT, "voice": "nobody"}})
+    out = make_worker().run({"input": {"text": SHORT, "voice": "nobody"}}).as_output()
     assert out["error"].startswith("invalid_input: unknown voice 'nobody'")
     assert "belinda" in out["error"] and "broom" in out["error"]
 
@@ -157,8 +161,10 @@ def test_cloning_from_base64_url_and_s3_key_agree(make_worker, file_server, s3_e
                     "reference_audio": {"base64": base64.b64encode(data).decode(), "transcript": "A tone."},
                 }
             }
-        ),
-        worker.run({"input": {**common, "reference_audio": {"url": f"{url}/ref.wav", "transcript": "A tone."}}}),
+        ).as_output(),
+        worker.run(
+            {"input": {**common, "reference_audio": {"url": f"{url}/ref.wav", "transcript": "A tone."}}}
+        ).as_output(),
         worker.run(
             {
                 "input": {
@@ -166,7 +172,7 @@ def test_cloning_from_base64_url_and_s3_key_agree(make_worker, file_server, s3_e
                     "reference_audio": {"s3_key": "higgs-audio/references/ref.wav", "transcript": "A tone."},
                 }
             }
-        ),
+        ).as_output(),
     ]
     for out in outs:
         assert "error" not in out, out
@@ -176,20 +182,24 @@ def test_cloning_from_base64_url_and_s3_key_agree(make_worker, file_server, s3_e
 def test_private_url_refused_by_default(make_worker, file_server):
     folder, url = file_server
     (folder / "ref.wav").write_bytes(wav_bytes(1.0))
-    out = make_worker().run({"input": {"text": SHORT, "reference_audio": {"url": f"{url}/ref.wav"}}})
+    out = make_worker().run({"input": {"text": SHORT, "reference_audio": {"url": f"{url}/ref.wav"}}}).as_output()
     assert out["error"].startswith("reference_audio: ") and "ALLOW_PRIVATE_URLS" in out["error"]
 
 
 def test_dialogue_with_per_speaker_voices(make_worker):
     text = "[SPEAKER0] I can't believe you did that. [SPEAKER1] Oh, come on! [SPEAKER0] Really."
-    out = make_worker().run(
-        {
-            "input": {
-                "text": text,
-                "seed": 4,
-                "speakers": {"SPEAKER0": {"voice": "belinda"}, "SPEAKER1": {"description": "masculine, deep"}},
+    out = (
+        make_worker()
+        .run(
+            {
+                "input": {
+                    "text": text,
+                    "seed": 4,
+                    "speakers": {"SPEAKER0": {"voice": "belinda"}, "SPEAKER1": {"description": "masculine, deep"}},
+                }
             }
-        }
+        )
+        .as_output()
     )
     assert "error" not in out, out
     assert out["num_chunks"] == 3  # auto chunking: one generation per speaker turn
@@ -199,19 +209,31 @@ def test_dialogue_with_per_speaker_voices(make_worker):
 def test_long_text_is_chunked_and_reports_chunks(make_worker):
     text = " ".join(f"Sentence number {i} is here." for i in range(12))
     progress = []
-    out = make_worker().run(
-        {"input": {"text": text, "chunk_max_words": 10, "seed": 8, "max_new_tokens": 30}},
-        progress=lambda i, n: progress.append((i, n)),
+    out = (
+        make_worker()
+        .run(
+            {"input": {"text": text, "chunk_max_words": 10, "seed": 8, "max_new_tokens": 30}},
+            progress=lambda i, n: progress.append((i, n)),
+        )
+        .as_output()
     )
     assert "error" not in out, out
     assert out["num_chunks"] == len(progress) == 6
     assert progress[-1] == (6, 6)
-    none = make_worker().run({"input": {"text": text, "chunk_method": "none", "seed": 8, "max_new_tokens": 30}})
+    none = (
+        make_worker()
+        .run({"input": {"text": text, "chunk_method": "none", "seed": 8, "max_new_tokens": 30}})
+        .as_output()
+    )
     assert none["num_chunks"] == 1
 
 
 def test_s3_delivery_with_presigned_url_that_downloads(make_worker, s3_env, s3_client):
-    out = make_worker(s3_env).run({"id": "job-s3", "input": {"text": SHORT, "output_format": "mp3", "seed": 1}})
+    out = (
+        make_worker(s3_env)
+        .run({"id": "job-s3", "input": {"text": SHORT, "output_format": "mp3", "seed": 1}})
+        .as_output()
+    )
     assert "error" not in out, out
     assert "audio_base64" not in out
     assert out["s3_uri"] == f"s3://{BUCKET}/higgs-audio/job-s3.mp3"
@@ -225,13 +247,13 @@ def test_s3_delivery_with_presigned_url_that_downloads(make_worker, s3_env, s3_c
 
 def test_s3_output_name_prefix_and_no_presign(make_worker, s3_env, s3_client):
     env = {**s3_env, "S3_PREFIX": "tts/out", "S3_PRESIGN_SECONDS": "0"}
-    out = make_worker(env).run({"id": "x", "input": {"text": SHORT, "output_name": "greeting", "seed": 1}})
+    out = make_worker(env).run({"id": "x", "input": {"text": SHORT, "output_name": "greeting", "seed": 1}}).as_output()
     assert out["s3_uri"] == f"s3://{BUCKET}/tts/out/greeting.wav" and "audio_url" not in out
     assert s3_client.get_object(Bucket=BUCKET, Key="tts/out/greeting.wav")["ContentLength"] > 44
 
 
 def test_base64_delivery_even_with_s3_configured(make_worker, s3_env):
-    out = make_worker(s3_env).run({"input": {"text": SHORT, "delivery": "base64", "seed": 1}})
+    out = make_worker(s3_env).run({"input": {"text": SHORT, "delivery": "base64", "seed": 1}}).as_output()
     assert "audio_base64" in out and "s3_uri" not in out
 
 
@@ -245,32 +267,32 @@ def test_runpod_bucket_aliases_work(make_worker, moto_server, s3_client, monkeyp
         "BUCKET_ACCESS_KEY_ID": "FAKE-ACCESS-KEY-ID-1",
         "BUCKET_SECRET_ACCESS_KEY": "x" * 20,
     }
-    out = make_worker(env).run({"id": "alias", "input": {"text": SHORT, "seed": 1}})
+    out = make_worker(env).run({"id": "alias", "input": {"text": SHORT, "seed": 1}}).as_output()
     assert out["s3_uri"] == f"s3://{BUCKET}/higgs-audio/alias.wav", out
 
 
 def test_inline_result_too_large_goes_to_s3_or_fails_clearly(make_worker, s3_env):
     job = {"id": "big", "input": {"text": SHORT, "seed": 1, "delivery": "base64"}}
-    out = make_worker({"INLINE_MAX_BYTES": "1000"}).run(job)
+    out = make_worker({"INLINE_MAX_BYTES": "1000"}).run(job).as_output()
     assert out == {"error": out["error"]} and out["error"].startswith("storage: ")
     assert "S3_BUCKET" in out["error"] and "mp3" in out["error"]
-    moved = make_worker({**s3_env, "INLINE_MAX_BYTES": "1000"}).run(job)
+    moved = make_worker({**s3_env, "INLINE_MAX_BYTES": "1000"}).run(job).as_output()
     assert moved["s3_uri"].endswith("/big.wav") and "audio_base64" not in moved
 
 
 def test_s3_failure_is_a_storage_error_never_success(make_worker, s3_env):
     env = {**s3_env, "S3_BUCKET": "no-such-bucket", "S3_ATTEMPTS": "2"}
-    out = make_worker(env).run({"input": {"text": SHORT, "seed": 1}})
+    out = make_worker(env).run({"input": {"text": SHORT, "seed": 1}}).as_output()
     assert list(out) == ["error"] and out["error"].startswith("storage: ")
     assert "no-such-bucket" in out["error"]
 
 
 def test_invalid_input_is_reported_and_worker_keeps_serving(make_worker):
     worker = make_worker()
-    bad = worker.run({"input": {"text": SHORT, "colour": "blue"}})
+    bad = worker.run({"input": {"text": SHORT, "colour": "blue"}}).as_output()
     assert bad["error"].startswith("invalid_input: unknown field(s) 'colour'")
     assert "known fields:" in bad["error"]
-    good = worker.run({"input": {"text": SHORT, "seed": 1}})
+    good = worker.run({"input": {"text": SHORT, "seed": 1}}).as_output()
     assert "audio_base64" in good
 
 
@@ -290,15 +312,15 @@ def test_out_of_memory_is_reported_and_next_job_succeeds(make_worker, monkeypatc
             yield row
 
     monkeypatch.setattr(worker.engine, "generate_rows", oom_once)
-    out = worker.run({"input": {"text": SHORT, "seed": 1}})
+    out = worker.run({"input": {"text": SHORT, "seed": 1}}).as_output()
     assert out["error"].startswith("out_of_memory: ")
-    assert "audio_base64" in worker.run({"input": {"text": SHORT, "seed": 1}})
+    assert "audio_base64" in worker.run({"input": {"text": SHORT, "seed": 1}}).as_output()
 
 
 def test_unexpected_failure_has_no_traceback(make_worker, monkeypatch):
     worker = make_worker()
     monkeypatch.setattr(worker.engine, "decode_codes", lambda codes: (_ for _ in ()).throw(RuntimeError("boom")))
-    out = worker.run({"input": {"text": SHORT}})
+    out = worker.run({"input": {"text": SHORT}}).as_output()
     assert out["error"].startswith("generation_failed: ")
     assert "Traceback" not in out["error"] and "boom" not in out["error"]
 
@@ -311,10 +333,10 @@ def test_cancel_stops_generation(make_worker):
         steps["n"] += 1
         return steps["n"] > 5
 
-    out = worker.run({"input": {"text": "word " * 100, "seed": 1}}, should_stop=stop_after_five)
+    out = worker.run({"input": {"text": "word " * 100, "seed": 1}}, should_stop=stop_after_five).as_output()
     assert out["error"].startswith("generation_failed: ") and "cancelled" in out["error"]
     assert steps["n"] == 6  # stopped at the next step, not at the end of the text
-    assert "audio_base64" in worker.run({"input": {"text": SHORT, "seed": 1}})
+    assert "audio_base64" in worker.run({"input": {"text": SHORT, "seed": 1}}).as_output()
 
 
 def test_error_codes_are_the_contract_ones():

@@ -48,7 +48,9 @@ def run_with_chunks(worker, monkeypatch, job_input: dict, emit=None) -> tuple[di
         return real(result, request)
 
     monkeypatch.setattr(narration, "render", spy)
-    out = worker.run({"id": "narration", "input": {"seed": 5, "max_new_tokens": 20, **job_input}}, emit=emit)
+    out = worker.run(
+        {"id": "narration", "input": {"seed": 5, "max_new_tokens": 20, **job_input}}, emit=emit
+    ).as_output()
     assert "error" not in out, out
     return out, lengths
 
@@ -222,7 +224,7 @@ def test_without_the_options_the_audio_is_the_plain_join(make_worker, monkeypatc
     ],
 )
 def test_bad_narration_fields_are_invalid_input(make_worker, field, value, message):
-    out = make_worker().run({"input": {"text": "Hi.", field: value}})
+    out = make_worker().run({"input": {"text": "Hi.", field: value}}).as_output()
     assert list(out) == ["error"] and out["error"].startswith(f"invalid_input: {message}"), out
 
 

@@ -44,7 +44,7 @@ def test_model_on_the_volume_is_loaded_and_warmed_up_before_the_first_job(tiny_m
     assert phases["load_s"] > 0 and phases["warmup_s"] > 0 and phases["download_s"] < 0.25
     assert phases["compile_cache"] == "off"  # the CPU's plain step compiles nothing
     assert phases["peak_rss_mb"] > 0 and phases["ready_s"] >= phases["imports_s"] > 0
-    timings = worker.run(JOB)["timings"]
+    timings = worker.run(JOB).as_output()["timings"]
     assert timings["download_s"] == 0 and timings["load_s"] == 0 and timings["warmup_s"] == 0
     assert timings["generate_s"] > 0
 
@@ -76,7 +76,7 @@ def test_empty_volume_is_still_filled_by_the_first_job(hub, tmp_path, voices_dir
     phases = warm_start(worker)
     assert phases["warm"] is False and worker.engine is None
     assert hub.log == []  # nothing asked of the hub at start
-    output = worker.run(JOB)
+    output = worker.run(JOB).as_output()
     assert "error" not in output, output
     timings = output["timings"]
     assert timings["download_s"] > 0 and timings["load_s"] > 0 and timings["warmup_s"] > 0
@@ -87,7 +87,7 @@ def test_preload_downloads_at_start_on_an_empty_volume(hub, tmp_path, voices_dir
     worker = worker_for({**empty_volume_env(tmp_path, voices_dir), "PRELOAD_MODELS": "true"})
     phases = warm_start(worker)
     assert phases["warm"] and phases["download_s"] > 0 and hub.log
-    assert worker.run(JOB)["timings"]["download_s"] == 0
+    assert worker.run(JOB).as_output()["timings"]["download_s"] == 0
 
 
 def test_process_age_counts_from_process_start():

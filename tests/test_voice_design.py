@@ -19,7 +19,7 @@ SHORT = {"max_new_tokens": 12, "delivery": "base64", "seed": 5}
 
 
 def speak(worker, voice: str, job_id: str = "job") -> dict:
-    return worker.run({"id": job_id, "input": {"text": "Hello there.", "voice": voice, **SHORT}})
+    return worker.run({"id": job_id, "input": {"text": "Hello there.", "voice": voice, **SHORT}}).as_output()
 
 
 def designed_warnings(output: dict) -> list[str]:
@@ -59,7 +59,7 @@ def test_a_library_voice_wins_over_a_preset(make_worker, voices_dir):
     output = speak(worker, "nova")
     assert "error" not in output and not designed_warnings(output)
     assert worker.designer.designed == 0 and not (voices_dir / "nova.voice").exists()
-    listed = {entry["id"]: entry for entry in worker.run({"input": {"action": "list_voices"}})["data"]}
+    listed = {entry["id"]: entry for entry in worker.run({"input": {"action": "list_voices"}}).as_output()["data"]}
     assert listed["nova"]["source"] == "library" and listed["nova"]["description"] is None
 
 
@@ -73,7 +73,7 @@ def test_an_unknown_voice_lists_the_presets_and_the_library(make_worker):
 
 def test_queue_mode_lists_and_designs_voices(make_worker, voices_dir):
     worker = make_worker()
-    listed = worker.run({"id": "l", "input": {"action": "list_voices"}})
+    listed = worker.run({"id": "l", "input": {"action": "list_voices"}}).as_output()
     assert listed["object"] == "list"
     by_id = {entry["id"]: entry for entry in listed["data"]}
     assert by_id["alloy"]["source"] == "preset" and by_id["alloy"]["description"]
@@ -87,13 +87,15 @@ def test_queue_mode_lists_and_designs_voices(make_worker, voices_dir):
     description = "A calm older woman, low and slow, Scottish accent."
     entry = worker.run(
         {"id": "d", "input": {"action": "design_voice", "name": "moira", "description": description, "seed": 5}}
-    )
+    ).as_output()
     assert entry == {"id": "moira", "object": "voice", "name": "moira", "description": description, "source": "library"}
-    assert worker.run({"input": {"action": "list_voices"}})["data"][-1] == entry
+    assert worker.run({"input": {"action": "list_voices"}}).as_output()["data"][-1] == entry
     output = speak(worker, "moira")
     assert "error" not in output and not designed_warnings(output)
     # the same description and seed give the same clip (designed again under another name)
-    worker.run({"input": {"action": "design_voice", "name": "moira2", "description": description, "seed": 5}})
+    worker.run(
+        {"input": {"action": "design_voice", "name": "moira2", "description": description, "seed": 5}}
+    ).as_output()
     with zipfile.ZipFile(voices_dir / "moira.voice") as one, zipfile.ZipFile(voices_dir / "moira2.voice") as two:
         assert one.read("audio.wav") == two.read("audio.wav")
 
@@ -110,7 +112,7 @@ def test_queue_mode_refuses_bad_actions_clearly(make_worker):
         ({"action": "list_voices", "text": "hi"}, "text: Extra inputs are not permitted"),
     ]
     for job_input, wanted in cases:
-        error = worker.run({"input": job_input}).get("error", "")
+        error = worker.run({"input": job_input}).as_output().get("error", "")
         assert error.startswith("invalid_input: ") and wanted in error, (job_input, error)
     assert worker.designer.designed == 0
 
@@ -119,7 +121,7 @@ def test_a_design_that_gives_no_speech_fails_clearly_and_stores_nothing(make_wor
     """Seeds 9, 10 and 11 make the tiny model end the sentence within half a second (measured)."""
     worker = make_worker()
     job_input = {"action": "design_voice", "name": "mute", "description": "A calm voice.", "seed": 9}
-    error = worker.run({"input": job_input})["error"]
+    error = worker.run({"input": job_input}).as_output()["error"]
     assert error.startswith(
         "generation_failed: designing the voice 'mute' gave under 0.5 s of audio with seeds 9 to 11"
     )
@@ -162,7 +164,9 @@ def test_an_unknown_voice_in_a_large_library_lists_sixty_names_and_says_how_many
 
 def test_a_design_without_a_seed_uses_the_presets_default(make_worker, voices_dir):
     worker = make_worker()
-    entry = worker.run({"input": {"action": "design_voice", "name": "plain", "description": "A calm voice."}})
+    entry = worker.run(
+        {"input": {"action": "design_voice", "name": "plain", "description": "A calm voice."}}
+    ).as_output()
     assert entry["source"] == "library", entry
     with zipfile.ZipFile(voices_dir / "plain.voice") as archive:
         assert archive.read("transcript.txt").decode() == presets()["alloy"].sentence

@@ -30,7 +30,7 @@ DIALOGUE = "[SPEAKER0] I can't believe you did that. [SPEAKER1] Oh, come on! [SP
 
 def run(worker, **job_input) -> dict:
     job = {"seed": 5, "max_new_tokens": 20, "word_timestamps": True, **job_input}
-    out = worker.run({"id": "words", "input": job})
+    out = worker.run({"id": "words", "input": job}).as_output()
     assert "error" not in out, out
     JobOutput.model_validate(out)
     return out
@@ -63,7 +63,11 @@ def test_every_word_of_a_job_gets_times_in_order(make_worker):
 
 
 def test_without_the_field_nothing_changes(make_worker):
-    out = make_worker().run({"id": "plain", "input": {"text": "Hello there.", "seed": 5, "max_new_tokens": 20}})
+    out = (
+        make_worker()
+        .run({"id": "plain", "input": {"text": "Hello there.", "seed": 5, "max_new_tokens": 20}})
+        .as_output()
+    )
     assert "words" not in out["segments"][0] and out["timings"]["align_s"] == 0
 
 

@@ -1,5 +1,6 @@
 """Audio in and out: decode uploaded bytes, resample, and encode results: the lossless
-formats and Ogg Vorbis with soundfile, Opus and MP3 with the speech settings of ``lossy``."""
+formats and Ogg Vorbis with soundfile, Opus and MP3 with the speech settings of ``lossy``.
+Which format is written how is ``contract.formats``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from ..contract.formats import FORMATS
 from . import lossy
 
 
@@ -22,12 +24,8 @@ class Codec:
 
 
 CODECS: dict[str, Codec] = {
-    "wav": Codec("audio/wav", "WAV", "PCM_16"),
-    "mp3": Codec("audio/mpeg", encoder=lossy.MP3_FILE),
-    "flac": Codec("audio/flac", "FLAC", "PCM_16"),
-    "ogg": Codec("audio/ogg", "OGG", "VORBIS"),
-    "opus": Codec("audio/opus", encoder=lossy.OPUS_SPEECH),
-    "pcm": Codec("audio/pcm"),
+    f.name: Codec(f.content_type, f.container, f.subtype, lossy.PROFILES[f.file_profile] if f.file_profile else None)
+    for f in FORMATS
 }
 
 

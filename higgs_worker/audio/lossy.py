@@ -50,6 +50,8 @@ MP3_FILE = Lossy(
     {"flags": "+qscale", "global_quality": str(2 * LAME_QUALITY_SCALE), "compression_level": "7"},
 )
 MP3_STREAM = Lossy("libmp3lame", "mp3", 64_000, {"compression_level": "7"})
+# By the names ``contract.formats`` gives them.
+PROFILES: dict[str, Lossy] = {"opus_speech": OPUS_SPEECH, "mp3_file": MP3_FILE, "mp3_stream": MP3_STREAM}
 
 
 class _Pipe:

@@ -1,10 +1,14 @@
 """Error codes of the job contract and the one exception type that carries them.
 
 Every failure a user can see is ``{"error": "<code>: <message>"}``. Code paths raise
-``WorkerError`` with one of the codes below; ``jobs`` turns it into that dict.
+``WorkerError`` with one of the codes below, and a kind (and the parameter) where a door
+answers it differently; ``jobs`` turns it into a ``JobFailure``. A door chooses its status
+from the code and kind, never from the message text, so a message can be reworded freely.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 INVALID_INPUT = "invalid_input"
 MODEL_UNAVAILABLE = "model_unavailable"
@@ -26,6 +30,28 @@ MEANINGS = {
 }
 CODES = frozenset(MEANINGS)
 
+# Kinds: what sort of refusal it is, where a door answers it apart from its code's status
+# (HTTP: 404 for NOT_FOUND, 413 for TOO_LARGE, input_too_long for TOO_LONG).
+NOT_FOUND = "not_found"  # a named thing (a voice) does not exist; the parameter names what
+TOO_LARGE = "too_large"  # bytes over a limit (reference audio, the inline result)
+TOO_LONG = "too_long"  # the text is over MAX_TEXT_CHARS
+KINDS = frozenset({NOT_FOUND, TOO_LARGE, TOO_LONG})
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """How a job ended when it failed: the contract code, its kind (or None), the job input's
+    parameter at fault when known, and the message a user can act on."""
+
+    code: str
+    message: str
+    kind: str | None = None
+    parameter: str | None = None
+
+    def as_output(self) -> dict:
+        """The queue contract's ``{"error": "<code>: <message>"}``."""
+        return {"error": f"{self.code}: {self.message}"}
+
 
 class Cancelled(Exception):
     """Generation stopped because the job was cancelled or timed out (its ``should_stop``
@@ -35,15 +61,16 @@ class Cancelled(Exception):
 class WorkerError(Exception):
     """A failure with a contract error code and a message a user can act on."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, *, kind: str | None = None, parameter: str | None = None):
         if code not in CODES:
             raise ValueError(f"unknown error code {code!r}")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"unknown error kind {kind!r}")
         super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        self.code, self.message, self.kind, self.parameter = code, message, kind, parameter
 
-    def as_output(self) -> dict:
-        return {"error": f"{self.code}: {self.message}"}
+    def failure(self) -> JobFailure:
+        return JobFailure(self.code, self.message, self.kind, self.parameter)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

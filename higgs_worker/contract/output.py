@@ -1,7 +1,8 @@
 """The job output contract: what a successful job returns, and a failed one.
 
-``jobs`` builds these dicts; tests validate real outputs against ``JobOutput`` and
-docs/worker-reference.md is generated from it, so the three cannot drift apart.
+``jobs`` builds a ``JobOutput`` (a failure is ``errors.JobFailure``); ``as_output()`` is the
+queue's output dict, with the fields the job set. docs/worker-reference.md is generated
+from these models, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ class JobOutput(_Closed):
         "guard ended (it kept silent after speaking or repeated one frame; the rest was cut), a preset voice "
         "designed on its first use (docs/voices.md)",
     )
+
+    def as_output(self) -> dict:
+        """The queue's output dict: every field the job set (an unset optional one is absent)."""
+        return self.model_dump(exclude_unset=True)
 
 
 class JobError(_Closed):

@@ -22,9 +22,10 @@ from pydantic import (
 )
 
 from .config import Settings
-from .errors import INVALID_INPUT, WorkerError
+from .errors import INVALID_INPUT, TOO_LONG, WorkerError
+from .formats import FORMATS
 
-MODEL_SAMPLE_RATE = 24_000  # the model's own output rate (Hz); the model and the codecs read it from here
+MODEL_SAMPLE_RATE = 24_000  # the model's output rate (Hz) the audio pipeline assumes; model/spec.py checks the configs
 DEFAULT_SCENE = "Audio is recorded from a quiet room."
 SPEAKER_KEY = re.compile(r"^SPEAKER\d{1,2}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -37,13 +38,8 @@ SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100,
 OPUS_RATES = frozenset({8000, 12000, 16000, 24000, 48000})
 
 
-class OutputFormat(StrEnum):
-    wav = "wav"
-    mp3 = "mp3"
-    flac = "flac"
-    ogg = "ogg"
-    opus = "opus"
-    pcm = "pcm"
+# The output formats (``formats.FORMATS``, where a new one is added).
+OutputFormat = StrEnum("OutputFormat", {f.name: f.name for f in FORMATS})
 
 
 class ChunkMethod(StrEnum):
@@ -342,6 +338,8 @@ def parse_request(raw: Any, settings: Settings) -> SynthesisRequest:
         raise WorkerError(
             INVALID_INPUT,
             f"text has {len(request.text)} characters; the limit is {settings.max_text_chars} (MAX_TEXT_CHARS)",
+            kind=TOO_LONG,
+            parameter="text",
         )
     if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens_cap:
         raise WorkerError(

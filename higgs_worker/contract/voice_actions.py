@@ -85,6 +85,19 @@ class VoiceEntry(BaseModel):
         "`library`: uploaded or designed into VOICES_DIR (wins over a preset of the same name)"
     )
 
+    def as_output(self) -> dict:
+        return self.model_dump()
+
+
+class VoiceList(BaseModel):
+    """What ``list_voices`` returns."""
+
+    object: Literal["list"] = "list"
+    data: list[VoiceEntry]
+
+    def as_output(self) -> dict:
+        return self.model_dump()
+
 
 def is_action(raw: Any) -> bool:
     return isinstance(raw, dict) and "action" in raw

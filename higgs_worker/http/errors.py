@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..contract.errors import INVALID_INPUT
+from ..contract.errors import NOT_FOUND, TOO_LARGE, TOO_LONG, JobFailure, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ApiError(Exception):
 
 QUEUE_FULL_RETRY_AFTER = 5  # seconds (429 queue_full): the line moves by whole jobs
 
-# The job's error codes as HTTP statuses.
+# The job's error codes as HTTP statuses (a kind can say otherwise: ``failure_error``).
 _STATUS = {
     "invalid_input": 400,
     "reference_audio": 400,
@@ -46,17 +46,19 @@ _STATUS = {
 }
 
 
-def job_error(error: str) -> ApiError:
-    """``{"error": "<code>: <message>"}`` of a job as an ApiError with an honest status."""
-    code, _, message = error.partition(": ")
-    status = _STATUS.get(code, 500)
-    if code == INVALID_INPUT and message.startswith("unknown voice"):
-        return ApiError(404, message, "voice_not_found", "voice")
-    if "larger than" in message or "inline limit" in message:
-        status = 413
-    if code == INVALID_INPUT and message.startswith("text has"):
-        return ApiError(400, message, "input_too_long", "input")
-    return ApiError(status, message, code or "error")
+def failure_error(failure: JobFailure) -> ApiError:
+    """A job's failure as an ApiError with an honest status, chosen from its code and kind
+    (never its message): an unknown voice 404, a size limit 413, text over the limit 400."""
+    if failure.kind == NOT_FOUND:
+        return ApiError(404, failure.message, f"{failure.parameter}_not_found", failure.parameter)
+    if failure.kind == TOO_LONG:  # OpenAI's name for the text is `input`
+        return ApiError(400, failure.message, "input_too_long", "input")
+    status = 413 if failure.kind == TOO_LARGE else _STATUS.get(failure.code, 500)
+    return ApiError(status, failure.message, failure.code)
+
+
+def worker_error(exc: WorkerError) -> ApiError:
+    return failure_error(exc.failure())
 
 
 def error_response(error: ApiError) -> JSONResponse:

@@ -4,7 +4,8 @@ Admission (``request_line``): ``Worker.jobs_at_once`` jobs run at once (the gene
 plus IO_JOBS, ``higgs_worker.admission``); up to HTTP_QUEUE_LIMIT more wait, in arrival order,
 each holding a ``Place`` taken before its body was read; beyond, 429. Inside,
 a job holds a generation slot only while it generates. ``HttpJob.events`` gets ("audio",
-piece) while it runs (when the route wants audio), then ("done", output). A client that
+piece) while it runs (when the route wants audio), then ("done", outcome): the job's
+``JobOutput`` or ``JobFailure`` (``Worker.run``). A client that
 goes away sets the job's stop flag: a waiting job leaves the queue, a generating one stops
 at its next step.
 """
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
-from contextlib import suppress
 from typing import Any
 
 import numpy as np
 from fastapi import Request
 
+from ..job_thread import JobThread
 from ..jobs import PreparedJob
 from .request_line import Place
 from .service import Service
@@ -32,8 +32,8 @@ class HttpJob:
     def __init__(self, service: Service, prepared: PreparedJob, want_audio: bool, place: Place):
         self.service, self.prepared, self.want_audio, self.place = service, prepared, want_audio, place
         self.id = f"http-{uuid.uuid4().hex[:12]}"
-        self.events: asyncio.Queue = asyncio.Queue()
-        self.stop = threading.Event()
+        self.thread = JobThread()
+        self.events, self.stop = self.thread.events, self.thread.stop
 
     async def start(self) -> None:
         """Wait to be admitted (its place is in the line already), then run in a thread that
@@ -46,11 +46,7 @@ class HttpJob:
             service.active.pop(self.id, None)
             raise
         self.place.handed_over = True
-        loop = asyncio.get_running_loop()
-
-        def put(event: tuple) -> None:
-            with suppress(RuntimeError):  # the loop has closed: nobody waits any more
-                loop.call_soon_threadsafe(self.events.put_nowait, event)
+        thread = self.thread
 
         def release() -> None:
             service.active.pop(self.id, None)
@@ -58,30 +54,23 @@ class HttpJob:
             self.place.release()
 
         def on_audio(piece: np.ndarray) -> None:
-            put(("audio", piece))
+            thread.put(("audio", piece))
 
         def on_phase(phase: str) -> None:
-            with suppress(RuntimeError):
-                loop.call_soon_threadsafe(service.active.__setitem__, self.id, phase)
+            thread.call_soon(service.active.__setitem__, self.id, phase)
 
-        def work() -> None:
-            output = {"error": "generation_failed: the job ended unexpectedly; the worker is still serving"}
-            try:
-                output = service.worker.run(
-                    {"id": self.id},
-                    self.stop.is_set,
-                    None,
-                    None,
-                    on_audio if self.want_audio else None,
-                    on_phase=on_phase,
-                    prepared=self.prepared,
-                )
-            finally:  # whatever happens, the slot is freed and the waiting side gets its result
-                put(("done", output))
-                with suppress(RuntimeError):
-                    loop.call_soon_threadsafe(release)
-
-        threading.Thread(target=work, name=f"job-{self.id}", daemon=True).start()
+        thread.start(  # whatever happens, the waiting side gets ("done", outcome), then the slot is freed
+            f"job-{self.id}",
+            lambda: service.worker.run(
+                {"id": self.id},
+                should_stop=self.stop.is_set,
+                on_audio=on_audio if self.want_audio else None,
+                on_phase=on_phase,
+                prepared=self.prepared,
+            ),
+            last=lambda outcome: ("done", outcome),
+            after=release,
+        )
 
     def cancel(self, why: str) -> None:
         if not self.stop.is_set():

@@ -32,14 +32,15 @@ from ..audio import lossy
 from ..audio.codecs import to_pcm16
 from ..contract.config import Settings
 from ..contract.errors import WorkerError
+from ..contract.formats import BY_NAME, OPENAI_FORMATS
 from ..contract.schema import KNOWN_FIELDS, MODEL_SAMPLE_RATE, parse_request
-from .errors import ApiError, job_error
+from ..model.spec import SPEC
+from .errors import ApiError, worker_error
 
 AUTO_VOICE = "auto"  # the model picks a voice (the job's voice: null)
-MODEL_IDS = ("higgs-audio-v2",)
+MODEL_IDS = (SPEC.name,)  # the release served (model/spec.py)
 OPENAI_MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")  # so tools that hard-code them work
-FORMATS = ("mp3", "opus", "flac", "wav", "pcm")
-CONTENT_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "flac": "audio/flac", "wav": "audio/wav", "pcm": "audio/pcm"}
+FORMATS = OPENAI_FORMATS  # response_format: the job's formats OpenAI's route offers (``contract.formats``)
 OPENAI_FIELDS = ("model", "input", "voice", "response_format", "speed", "instructions", "stream_format")
 # Job fields that the OpenAI fields (or this door) set: not accepted as extras.
 DOOR_FIELDS = {
@@ -67,7 +68,7 @@ class SpeechOptions:
 
     @property
     def content_type(self) -> str:
-        return "text/event-stream" if self.stream_format == "sse" else CONTENT_TYPES[self.response_format]
+        return "text/event-stream" if self.stream_format == "sse" else BY_NAME[self.response_format].content_type
 
 
 def model_ids(settings: Settings) -> list[str]:
@@ -113,7 +114,8 @@ def to_job_input(body: Any, settings: Settings) -> tuple[dict, SpeechOptions]:
     if response_format == "aac":
         raise ApiError(
             400,
-            "response_format 'aac' is not available: this image has no AAC encoder; use mp3, opus, flac, wav or pcm",
+            "response_format 'aac' is not available: this image has no AAC encoder; use "
+            f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}",
             "unsupported_value",
             "response_format",
         )
@@ -153,7 +155,7 @@ def to_job_input(body: Any, settings: Settings) -> tuple[dict, SpeechOptions]:
     try:
         parse_request(job_input, settings)
     except WorkerError as exc:
-        raise job_error(str(exc)) from None
+        raise worker_error(exc) from None
     return job_input, SpeechOptions(response_format, stream_format)
 
 
@@ -172,14 +174,12 @@ class AudioEncoder:
     mp3 and opus are one continuous stream each (``lossy.StreamEncoder``: PyAV, which
     releases the GIL while it encodes)."""
 
-    STREAMS = {"mp3": lossy.MP3_STREAM, "opus": lossy.OPUS_SPEECH}
-
     def __init__(self, response_format: str):
         self.format = response_format
         self.pieces: list[np.ndarray] = []
         self.started = False
-        spec = self.STREAMS.get(response_format)
-        self.stream = lossy.StreamEncoder(spec, MODEL_SAMPLE_RATE) if spec is not None else None
+        profile = BY_NAME[response_format].stream_profile
+        self.stream = lossy.StreamEncoder(lossy.PROFILES[profile], MODEL_SAMPLE_RATE) if profile else None
 
     def feed(self, piece: np.ndarray) -> bytes:
         piece = np.clip(np.asarray(piece, dtype=np.float32), -1.0, 1.0)
@@ -204,7 +204,8 @@ class AudioEncoder:
             audio = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
             samples = np.frombuffer(to_pcm16(audio), dtype="<i2")
             buffer = io.BytesIO()
-            sf.write(buffer, samples, MODEL_SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+            flac = BY_NAME["flac"]
+            sf.write(buffer, samples, MODEL_SAMPLE_RATE, format=flac.container, subtype=flac.subtype)
             return buffer.getvalue()
         return b""
 

@@ -16,7 +16,7 @@ from fastapi import Request
 
 from ..contract.errors import WorkerError
 from ..jobs import PreparedJob, Worker
-from .errors import ApiError, job_error
+from .errors import ApiError, worker_error
 from .request_line import RequestLine
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Service:
         try:
             return await asyncio.to_thread(self.worker.prepare, job_input)
         except WorkerError as exc:
-            raise job_error(str(exc)) from None
+            raise worker_error(exc) from None
 
     def body_limit(self) -> int:
         return self.settings.max_text_chars * 4 + self.settings.max_reference_bytes * 2 + JSON_BODY_LIMIT_EXTRA

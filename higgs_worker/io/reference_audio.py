@@ -21,20 +21,21 @@ from collections.abc import Callable
 import numpy as np
 
 from ..audio.codecs import AudioDecodeError, decode, probe, resample
-from ..contract.errors import REFERENCE_AUDIO, WorkerError
+from ..contract.errors import REFERENCE_AUDIO, TOO_LARGE, WorkerError
 from ..contract.schema import MODEL_SAMPLE_RATE, ReferenceAudio
 from .safe_http import FetchRefused, check_address, fetch
 
 MIN_REFERENCE_SECONDS = 0.25  # shorter is no voice to clone (and what a lying header leaves)
 
 
-def _refuse(message: str) -> WorkerError:
-    return WorkerError(REFERENCE_AUDIO, message)
+def _refuse(message: str, kind: str | None = None) -> WorkerError:
+    return WorkerError(REFERENCE_AUDIO, message, kind=kind, parameter="reference_audio")
 
 
 def _url_refused(exc: FetchRefused) -> WorkerError:
-    hint = " (MAX_REFERENCE_BYTES)" if "larger than" in str(exc) else ""
-    return _refuse(f"reference_audio.url {exc}{hint}")
+    if exc.too_large:
+        return _refuse(f"reference_audio.url {exc} (MAX_REFERENCE_BYTES)", TOO_LARGE)
+    return _refuse(f"reference_audio.url {exc}")
 
 
 def fetch_url(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
@@ -48,7 +49,7 @@ def decode_base64(data: str, max_bytes: int) -> bytes:
     if data.startswith("data:"):
         data = data.split(",", 1)[-1]
     if len(data) * 3 // 4 > max_bytes + 3:
-        raise _refuse(f"reference audio is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)")
+        raise _refuse(f"reference audio is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)", TOO_LARGE)
     try:
         return base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError):

@@ -28,7 +28,12 @@ MAX_REDIRECTS = 3
 
 
 class FetchRefused(Exception):
-    """The URL or what it answered is refused; the message says why."""
+    """The URL or what it answered is refused; the message says why (``too_large``: its body
+    passed the byte limit)."""
+
+    def __init__(self, message: str, *, too_large: bool = False):
+        super().__init__(message)
+        self.too_large = too_large
 
 
 class _PrivateHost(Exception):
@@ -224,12 +229,12 @@ def _get(attempt: _Fetch, url: str, max_bytes: int, timeout: float) -> tuple[byt
             raise FetchRefused(f"the URL answered HTTP {response.status_code}")
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes:
-            raise FetchRefused(f"larger than {max_bytes} bytes")
+            raise FetchRefused(f"larger than {max_bytes} bytes", too_large=True)
         body = bytearray()
         for block in response.raw.stream(64 * 1024, decode_content=False):
             body += block
             if len(body) > max_bytes:
-                raise FetchRefused(f"larger than {max_bytes} bytes")
+                raise FetchRefused(f"larger than {max_bytes} bytes", too_large=True)
         if attempt.expired:
             raise FetchRefused(f"took longer than {timeout:g} s")
         return bytes(body), None

@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 
 from ..contract.config import S3Settings
-from ..contract.errors import REFERENCE_AUDIO, STORAGE, WorkerError
+from ..contract.errors import REFERENCE_AUDIO, STORAGE, TOO_LARGE, WorkerError
+from ..contract.formats import LOSSY_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,10 @@ class S3Store:
         if not key.startswith(prefix):
             raise unavailable
         too_large = WorkerError(
-            REFERENCE_AUDIO, f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)"
+            REFERENCE_AUDIO,
+            f"s3://{bucket}/{key} is larger than {max_bytes} bytes (MAX_REFERENCE_BYTES)",
+            kind=TOO_LARGE,
+            parameter="reference_audio",
         )
         try:
             head = self.client.head_object(Bucket=bucket, Key=key)
@@ -146,7 +150,8 @@ def deliver(
                 STORAGE,
                 f"the audio is {len(data)} bytes{also}, above the inline limit of {inline_max_bytes} bytes "
                 "(INLINE_MAX_BYTES); set S3_BUCKET on the endpoint or ask for a compressed output_format "
-                "(mp3, opus, ogg)",
+                f"({', '.join(LOSSY_FORMATS)})",
+                kind=TOO_LARGE,
             )
         want_s3 = True
     if want_s3:

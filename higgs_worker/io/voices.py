@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract.errors import INVALID_INPUT, REFERENCE_AUDIO, STORAGE, WorkerError
+from ..contract.errors import INVALID_INPUT, NOT_FOUND, REFERENCE_AUDIO, STORAGE, WorkerError
 from ..contract.schema import check_name
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -142,6 +142,8 @@ class VoiceLibrary:
             INVALID_INPUT,
             f"unknown voice {name!r}; voices in VOICES_DIR: {listing}. "
             "Use null for a voice the model picks, or reference_audio to clone one.",
+            kind=NOT_FOUND,
+            parameter="voice",
         )
 
     def has(self, name: str) -> bool:

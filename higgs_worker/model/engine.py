@@ -32,11 +32,11 @@ from .prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn, tokenize
 from .runaway import RunawayGuard
 from .scheduler import Scheduler
 from .slot_attention import use_slot_attention
+from .spec import SPEC, ModelSpec
 from .streaming import StreamingDecoder, decode_in_windows
 
 log = logging.getLogger(__name__)
 
-FRAMES_PER_SECOND = 25
 SILENCE_NOISE_DBFS = -60.0  # the noise floor encoded with digital silence to learn the silence codes
 
 
@@ -110,11 +110,12 @@ class Engine:
         self.feature_extractor = feature_extractor
         self.device = device
         config = model.config
-        self.num_codebooks = config.num_codebooks
+        self.spec: ModelSpec = SPEC.from_configs(config, audio_tokenizer.config)  # the release, as loaded
+        self.num_codebooks = self.spec.num_codebooks
         self.bos_id = config.audio_stream_bos_id
         self.eos_id = config.audio_stream_eos_id
         self.code_limit = audio_tokenizer.config.codebook_size
-        self.sample_rate = audio_tokenizer.config.sample_rate
+        self.sample_rate = self.spec.sample_rate
         self.samples_per_frame = audio_tokenizer.config.hop_length
         from transformers import HiggsAudioV2Processor
 
@@ -293,8 +294,8 @@ class Engine:
         """A guard for one chunk (0 seconds: that test off)."""
         return RunawayGuard(
             self.silence_codes if silence_seconds > 0 else frozenset(),
-            round(silence_seconds * FRAMES_PER_SECOND),
-            round(repeat_seconds * FRAMES_PER_SECOND),
+            round(silence_seconds * self.spec.frames_per_second),
+            round(repeat_seconds * self.spec.frames_per_second),
             self.num_codebooks,
             self.bos_id,
             self.eos_id,
@@ -414,4 +415,4 @@ class Engine:
         delay-pattern steps and a second."""
         if seconds is None:
             seconds = 2.0 * max(1.0, len(text) / 14.0)
-        return min(cap, int(math.ceil(seconds * FRAMES_PER_SECOND)) + 2 * self.num_codebooks + 25)
+        return min(cap, int(math.ceil(seconds * self.spec.frames_per_second)) + 2 * self.num_codebooks + 25)

@@ -56,6 +56,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .spec import SPEC
+
 GB = 1e9
 
 CPU_SLOT_TOKENS = 8192  # per-slot length on the CPU (no plan; longer sequences run in their own cache)
@@ -67,10 +69,11 @@ CODEC_CALLS_AT_ONCE = 1  # audio tokenizer encodes/decodes on the GPU at a time 
 CODEC_WINDOW_FRAMES = 375  # longest decode in one call (15 s); longer chunks decode in windows
 CODEC_CONTEXT_FRAMES = 15  # frames around a window (left context and held right edge)
 CODEC_BATCH_FRAMES = CODEC_WINDOW_FRAMES + 2 * CODEC_CONTEXT_FRAMES  # one decode call's frames, all windows
-DECODE_BYTES_PER_FRAME = 0.58e6  # measured: 0.55 MiB per frame (25, 100 and 400 frames)
-ENCODE_BYTES_PER_SECOND = 31.1e6  # measured: 29.6 MiB per second of audio (2, 8 and 30 s)
-PREFILL_TOKENS = 512  # the scheduler's prefill piece
-PREFILL_BYTES_PER_TOKEN_HIDDEN = 12  # x dtype bytes; measured 24 B in bf16 (512 tokens, 3072 hidden)
+# The release's measured coefficients and the scheduler's prefill piece (model/spec.py).
+DECODE_BYTES_PER_FRAME = SPEC.decode_bytes_per_frame
+ENCODE_BYTES_PER_SECOND = SPEC.encode_bytes_per_second
+PREFILL_TOKENS = SPEC.prefill_tokens
+PREFILL_BYTES_PER_TOKEN_HIDDEN = SPEC.prefill_bytes_per_token_hidden
 SOLO_LANES = 1  # sequences in the solo lane at once on CUDA (the scheduler holds others back)
 SOLO_POSITIONS = (16384, 8192)  # the solo lane's length: the first whose slots get half of it
 MARGIN_SHARE = 0.04

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .spec import SPEC
+
 SYSTEM_SINGLE = "Generate audio following instruction."
 SYSTEM_DIALOGUE = (
     "You are an AI assistant designed to convert text into speech.\n"
@@ -21,9 +23,9 @@ SYSTEM_DIALOGUE = (
     "If no speaker tag is present, select a suitable voice on your own."
 )
 
-AUDIO_BOS = "<|audio_out_bos|>"
-AUDIO_OUT = "<|AUDIO_OUT|>"
-AUDIO_EOS = "<|audio_eos|>"
+AUDIO_BOS = SPEC.prompt.audio_bos
+AUDIO_OUT = SPEC.prompt.audio_out
+AUDIO_EOS = SPEC.prompt.audio_eos
 
 
 @dataclass

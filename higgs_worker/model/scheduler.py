@@ -56,10 +56,11 @@ from .decode_loop import DecodeLoop, SequenceState, sample_many
 from .lane import MAX_BUCKETS, Lane, buckets_for
 from .slot_attention import NAME as SLOT_ATTENTION
 from .slot_cache import SlotCache
+from .spec import SPEC
 
 log = logging.getLogger(__name__)
 
-PREFILL_CHUNK = 512  # prompt tokens per prefill piece between two decode steps
+PREFILL_CHUNK = SPEC.prefill_tokens  # prompt tokens per prefill piece between two decode steps (model/spec.py)
 _END = object()
 
 __all__ = ["MAX_BUCKETS", "PREFILL_CHUNK", "Scheduler", "Sequence", "buckets_for"]

@@ -11,7 +11,7 @@ exceeds a KV slot leaves the batch for the solo lane). The estimate has two part
   (16 English texts of prose, dialogue, numbers and lists; five voices and speeds from 140 to 210
   words a minute), duration / units varies by 6 % (coefficient of variation) against 25 % for
   duration / characters (``python benchmarks/token_estimate.py``).
-- the pace, in frames per unit: the voice's own when the job has shown it (``pace_from``: the
+- the pace, in seconds per unit: the voice's own when the job has shown it (``pace_from``: the
   slowest of its reference clip with its transcript and the chunks already generated, so a chunk
   that ended early does not shorten the next one's bound), else ``TYPICAL_UNITS_PER_SECOND``.
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 
-FRAMES_PER_SECOND = 25
 TYPICAL_UNITS_PER_SECOND = 15.0  # espeak-ng en-us at 175 words a minute: 16.3; about 14 characters a second
 FASTEST_UNITS_PER_SECOND = 25.0  # a pace faster than this is taken as this one
 SLOWEST_UNITS_PER_SECOND = 6.0  # and slower as this one (2.5 x slower than typical)
@@ -74,20 +73,19 @@ def spoken_units(text: str) -> float:
     return units + sum(_char_units(c) for c in _NUMBER.sub(" ", text))
 
 
-def pace_from(examples: list[tuple[str, int]]) -> float | None:
-    """The slowest pace, in frames per unit, of (text, frames of its audio) examples with at least
+def pace_from(examples: list[tuple[str, float]]) -> float | None:
+    """The slowest pace, in seconds per unit, of (text, seconds of its audio) examples with at least
     ``MIN_EVIDENCE_UNITS`` of text; None when there is none."""
-    paces = [frames / units for text, frames in examples if (units := spoken_units(text)) >= MIN_EVIDENCE_UNITS]
+    paces = [seconds / units for text, seconds in examples if (units := spoken_units(text)) >= MIN_EVIDENCE_UNITS]
     paces = [pace for pace in paces if pace > 0]
     return max(paces) if paces else None
 
 
-def bound_seconds(text: str, frames_per_unit: float | None = None) -> float:
+def bound_seconds(text: str, seconds_per_unit: float | None = None) -> float:
     """Seconds of speech ``text`` can take at most (at least one): from the voice's pace when
-    known (``frames_per_unit``), else from the typical one with more slack."""
+    known (``seconds_per_unit``), else from the typical one with more slack."""
     units = spoken_units(text)
-    if frames_per_unit is None:
+    if seconds_per_unit is None:
         return max(1.0, PRIOR_SLACK * units / TYPICAL_UNITS_PER_SECOND)
-    per_unit = frames_per_unit / FRAMES_PER_SECOND
-    per_unit = min(max(per_unit, 1.0 / FASTEST_UNITS_PER_SECOND), 1.0 / SLOWEST_UNITS_PER_SECOND)
+    per_unit = min(max(seconds_per_unit, 1.0 / FASTEST_UNITS_PER_SECOND), 1.0 / SLOWEST_UNITS_PER_SECOND)
     return max(1.0, EVIDENCE_SLACK * units * per_unit)

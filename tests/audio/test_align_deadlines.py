@@ -105,14 +105,14 @@ def test_a_job_whose_helper_stops_reading_succeeds_with_approximate_words(make_w
     monkeypatch.setattr(align_service, "BASE_TIMEOUT_S", 2.0)
     worker = make_worker()
     job = {"text": "Hello there, my friend.", "seed": 5, "max_new_tokens": 60, "word_timestamps": True}
-    first = worker.run({"id": "words-1", "input": job})  # starts the worker's helper
+    first = worker.run({"id": "words-1", "input": job}).as_output()  # starts the worker's helper
     assert "error" not in first, first
     pids = [helper.process.pid for helper in list(align_service.default_service()._idle.queue)]
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
-        (out,) = in_threads(1, lambda: worker.run({"id": "words-2", "input": job}))
+        (out,) = in_threads(1, lambda: worker.run({"id": "words-2", "input": job}).as_output())
         assert "error" not in out, out
         for segment in out["segments"]:
             assert "took longer than" in segment["alignment_error"], segment

@@ -43,12 +43,12 @@ def test_the_reference_names_every_input_field_and_variable():
     ],
 )
 def test_real_outputs_match_the_documented_output(make_worker, s3_env, job_input):
-    out = make_worker(s3_env).run({"id": "doc", "input": job_input})
+    out = make_worker(s3_env).run({"id": "doc", "input": job_input}).as_output()
     JobOutput.model_validate(out)  # extra keys are refused: an undocumented key fails here
     assert ("audio_url" in out) == (job_input.get("delivery") == "s3")
 
 
 def test_real_errors_match_the_documented_error(make_worker):
-    out = make_worker().run({"input": {"text": "x", "colour": "blue"}})
+    out = make_worker().run({"input": {"text": "x", "colour": "blue"}}).as_output()
     JobError.model_validate(out)
     assert out["error"].startswith("invalid_input: ")

@@ -111,7 +111,7 @@ def test_a_jobs_reference_audio_is_capped_in_seconds_in_both_doors(make_worker):
     worker = make_worker({"MAX_JOB_REFERENCE_SECONDS": "5"})
     speakers = {f"SPEAKER{i}": {"reference_audio": {"base64": flac_b64(2.0)}} for i in range(3)}
     job = {"text": "[SPEAKER0] a [SPEAKER1] b [SPEAKER2] c", "speakers": speakers}
-    output = worker.run({"id": "q", "input": job})  # the queue door's path
+    output = worker.run({"id": "q", "input": job}).as_output()  # the queue door's path
     assert output["error"].startswith("invalid_input: the job's reference audio is 6.0 s in all; at most 5 s")
     assert "MAX_JOB_REFERENCE_SECONDS" in output["error"]
     two = {"text": "[SPEAKER0] a [SPEAKER1] b", "speakers": dict(list(speakers.items())[:2])}
@@ -123,7 +123,7 @@ def test_a_jobs_reference_audio_is_capped_in_bytes_before_decoding(make_worker):
     noise = io.BytesIO()
     sf.write(noise, np.random.default_rng(1).uniform(-0.5, 0.5, 24000).astype(np.float32), 24000, format="WAV")
     clip = base64.b64encode(noise.getvalue()).decode()  # 48 KB of WAV
-    output = worker.run({"id": "q", "input": {"text": "x", "reference_audio": {"base64": clip}}})
+    output = worker.run({"id": "q", "input": {"text": "x", "reference_audio": {"base64": clip}}}).as_output()
     assert output["error"].startswith("invalid_input: the job's reference audio is")
     assert "MAX_JOB_REFERENCE_BYTES" in output["error"]
 

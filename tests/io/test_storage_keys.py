@@ -23,11 +23,13 @@ def cloning(key: str, **extra) -> dict:
 def test_another_jobs_output_cannot_be_cloned(make_worker, s3_env):
     """The probe: a job's result, stored in the bucket, named as the next job's reference."""
     worker = make_worker({**s3_env, **CHEAP})
-    stored = worker.run({"input": {"text": "Someone else's words.", "delivery": "s3", "output_format": "wav"}})
+    stored = worker.run(
+        {"input": {"text": "Someone else's words.", "delivery": "s3", "output_format": "wav"}}
+    ).as_output()
     assert "error" not in stored, stored
     key = stored["s3_uri"].removeprefix(f"s3://{BUCKET}/")
     assert key.startswith("higgs-audio/") and not key.startswith(REFERENCES)
-    out = worker.run(cloning(key))
+    out = worker.run(cloning(key)).as_output()
     assert out == {
         "error": f"reference_audio: no reference audio at s3_key {key!r}: it must name an object under "
         f"REFERENCE_S3_PREFIX {REFERENCES!r} in S3_BUCKET"
@@ -42,7 +44,7 @@ def test_missing_and_not_allowed_keys_give_one_error(make_worker, s3_env, s3_cli
     s3_client.put_object(Bucket=BUCKET, Key=f"{folder}/large.bin", Body=b"\0" * 300_000)
     worker = make_worker({**s3_env, **CHEAP})
     keys = [f"{folder}/small.wav", f"{folder}/large.bin", f"{folder}/missing.wav", f"{REFERENCES}missing.wav"]
-    errors = {worker.run(cloning(key))["error"].replace(repr(key), "KEY") for key in keys}
+    errors = {worker.run(cloning(key)).as_output()["error"].replace(repr(key), "KEY") for key in keys}
     assert len(errors) == 1, errors
     (error,) = errors
     assert error.startswith("reference_audio: no reference audio at s3_key KEY") and "bytes" not in error
@@ -71,7 +73,7 @@ def test_a_key_under_the_reference_prefix_is_read_and_still_limited(s3_env, s3_c
     ],
 )
 def test_key_forms_a_store_or_proxy_could_resolve_are_invalid_input(make_worker, s3_env, key):
-    out = make_worker({**s3_env, **CHEAP}).run(cloning(key))
+    out = make_worker({**s3_env, **CHEAP}).run(cloning(key)).as_output()
     assert out["error"].startswith("invalid_input: ") and "REFERENCE_S3_PREFIX" in out["error"], out
 
 

@@ -197,7 +197,8 @@ def test_a_failing_reference_url_fails_only_that_job(make_worker, batch_engine, 
     ]
     outputs: dict[int, dict] = {}
     threads = [
-        threading.Thread(target=lambda i=i: outputs.__setitem__(i, worker.run({"input": inputs[i]}))) for i in range(3)
+        threading.Thread(target=lambda i=i: outputs.__setitem__(i, worker.run({"input": inputs[i]}).as_output()))
+        for i in range(3)
     ]
     for thread in threads:
         thread.start()

@@ -34,7 +34,7 @@ worker = Worker()
 phases = warm_start(worker)
 graphs = lambda: counters["inductor"]["fxgraph_cache_hit"] + counters["inductor"]["fxgraph_cache_miss"]
 before = graphs()
-out = worker.run({"id": "first", "input": {"text": "Hello there.", "seed": 1, "max_new_tokens": 20}})
+out = worker.run({"id": "first", "input": {"text": "Hello there.", "seed": 1, "max_new_tokens": 20}}).as_output()
 print("RESULT " + json.dumps({"phases": phases, "timings": out.get("timings"), "error": out.get("error"),
                               "graphs_in_first_job": graphs() - before, "inductor": dict(counters["inductor"])}))
 """

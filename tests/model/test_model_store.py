@@ -141,11 +141,11 @@ def test_unreachable_hub_is_model_unavailable_and_next_job_retries(tmp_path, mon
         "MODEL_DOWNLOAD_BACKOFF_SECONDS": "0.01",
     }
     worker = Worker(Settings.from_env(env))
-    out = worker.run({"input": {"text": "Hi."}})
+    out = worker.run({"input": {"text": "Hi."}}).as_output()
     assert list(out) == ["error"] and out["error"].startswith("model_unavailable: MODEL_REPO=")
     with HubServer(hub_root) as server:  # the hub is back: the same worker recovers
         monkeypatch.setenv("HF_ENDPOINT", server.url)
-        out = worker.run({"input": {"text": "Hi.", "seed": 1, "max_new_tokens": 20}})
+        out = worker.run({"input": {"text": "Hi.", "seed": 1, "max_new_tokens": 20}}).as_output()
     assert "audio_base64" in out, out
     assert out["model"]["revision"] == server.repo_sha(MODEL_REPO)
     assert out["timings"]["download_s"] > 0 and out["timings"]["load_s"] > 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from higgs_worker.contract.schema import SynthesisRequest
-from higgs_worker.model.engine import FRAMES_PER_SECOND
 from higgs_worker.model.runaway import TAIL_FRAMES, RunawayGuard
+from higgs_worker.model.spec import SPEC
 from higgs_worker.synthesis import AudioPiece, RunawayLimits, Synthesis, build_voice_setup, synthesize
 
 SPEECH_FRAMES = 25  # 1 s of "speech" before the chunk goes silent
@@ -85,9 +85,9 @@ def test_a_chunk_that_goes_silent_ends_within_a_second_of_the_threshold(engine):
     limits = RunawayLimits(silence_seconds=2.0, repeat_seconds=2.0)
     stand_in = StandInEngine(engine, goes_silent(engine))
     result = run(stand_in, limits)
-    threshold_rows = SPEECH_FRAMES + limits.silence_seconds * FRAMES_PER_SECOND
+    threshold_rows = SPEECH_FRAMES + limits.silence_seconds * SPEC.frames_per_second
     assert stand_in.closed, "the row generator (the scheduler's sequence) was closed"
-    assert stand_in.yielded <= threshold_rows + FRAMES_PER_SECOND  # within 1 s of audio after the threshold
+    assert stand_in.yielded <= threshold_rows + SPEC.frames_per_second  # within 1 s of audio after the threshold
     assert [(stop.chunk, stop.reason) for stop in result.runaways] == [(0, "silence")]
     kept_frames = result.chunks[0].codes.shape[1]
     assert SPEECH_FRAMES - 2 <= kept_frames <= SPEECH_FRAMES + TAIL_FRAMES  # the trailing silence cut
@@ -100,7 +100,7 @@ def test_a_chunk_that_repeats_one_frame_forever_ends_within_a_second(engine):
     stand_in = StandInEngine(engine, never_stops(engine))
     result = run(stand_in, limits)
     assert stand_in.closed
-    assert stand_in.yielded <= SPEECH_FRAMES + (limits.repeat_seconds + 1.0) * FRAMES_PER_SECOND
+    assert stand_in.yielded <= SPEECH_FRAMES + (limits.repeat_seconds + 1.0) * SPEC.frames_per_second
     assert [stop.reason for stop in result.runaways] == ["repeat"]
     assert result.chunks[0].codes.shape[1] <= SPEECH_FRAMES + 1  # the repeated frames cut
 
@@ -142,10 +142,12 @@ def test_a_job_carries_the_warning_and_state_counts_it(make_worker, engine):
 
     worker = make_worker({"RUNAWAY_SILENCE_SECONDS": "1.5"})
     worker.engine = StandInEngine(engine, goes_silent(engine))
-    output = worker.run({"id": "runaway", "input": {"text": "Hello there.", "seed": 2, "delivery": "base64"}})
+    output = worker.run(
+        {"id": "runaway", "input": {"text": "Hello there.", "seed": 2, "delivery": "base64"}}
+    ).as_output()
     assert "error" not in output, output
     assert any("kept silent after speaking" in warning for warning in output["warnings"])
-    assert output["duration_s"] <= (SPEECH_FRAMES + TAIL_FRAMES) / FRAMES_PER_SECOND
+    assert output["duration_s"] <= (SPEECH_FRAMES + TAIL_FRAMES) / SPEC.frames_per_second
     app = FastAPI()
     app.state.service = Service(worker)
     app.include_router(health.router)
@@ -159,6 +161,6 @@ def test_a_streamed_chunk_stops_streaming_when_the_guard_fires(engine):
     request = SynthesisRequest(text="Hello there, this is one chunk.", seed=1, chunk_method="none")
     events = list(synthesize(stand_in, request, build_voice_setup(request, None), 15000, stream=True, runaway=limits))
     streamed = sum(len(event.audio) for event in events if isinstance(event, AudioPiece))
-    threshold_frames = SPEECH_FRAMES + limits.silence_seconds * FRAMES_PER_SECOND
-    assert 0 < streamed <= (threshold_frames + FRAMES_PER_SECOND) * engine.samples_per_frame
+    threshold_frames = SPEECH_FRAMES + limits.silence_seconds * SPEC.frames_per_second
+    assert 0 < streamed <= (threshold_frames + SPEC.frames_per_second) * engine.samples_per_frame
     assert events[-1].runaways[0].reason == "silence"

@@ -70,7 +70,7 @@ def test_a_streamed_job_emits_audio_before_generation_ends(make_worker, monkeypa
             }
         },
         emit=lambda item: emitted.append((rows_seen["n"], item)),
-    )
+    ).as_output()
     assert "error" not in out, out
     assert len(emitted) > 1
     first_at = emitted[0][0]
@@ -100,13 +100,13 @@ def test_streamed_bytes_count_toward_the_inline_limit(make_worker, s3_env):
         },
     }
     items = []
-    full = make_worker().run(job, emit=items.append)
+    full = make_worker().run(job, emit=items.append).as_output()
     streamed = sum(len(i["audio_base64"]) for i in items)
     assert len(full["audio_base64"]) > 10  # with the default limit everything fits inline
     tight = {"INLINE_MAX_BYTES": str(streamed + 10)}  # room for the chunks, not for the audio again
-    out = make_worker(tight).run(job, emit=lambda item: None)
+    out = make_worker(tight).run(job, emit=lambda item: None).as_output()
     assert list(out) == ["error"] and out["error"].startswith("storage: ") and "streamed chunks" in out["error"]
-    moved = make_worker({**s3_env, **tight}).run(job, emit=lambda item: None)
+    moved = make_worker({**s3_env, **tight}).run(job, emit=lambda item: None).as_output()
     assert moved["s3_uri"].endswith("/streamed.opus") and "audio_base64" not in moved
 
 
@@ -114,18 +114,22 @@ def test_on_audio_gets_the_pieces_of_a_job_that_does_not_stream_to_runpod(make_w
     """A door that streams itself (HTTP) listens with ``on_audio``: it gets float pieces
     that join to the final audio, and no RunPod stream item is produced."""
     pieces, items = [], []
-    out = make_worker().run(
-        {
-            "input": {
-                "text": "Streaming is fun to test.",
-                "seed": 2,
-                "max_new_tokens": 100,
-                "delivery": "base64",
-                "output_format": "pcm",
-            }
-        },
-        emit=items.append,
-        on_audio=pieces.append,
+    out = (
+        make_worker()
+        .run(
+            {
+                "input": {
+                    "text": "Streaming is fun to test.",
+                    "seed": 2,
+                    "max_new_tokens": 100,
+                    "delivery": "base64",
+                    "output_format": "pcm",
+                }
+            },
+            emit=items.append,
+            on_audio=pieces.append,
+        )
+        .as_output()
     )
     assert "error" not in out, out
     assert items == [] and len(pieces) > 1

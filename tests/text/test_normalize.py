@@ -126,7 +126,7 @@ def test_unchanged_text_has_one_piece_read_as_written():
 
 
 def _run(worker, **job_input) -> dict:
-    out = worker.run({"id": "norm", "input": {"seed": 5, "max_new_tokens": 20, **job_input}})
+    out = worker.run({"id": "norm", "input": {"seed": 5, "max_new_tokens": 20, **job_input}}).as_output()
     assert "error" not in out, out
     JobOutput.model_validate(out)
     return out

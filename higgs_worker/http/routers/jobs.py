@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ..errors import ApiError, job_error
+from ...contract.errors import JobFailure
+from ..errors import ApiError, failure_error
 from ..http_job import HttpJob
 from ..service import Service, service_of
 
@@ -32,7 +33,7 @@ async def synthesize(request: Request, service: Service = Depends(service_of)) -
         event = await job.first_event(request)
     if event is None:
         return JSONResponse({}, status_code=499)  # nobody reads it
-    output = event[1]
-    if "error" in output:
-        raise job_error(output["error"])
-    return JSONResponse(output)
+    outcome = event[1]
+    if isinstance(outcome, JobFailure):
+        raise failure_error(outcome)
+    return JSONResponse(outcome.as_output())

@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
+from ...contract.errors import STORAGE, JobFailure
+from ...model.spec import SPEC
 from .. import openai_speech as speech
-from ..errors import job_error
+from ..errors import failure_error
 from ..http_job import HttpJob
 from ..service import Service, service_of
 
@@ -47,14 +49,20 @@ async def create_speech(request: Request, service: Service = Depends(service_of)
     if first is None:
         return Response(status_code=499)
     kind, value = first
-    if kind == "done" and "error" in value and not value["error"].startswith("storage:"):
-        raise job_error(value["error"])  # failed before any audio: an honest status
+    if kind == "done" and _failed(value):
+        raise failure_error(value)  # failed before any audio: an honest status
     headers = {"X-Request-Id": job.id, "Cache-Control": "no-store"}
     return StreamingResponse(
         _speech_body(job, options, first, chars, started),
         media_type=options.content_type,
         headers=headers,
     )
+
+
+def _failed(outcome) -> bool:
+    """Whether the job failed for this route: a ``storage`` failure is only the job's own
+    whole-file copy (not used here: the route streams the pieces) passing the inline limit."""
+    return isinstance(outcome, JobFailure) and outcome.code != STORAGE
 
 
 async def _speech_body(job: HttpJob, options: speech.SpeechOptions, first: tuple[str, Any], chars: int, started: float):
@@ -72,9 +80,8 @@ async def _speech_body(job: HttpJob, options: speech.SpeechOptions, first: tuple
                 samples += len(value)
                 chunk = await asyncio.to_thread(encoder.feed, value)
             else:
-                if "error" in value and not value["error"].startswith("storage:"):
-                    # storage: only the job's own whole-file copy (not used here) passed the inline limit
-                    error = job_error(value["error"])
+                if _failed(value):
+                    error = failure_error(value)
                     log.info("request %s failed after streaming started: %s", job.id, error.code)
                     if sse:
                         yield speech.sse_error(error)
@@ -87,10 +94,10 @@ async def _speech_body(job: HttpJob, options: speech.SpeechOptions, first: tuple
                     log.info("request %s: first audio bytes after %.3fs", job.id, time.perf_counter() - started)
                 yield speech.sse_delta(chunk) if sse else chunk
             if kind == "done":
-                frames = round(samples / (speech.MODEL_SAMPLE_RATE / 25))
+                frames = round(samples * SPEC.frames_per_second / SPEC.sample_rate)
                 if sse:
                     yield speech.sse_done(chars, frames)
-                log.info("request %s done: %.2fs of audio", job.id, samples / speech.MODEL_SAMPLE_RATE)
+                log.info("request %s done: %.2fs of audio", job.id, samples / SPEC.sample_rate)
                 return
             event = await job.events.get()
     finally:

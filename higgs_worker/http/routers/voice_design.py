@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from ...contract.errors import WorkerError
 from ...contract.voice_actions import parse_action
-from ..errors import ApiError, job_error
+from ..errors import ApiError, worker_error
 from ..service import Service, service_of
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,6 @@ async def design_voice(request: Request, service: Service = Depends(service_of))
     try:
         entry = await asyncio.to_thread(service.worker.design_voice, action)
     except WorkerError as exc:
-        raise job_error(str(exc)) from None
+        raise worker_error(exc) from None
     log.info("voice %s designed", entry.name)
     return JSONResponse(entry.model_dump(), status_code=201)
