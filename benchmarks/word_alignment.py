@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from higgs_worker.audio import codecs  # noqa: E402
 from higgs_worker.audio.align import pocketsphinx_aligner  # noqa: E402
-from higgs_worker.audio.align.pocketsphinx_aligner import AlignmentFailed  # noqa: E402
+from higgs_worker.audio.align.aligner import AlignmentFailed  # noqa: E402
 from higgs_worker.audio.align.service import AlignmentService  # noqa: E402
 from higgs_worker.devtools.spoken_words import espeak_available, speak  # noqa: E402
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from higgs_worker.audio.align import pocketsphinx_aligner
+from higgs_worker.audio.align.aligner import AlignmentFailed
 from higgs_worker.audio.align.english import read_number
-from higgs_worker.audio.align.pocketsphinx_aligner import AlignmentFailed
 from higgs_worker.audio.align.service import AlignmentService
 from higgs_worker.audio.align.words import script_of, share_by_characters, split_words
 from higgs_worker.devtools.spoken_words import speak

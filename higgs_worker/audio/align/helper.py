@@ -16,7 +16,7 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from .pocketsphinx_aligner import AlignmentFailed
+from .aligner import AlignmentFailed
 from .registry import ALIGNERS
 
 HEADER = struct.Struct(">I")

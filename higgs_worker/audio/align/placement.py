@@ -29,7 +29,7 @@ import numpy as np
 from ...text.normalize import Normalized
 from .. import codecs
 from ..segments import Segment, Word, output_position
-from .pocketsphinx_aligner import ALIGN_RATE
+from .aligner import ALIGN_RATE
 from .service import AlignedWords, AlignmentService
 from .words import share_by_characters, split_words, word_spans
 

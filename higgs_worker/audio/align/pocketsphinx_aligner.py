@@ -23,32 +23,19 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .aligner import ALIGN_RATE, AlignmentFailed, WordTime
 from .english import Pronouncer, Pronunciation
 
-ALIGN_RATE = 16_000  # the acoustic models' rate
 FRAME_S = 0.01  # PocketSphinx's frame shift
 DITHER_RMS = 1e-4  # about -80 dBFS: no frame is digital silence
 # wider beams than the defaults (1e-48, 7e-29, 1e-48) and a likelier optional silence
 # between words (default silprob 0.005), chosen by benchmarks/word_alignment.py
 SEARCH = {"beam": 1e-60, "wbeam": 1e-50, "pbeam": 1e-60, "silprob": 0.5}
 WIDE_SEARCH = {"beam": 1e-100, "wbeam": 1e-100, "pbeam": 1e-100, "silprob": 0.5}  # when SEARCH finds no path
-
-
-class AlignmentFailed(Exception):
-    """The aligner found no path through the audio for the text; the message says why."""
-
-
-@dataclass(frozen=True)
-class WordTime:
-    word: str
-    start_s: float  # from the start of the aligned audio
-    end_s: float
-    approximate: bool = False  # pronunciation guessed, or times interpolated
 
 
 def to_align_rate(audio: np.ndarray, rate: int, dither_rms: float = DITHER_RMS) -> np.ndarray:

@@ -1,24 +1,15 @@
 """Which aligner serves which language: the one place to add another.
 
-A ``WordAligner`` takes a piece of audio and its words (as ``words.split_words`` gives
-them) and returns one ``WordTime`` per word, in order, or raises ``AlignmentFailed``.
-It runs inside the helper process (``helper``), built once by its factory here.
+What an aligner takes and gives (``WordAligner``) is in ``aligner``; another aligner is a
+module beside ``pocketsphinx_aligner`` and one line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
-
-import numpy as np
+from collections.abc import Callable
 
 from . import pocketsphinx_aligner
-from .pocketsphinx_aligner import WordTime
-
-
-class WordAligner(Protocol):
-    def align(self, audio: np.ndarray, rate: int, words: Sequence[str]) -> list[WordTime]: ...
-
+from .aligner import WordAligner
 
 # language -> factory. Chinese: docs/narration.md (word timestamps) says how.
 ALIGNERS: dict[str, Callable[[], WordAligner]] = {"en": pocketsphinx_aligner.english}

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .aligner import WordTime
 from .helper import pack_message, read_message
-from .pocketsphinx_aligner import WordTime
 from .registry import ALIGNERS, LANGUAGE_NAMES
 from .words import script_of, share_by_characters
 
