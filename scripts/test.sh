@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-packages.sh
+# the programs the tests run from those packages: espeak-ng (speech for the word-alignment tests),
+# chromium and chromedriver (Debian's chromium-driver; the playground's browser tests). One missing
+# after the install (another distribution names or ships them differently) stops here, by name.
+for program in espeak-ng chromium chromedriver; do
+    if ! command -v "$program" >/dev/null 2>&1; then
+        echo "test.sh: '$program' is not on PATH after installing scripts/test-system-packages.txt" >&2
+        exit 1
+    fi
+done
 bash scripts/setup-dev.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -31,6 +31,9 @@ def test_ci_runs_exactly_the_readmes_test_command_then_the_image_check() -> None
     assert commands == [readme_test_command(), "bash scripts/image-check.sh"]
     test_sh = (ROOT / "scripts" / "test.sh").read_text()
     assert test_sh.index("scripts/install-system-packages.sh") < test_sh.index("scripts/setup-dev.sh")
+    checked = test_sh[test_sh.index("for program in") : test_sh.index("done")]
+    for program in ("espeak-ng", "chromium", "chromedriver"):  # what the tests run, checked before pytest
+        assert program in checked
 
 
 def test_every_listed_package_is_one_debian_name_under_a_comment() -> None:
