@@ -10,7 +10,6 @@ with plain files, which is all that layer sees of inductor's folder.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import subprocess
 import sys
 from dataclasses import replace
@@ -183,9 +182,16 @@ def test_truncated_or_corrupt_bundle_is_ignored_then_rebuilt(tmp_path, key, dama
     assert CompileCache(str(root), key, local_dir(tmp_path, "c")).restore()[0] == "hit"
 
 
-def _publish(root: str, key: dict, local: str, rounds: int) -> None:
-    for _ in range(rounds):
-        assert CompileCache(root, key, Path(local)).save() in (True, False)
+# a child process that publishes its folder ROUNDS times (argv: root, key as JSON, local, rounds);
+# a fresh interpreter (this pytest process has threads: a fork could inherit a lock one held)
+PUBLISH = """
+import json, sys
+from pathlib import Path
+from higgs_worker.model.compile_cache import CompileCache
+root, key, local, rounds = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+for _ in range(rounds):
+    assert CompileCache(root, key, Path(local)).save() in (True, False)
+"""
 
 
 def test_workers_publishing_together_leave_a_complete_bundle(tmp_path, key):
@@ -193,13 +199,16 @@ def test_workers_publishing_together_leave_a_complete_bundle(tmp_path, key):
     shared = {"fxgraph/ab/fabc/entry": b"graph" * 1000}
     a = local_dir(tmp_path, "a", {**shared, "aa/kernel_a.so": b"A" * 200_000})
     b = local_dir(tmp_path, "b", {**shared, "bb/kernel_b.so": b"B" * 200_000})
-    context = multiprocessing.get_context("fork")  # the children only write files
-    procs = [context.Process(target=_publish, args=(str(root), key, str(folder), 5)) for folder in (a, b)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(120)
-        assert proc.exitcode == 0
+    procs = [
+        subprocess.Popen([sys.executable, "-c", PUBLISH, str(root), json.dumps(key), str(folder), "5"], cwd=ROOT)
+        for folder in (a, b)
+    ]
+    try:
+        assert [proc.wait(timeout=120) for proc in procs] == [0, 0]
+    finally:
+        for proc in procs:  # one still running is ended: nothing waits for it at exit
+            proc.kill()
+            proc.wait()
     reader = CompileCache(str(root), key, local_dir(tmp_path, "reader"))
     assert reader.restore()[0] == "hit"
     assert (reader.local / "aa/kernel_a.so").read_bytes() == b"A" * 200_000
