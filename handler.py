@@ -69,6 +69,17 @@ def start_torch_threads() -> None:
     torch.ones(256, 256) @ torch.ones(256, 256)
 
 
+def import_compiler_state(worker: Worker) -> None:
+    """Where the decode step will be compiled, import inductor's CUDA-graph trees here, on the main
+    thread: the thread that imports them first must live as long as the process, or the process can
+    crash when it ends (``torch_features.import_cudagraph_trees``). Nothing on the plain path (the
+    CPU default): the import costs seconds there."""
+    if worker.compiles():
+        from higgs_worker.model import torch_features
+
+        torch_features.import_cudagraph_trees()
+
+
 def _progress_sender(job: dict):
     if not os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT"):
         return None  # local modes have no progress channel
@@ -174,6 +185,7 @@ def main() -> None:
     except SettingsError as exc:
         log.error("%s; the worker cannot start", exc)
         sys.exit(2)
+    import_compiler_state(worker)
     if worker.settings.worker_mode == "http":
         from higgs_worker.http.app import serve
 

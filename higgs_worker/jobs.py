@@ -147,6 +147,10 @@ class Worker:
             self._store = S3Store(self.settings.s3, attempts=self.settings.s3_attempts)
         return self._store
 
+    def compiles(self) -> bool:
+        """Whether the engine this worker loads compiles its decode step (DECODE_COMPILE, the device)."""
+        return loop_settings_for(pick_device(self.settings.device), self.settings.decode_compile).compile
+
     def ensure_engine(self, timer: Timer | None = None) -> Engine:
         """Download (once per volume) and load (once per worker) the model."""
         timer = timer or Timer()

@@ -560,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     defaults(args)
+    from higgs_worker.model import torch_features
+
+    # here, on the main thread, before any thread compiles (as handler.main does)
+    torch_features.import_cudagraph_trees()
     if args.restart_child:
         restart_child(args)
         return 0

@@ -33,6 +33,16 @@ FAKE_AWS = {
 }
 
 
+def pytest_sessionstart(session):
+    """Inductor's CUDA-graph trees imported on this process's main thread, as ``handler.main``
+    does where the worker compiles: many tests compile the decode step on threads that end, and
+    the thread that imports the module first must not (``torch_features.import_cudagraph_trees``;
+    tests/model/test_cudagraph_import_thread.py shows why)."""
+    from higgs_worker.model import torch_features
+
+    torch_features.import_cudagraph_trees()
+
+
 def pytest_collection_modifyitems(config, items):
     """Test files with slow tests first, each file's tests in their order: under pytest-xdist
     (``scripts/test.sh``: a file per process at a time) the long files start at once and the

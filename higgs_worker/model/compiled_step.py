@@ -33,6 +33,7 @@ dynamic, so one graph per batch size serves every length).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -62,6 +63,12 @@ class WrongThread(RuntimeError):
 def prepare_cudagraph_state() -> None:
     """Give this thread the per-thread state CUDA-graph trees expect (the module sets it up
     only on the thread that imports it; pytorch/pytorch#123177)."""
+    if torch_features.CUDAGRAPH_TREES not in sys.modules and threading.current_thread() is not threading.main_thread():
+        log.warning(
+            "CUDA-graph trees first imported on thread %s: the process may crash when it ends "
+            "(call torch_features.import_cudagraph_trees() on the main thread at start)",
+            threading.current_thread().name,
+        )
     local = torch_features.cudagraph_local()
     if local is None:  # this torch keeps no such state (torch_features): nothing to prepare
         return

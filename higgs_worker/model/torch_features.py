@@ -155,3 +155,24 @@ def reset_compiled_state() -> None:
     """Dynamo's caches and the backends' (inductor's CUDA-graph trees among them)."""
     reset = getattr(torch.compiler, "reset", None) or torch._dynamo.reset
     reset()
+
+
+CUDAGRAPH_TREES = "torch._inductor.cudagraph_trees"
+
+
+def import_cudagraph_trees() -> bool:
+    """Import inductor's CUDA-graph trees on the calling thread, which must live as long as the
+    process: the main thread, at start, before any thread compiles.
+
+    The module's import stashes two Python objects in the importing thread's C++ thread-local
+    storage (``torch._C._stash_obj_in_tls``). When that thread ends, their destructor takes the
+    GIL on a thread whose Python state is already gone, and the process can die of a segmentation
+    fault (torch 2.9.1: about one run in eight of a script whose thread imports the module and
+    ends; a pytest worker died of it in CI). Imported here first, the module stashes nothing on
+    the threads that compile later (a scheduler thread, its replacement, a job's thread).
+    False where this torch has no such module (nothing to stash)."""
+    try:
+        _cudagraph_local()
+    except Exception:
+        return False
+    return True
