@@ -1,6 +1,6 @@
 """The guarded URL fetcher (``io.safe_http``) against real servers on loopback addresses.
 
-Two stand-ins, as in tests/test_hostile_input.py, because neither can run inside a test:
+Two stand-ins, as in tests/io/test_hostile_urls.py, because neither can run inside a test:
 
 - a *public* web server: the loopback address 127.0.0.3, and only it, counts as public
   for the address check (``safe_http.is_public`` patched; every other address still goes
