@@ -14,7 +14,7 @@ from higgs_worker.devtools.spoken_words import espeak_available
 from higgs_worker.text.chunking import split_text
 from higgs_worker.text.normalize import Normalized, for_chunks, normalize
 from higgs_worker.text.pace import spoken_units
-from tests.worker.test_word_timestamps import speak_chunks, true_times
+from tests.support.spoken_chunks import speak_chunks, true_times
 
 
 @pytest.mark.parametrize(
