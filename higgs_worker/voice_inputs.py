@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .contract.config import Settings
-from .contract.errors import INVALID_INPUT, NOT_FOUND, WorkerError
+from .contract.errors import AUDIO_TOO_LONG, INVALID_INPUT, NOT_FOUND, WorkerError
 from .contract.schema import (
     MODEL_SAMPLE_RATE,
     ReferenceAudio,
@@ -240,7 +240,7 @@ def fetch_voices(voices: JobVoices, settings: Settings, fetch_s3: FetchS3 | None
         try:
             item.waveform = decode_reference(item.data, limit)
         except WorkerError as exc:
-            if limit < settings.max_reference_seconds and "limit" in exc.message:  # the job's total said no
+            if limit < settings.max_reference_seconds and exc.kind == AUDIO_TOO_LONG:  # the job's total said no
                 _check_totals(own_bytes, settings.max_job_reference_seconds + 1, settings)
             raise
         item.data = None

@@ -37,7 +37,7 @@
 # GPU_CHECK_BUDGET. Exit status: 0 when every section passed, else 1.
 #
 # GPU_CHECK_DRY=1 runs the same script on a CPU with the tiny model and tiny sizes
-# (tests/test_gpu_check_script.py). Other knobs: PYTHON (default .venv/bin/python, else
+# (tests/shipping/test_gpu_check_script.py). Other knobs: PYTHON (default .venv/bin/python, else
 # python3), GPU_CHECK_WHEELS (.whl; empty: none), GPU_CHECK_SITE (/tmp/site), OUT (results;
 # default out/gpu-check), GPU_CHECK_ARGS (extra arguments for gpu_check.py, e.g. --layers 8).
 set -uo pipefail

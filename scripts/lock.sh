@@ -2,7 +2,7 @@
 # Relock: write requirements-runtime.lock (what bootstrap installs onto the volume) from
 # requirements-runtime.txt, and requirements-dev.lock (what scripts/setup-dev.sh installs into
 # .venv) from both requirements files, every distribution pinned with its PyPI hashes. Run it
-# after editing either requirements file (tests/test_lock_files.py fails until then); a few seconds.
+# after editing either requirements file (tests/shipping/test_lock_files.py fails until then); a few seconds.
 #
 # uv (pinned in requirements-dev.txt) resolves for the image's interpreter whatever this machine
 # is: CPython 3.11 on manylinux_2_28 x86_64 (python:3.11-slim-bookworm's glibc 2.36), against PyPI
@@ -21,7 +21,7 @@ common=(--quiet --no-config --index-url https://pypi.org/simple --generate-hashe
     --no-strip-markers "${target[@]}")
 
 # lock OUT INPUT... [-- uv options]: compile, then head the lock with the command and the
-# sha256 of every input (tests/test_lock_files.py and bootstrap compare them)
+# sha256 of every input (tests/shipping/test_lock_files.py and bootstrap compare them)
 lock() {
     local out=$1 tmp
     shift

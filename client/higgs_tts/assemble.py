@@ -35,12 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .formats import CHAPTER_FORMATS
 from .manifest import Manifest, PieceRecord
 
 PAUSE_PARAGRAPH_S = 0.8
 PAUSE_SENTENCE_S = 0.35
 CHAPTER_END_S = 1.5
-FORMATS = {"mp3": ("MP3", "MPEG_LAYER_III"), "flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _write_audio(outdir: Path, path: Path, placed: list[tuple[PieceRecord, int]]
     """Pieces one after another, each followed by its silence; one piece in memory at a time."""
     import soundfile
 
-    container, subtype = FORMATS[fmt]
+    container, subtype = CHAPTER_FORMATS[fmt]
     with soundfile.SoundFile(path, "w", rate, 1, format=container, subtype=subtype) as writer:
         for piece, gap_frames in placed:
             audio, _ = soundfile.read(outdir / piece.file, dtype="float32", always_2d=True)

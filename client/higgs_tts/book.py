@@ -24,11 +24,11 @@ from .book_source import Book, read_book
 from .endpoint import QueueEndpoint
 from .errors import BookFailed, InputError
 from .fanout import FanOut, FanOutSettings
+from .formats import CHAPTER_FORMATS, PIECE_FORMAT, listing
 from .manifest import DONE, PENDING, Manifest, PieceRecord, file_sha256, fingerprint
 from .pieces import DEFAULT_PIECE_WORDS, Piece, plan_pieces
 from .voice import S3Target, read_reference, reference_fields, sample_text
 
-PIECE_FORMAT = "flac"  # lossless and about half of wav's size, for transfer and storage
 SAMPLE_INDEX = -1  # the voice sample's place in the manifest (chapter -1: not in the book)
 
 
@@ -108,8 +108,8 @@ def make_book(
     on_piece: Callable[[PieceRecord], None] | None = None,
 ) -> BookSummary:
     started = time.monotonic()
-    if options.audio_format not in ("mp3", "flac", "wav"):
-        raise InputError(f"--format {options.audio_format}: use mp3, flac or wav")
+    if options.audio_format not in CHAPTER_FORMATS:
+        raise InputError(f"--format {options.audio_format}: use {listing(CHAPTER_FORMATS)}")
     if options.subtitles not in (None, "srt", "vtt"):
         raise InputError(f"--subtitles {options.subtitles}: use srt, vtt or none")
     if options.voice and options.reference_audio:

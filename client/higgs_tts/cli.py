@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from .errors import ClientError
+from .formats import CHAPTER_FORMATS, OUTPUT_FORMATS, listing
 
 # workers.max 10 x (MAX_CONCURRENCY 8 + IO_JOBS 4), and a few queued (benchmarks/book_client.py --scaling)
 DEFAULT_PARALLEL = 128
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         help="an HTTP-mode worker's URL (POST /v1/synthesize) instead of a queue endpoint; its key is"
         " HIGGS_TTS_API_KEY (RUNPOD_API_KEY only for a RunPod https://ID.api.runpod.ai URL)",
     )
-    say.add_argument("--format", help="wav, mp3, flac, ogg, opus or pcm (default: from --out)")
+    say.add_argument("--format", help=f"{listing(OUTPUT_FORMATS)} (default: from --out)")
     say.add_argument("--subtitles", choices=("srt", "vtt"), help="also write subtitles beside the audio")
     say.add_argument("--loudness", type=float, metavar="LUFS", help="integrated loudness target, e.g. -16")
     say.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the job (default 1800)")
@@ -102,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         " (MAX_CONCURRENCY + IO_JOBS), so that jobs wait in RunPod's queue and its scaler adds workers"
         " (docs/audiobook-client.md, 'Choosing --parallel')",
     )
-    book.add_argument("--format", default="mp3", choices=("mp3", "flac", "wav"), help="chapter files (default mp3)")
+    book.add_argument("--format", default="mp3", choices=tuple(CHAPTER_FORMATS), help="chapter files (default mp3)")
     book.add_argument("--subtitles", default="srt", choices=("srt", "vtt", "none"), help="default srt")
     book.add_argument(
         "--loudness", default="-18", metavar="LUFS", help="every piece to this loudness (default -18; 'off')"

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from .endpoint import HttpEndpoint, QueueEndpoint
 from .errors import ClientError, InputError, PieceError
+from .formats import OUTPUT_FORMATS
 from .results import audio_bytes, result_of, subtitles_text
 from .voice import S3Target, read_reference, reference_fields
-
-FORMATS = ("wav", "mp3", "flac", "ogg", "opus", "pcm")
 
 
 def job_input(
@@ -29,8 +28,8 @@ def job_input(
 ) -> dict:
     if not text.strip():
         raise InputError("the text is empty")
-    if audio_format not in FORMATS:
-        raise InputError(f"format {audio_format!r}: use one of {', '.join(FORMATS)}")
+    if audio_format not in OUTPUT_FORMATS:
+        raise InputError(f"format {audio_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if voice and reference_audio:
         raise InputError("give --voice or --reference-audio, not both")
     job = {**(job_options or {}), "text": text, "output_format": audio_format}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from ..contract.errors import AUDIO_TOO_LONG
 from ..contract.formats import FORMATS
 from . import lossy
 
@@ -30,7 +31,13 @@ CODECS: dict[str, Codec] = {
 
 
 class AudioDecodeError(ValueError):
-    """Bytes that are not audio soundfile can read."""
+    """Bytes that are not audio soundfile can read, or audio out of bounds. ``kind`` is
+    ``AUDIO_TOO_LONG`` when the audio is longer than the ``max_seconds`` it was given (a
+    caller acts on the kind, never on the message's words), else None."""
+
+    def __init__(self, message: str, *, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind
 
 
 MAX_REDUCED_RATE = 1000
@@ -94,7 +101,7 @@ def probe(data: bytes, max_seconds: float | None = None) -> float:
         raise AudioDecodeError(f"{channels} channels; at most {MAX_CHANNELS}")
     seconds = max(frames, 0) / rate
     if max_seconds is not None and seconds > max_seconds:
-        raise AudioDecodeError(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s")
+        raise AudioDecodeError(f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s", kind=AUDIO_TOO_LONG)
     return seconds
 
 
@@ -115,14 +122,16 @@ def decode(data: bytes, max_seconds: float | None = None, min_seconds: float = 0
             if channels > MAX_CHANNELS:
                 raise AudioDecodeError(f"{channels} channels; at most {MAX_CHANNELS}")
             if max_seconds is not None and frames > 0 and frames / rate > max_seconds:
-                raise AudioDecodeError(f"audio is {frames / rate:.1f} s long; the limit is {max_seconds:g} s")
+                raise AudioDecodeError(
+                    f"audio is {frames / rate:.1f} s long; the limit is {max_seconds:g} s", kind=AUDIO_TOO_LONG
+                )
             limit = int(max_seconds * rate) + 1 if max_seconds is not None else None
             pieces, total = [], 0
             for block in handle.blocks(blocksize=65536, dtype="float32", always_2d=True):
                 pieces.append(block.mean(axis=1) if channels > 1 else block[:, 0].copy())
                 total += len(block)
                 if limit is not None and total > limit:
-                    raise AudioDecodeError(f"audio is longer than the limit of {max_seconds:g} s")
+                    raise AudioDecodeError(f"audio is longer than the limit of {max_seconds:g} s", kind=AUDIO_TOO_LONG)
     except AudioDecodeError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:

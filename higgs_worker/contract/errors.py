@@ -30,12 +30,14 @@ MEANINGS = {
 }
 CODES = frozenset(MEANINGS)
 
-# Kinds: what sort of refusal it is, where a door answers it apart from its code's status
-# (HTTP: 404 for NOT_FOUND, 413 for TOO_LARGE, input_too_long for TOO_LONG).
+# Kinds: what sort of refusal it is, where a door or a caller acts on it apart from its code
+# (HTTP: 404 for NOT_FOUND, 413 for TOO_LARGE, input_too_long for TOO_LONG; AUDIO_TOO_LONG keeps
+# its code's status, and tells the job's reference total from one clip's limit).
 NOT_FOUND = "not_found"  # a named thing (a voice) does not exist; the parameter names what
 TOO_LARGE = "too_large"  # bytes over a limit (reference audio, the inline result)
 TOO_LONG = "too_long"  # the text is over MAX_TEXT_CHARS
-KINDS = frozenset({NOT_FOUND, TOO_LARGE, TOO_LONG})
+AUDIO_TOO_LONG = "audio_too_long"  # audio longer than the seconds it may have (MAX_REFERENCE_SECONDS)
+KINDS = frozenset({NOT_FOUND, TOO_LARGE, TOO_LONG, AUDIO_TOO_LONG})
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..audio.codecs import AudioDecodeError, decode, probe, resample
-from ..contract.errors import REFERENCE_AUDIO, TOO_LARGE, WorkerError
+from ..contract.errors import AUDIO_TOO_LONG, REFERENCE_AUDIO, TOO_LARGE, WorkerError
 from ..contract.schema import MODEL_SAMPLE_RATE, ReferenceAudio
 from .safe_http import FetchRefused, check_address, fetch
 
@@ -87,12 +87,17 @@ def fetch_reference(
     return fetch_s3(reference.s3_key, max_bytes)
 
 
+def _decode_refused(exc: AudioDecodeError) -> WorkerError:
+    """Audio over its seconds keeps its kind (AUDIO_TOO_LONG) and names the setting."""
+    hint = " (MAX_REFERENCE_SECONDS)" if exc.kind == AUDIO_TOO_LONG else ""
+    return _refuse(f"reference audio: {exc}{hint}", exc.kind)
+
+
 def decode_reference(data: bytes, max_seconds: float) -> np.ndarray:
     try:
         waveform, rate = decode(data, max_seconds=max_seconds, min_seconds=MIN_REFERENCE_SECONDS)
     except AudioDecodeError as exc:
-        hint = " (MAX_REFERENCE_SECONDS)" if "limit" in str(exc) else ""
-        raise _refuse(f"reference audio: {exc}{hint}") from None
+        raise _decode_refused(exc) from None
     return resample(waveform, rate, MODEL_SAMPLE_RATE)
 
 
@@ -101,5 +106,4 @@ def probe_reference(data: bytes, max_seconds: float) -> float:
     try:
         return probe(data, max_seconds)
     except AudioDecodeError as exc:
-        hint = " (MAX_REFERENCE_SECONDS)" if "limit" in str(exc) else ""
-        raise _refuse(f"reference audio: {exc}{hint}") from None
+        raise _decode_refused(exc) from None

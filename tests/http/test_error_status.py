@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from higgs_worker.contract.errors import (
+    AUDIO_TOO_LONG,
     INVALID_INPUT,
     NOT_FOUND,
     REFERENCE_AUDIO,
@@ -29,6 +30,7 @@ CASES = [
     (WorkerError(INVALID_INPUT, "the text is too long (text has no limit here)", kind=TOO_LONG), 400, "input_too_long"),
     (WorkerError(REFERENCE_AUDIO, "reference clip over MAX_REFERENCE_BYTES", kind=TOO_LARGE), 413, REFERENCE_AUDIO),
     (WorkerError(STORAGE, "result over INLINE_MAX_BYTES", kind=TOO_LARGE), 413, STORAGE),
+    (WorkerError(REFERENCE_AUDIO, "clip too long (the limit is 2 s)", kind=AUDIO_TOO_LONG), 400, REFERENCE_AUDIO),
     (WorkerError(INVALID_INPUT, "unknown voice? no: seed is larger than the limit"), 400, INVALID_INPUT),
     (WorkerError(REFERENCE_AUDIO, "text has a clip larger than nothing: undecodable"), 400, REFERENCE_AUDIO),
 ]

@@ -1,6 +1,9 @@
-"""The guarded URL fetcher (``io.safe_http``) against real servers on loopback addresses.
+"""The guarded URL fetcher (``io.safe_http``) against real servers on loopback addresses: the
+address checks (DNS rebinding, IPv6 forms of IPv4 addresses, the URL's form) and the fetch
+(redirects, the byte limit, refusals that say why). The hostile URLs a job can send, through
+whole jobs, are tests/io/test_hostile_urls.py's.
 
-Two stand-ins, as in tests/test_hostile_input.py, because neither can run inside a test:
+Two stand-ins, as in tests/io/test_hostile_urls.py, because neither can run inside a test:
 
 - a *public* web server: the loopback address 127.0.0.3, and only it, counts as public
   for the address check (``safe_http.is_public`` patched; every other address still goes
@@ -17,9 +20,9 @@ import socket
 import pytest
 
 from higgs_worker.io import safe_http
-from higgs_worker.io.safe_http import FetchRefused, check_address, fetch, is_public
+from higgs_worker.io.safe_http import MAX_REDIRECTS, FetchRefused, check_address, fetch, is_public
 from tests.conftest import PUBLIC_STANDIN, wav_bytes
-from tests.support.hostile_servers import HostileServer, serve
+from tests.support.hostile_servers import HostileServer, endless_body, redirect, route, serve
 
 PRIVATE = "127.0.0.2"
 
@@ -113,3 +116,52 @@ def test_ipv6_forms_of_private_ipv4_addresses_are_not_public(address):
 @pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2606:4700:4700::1111", "8.8.8.8"])
 def test_ipv6_forms_of_public_addresses_stay_public(address):
     assert is_public(address), ipaddress.ip_address(address)
+
+
+# -- the fetch itself ---------------------------------------------------------------------------
+
+
+def test_a_public_url_is_fetched_through_redirects_up_to_the_limit(public_standin):
+    clip = wav_bytes(0.5)
+    hops = {"/ref.wav": serve(clip)}
+    for n in range(MAX_REDIRECTS + 1):  # /r0 -> /r1 -> ... -> /ref.wav
+        hops[f"/r{n}"] = redirect(f"/r{n + 1}" if n < MAX_REDIRECTS else "/ref.wav", 302)
+    with HostileServer(route(hops), host=PUBLIC_STANDIN) as public:
+        assert fetch(f"{public.url}/r1", 10**6, 5, allow_private=False) == clip  # 3 redirects: allowed
+        assert outcome(f"{public.url}/r0") == f"redirected more than {MAX_REDIRECTS} times"
+
+
+def test_a_body_over_the_limit_is_refused_as_too_large_declared_or_not(public_standin):
+    for framing in ("declared", "chunked"):
+        with HostileServer(endless_body(framing), host=PUBLIC_STANDIN) as public:
+            with pytest.raises(FetchRefused) as refused:
+                fetch(f"{public.url}/ref.wav", 50_000, 5, allow_private=False)
+        assert refused.value.too_large and str(refused.value) == "larger than 50000 bytes", framing
+
+
+def test_other_refusals_are_not_too_large_and_say_why(public_standin):
+    def not_found(conn) -> None:
+        conn.head("404 Not Found", {"Content-Length": "4", "Connection": "close"})
+        conn.send(b"RIFF", body=True)
+
+    with HostileServer(not_found, host=PUBLIC_STANDIN) as public:
+        with pytest.raises(FetchRefused) as refused:
+            fetch(f"{public.url}/ref.wav", 10**6, 5, allow_private=False)
+    assert not refused.value.too_large and str(refused.value) == "the URL answered HTTP 404"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://user:pw@example.test/ref.wav", "URLs with user information are not allowed"),
+        ("ftp://example.test/ref.wav", "only http:// and https:// URLs with a host are allowed"),
+        ("http://exa mple.test/ref.wav", "the URL has characters that are not allowed"),
+        ("http://example.test:99999/ref.wav", "the URL is not valid"),
+    ],
+)
+def test_the_urls_form_is_refused_before_any_lookup(url, reason, fake_dns):
+    _, lookups = fake_dns
+    for allow_private in (False, True):
+        with pytest.raises(FetchRefused, match=reason):
+            check_address(url, allow_private)
+    assert lookups == []

@@ -14,7 +14,7 @@ from higgs_worker.devtools.spoken_words import espeak_available
 from higgs_worker.text.chunking import split_text
 from higgs_worker.text.normalize import Normalized, for_chunks, normalize
 from higgs_worker.text.pace import spoken_units
-from tests.test_word_timestamps import speak_chunks, true_times
+from tests.support.spoken_chunks import speak_chunks, true_times
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_word_timestamps_and_subtitles_show_the_written_words(make_worker):
 @pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (scripts/setup-dev.sh installs it)")
 def test_written_words_take_the_times_of_the_words_read_from_them(make_worker, monkeypatch):
     """Speech of the spoken form (espeak-ng stands in for the tiny engine's decoder, as in
-    tests/test_word_timestamps.py): each written word starts where the first word read from
+    tests/worker/test_word_timestamps.py): each written word starts where the first word read from
     it starts and ends where the last one ends, within 0.15 s."""
     text = "RunPod served 42 models on Dec. 7, 2026."
     worker = make_worker()

@@ -1,6 +1,6 @@
 """handler.py on the runpod SDK's real worker loop, against a fake RunPod control plane.
 
-``--test_input`` and ``--rp_serve_api`` (tests/test_handler_api.py) are the SDK's local
+``--test_input`` and ``--rp_serve_api`` (tests/handler/test_handler_api.py) are the SDK's local
 simulations. On RunPod the SDK runs its production loop instead (worker.py ->
 rp_scale.JobScaler -> rp_job.get_job / handle_job / get_stop_signals, rp_http.send_result /
 stream_result, rp_progress, rp_ping) whenever RUNPOD_WEBHOOK_GET_JOB is set. Here it does

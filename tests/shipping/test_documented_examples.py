@@ -63,7 +63,7 @@ from tests.support.api_server import rp_serve_api
 from tests.support.http_server import http_worker
 from tests.support.public_job_api import PublicJobApi
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGUAGES = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
 CALLS_RUNPOD = (

@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from higgs_worker.io.presets import presets
-from tests.test_handler_api import job_result, run_test_input
+from tests.support.handler_runs import job_result, run_test_input
 
 SHORT = {"max_new_tokens": 12, "delivery": "base64", "seed": 5}
 

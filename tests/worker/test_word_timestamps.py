@@ -18,12 +18,9 @@ import numpy as np
 import pytest
 import webvtt
 
-from higgs_worker.audio import codecs
 from higgs_worker.audio.align.words import split_words
-from higgs_worker.audio.segments import output_position
 from higgs_worker.contract.output import JobOutput
-from higgs_worker.devtools.spoken_words import speak
-from higgs_worker.text.chunking import SPEAKER_TAG, split_text
+from tests.support.spoken_chunks import speak_chunks, true_times
 
 DIALOGUE = "[SPEAKER0] I can't believe you did that. [SPEAKER1] Oh, come on! [SPEAKER0] Really."
 
@@ -108,32 +105,6 @@ def test_text_without_an_aligner_gets_estimates_that_say_so(make_worker):
 # -- with speech: the decoder replaced by espeak-ng speech of each chunk's text ------------
 
 SPEECH = "Narrators ask for word times. A subtitle starts when its first word does. RunPod served 42 models."
-
-
-def speak_chunks(worker, monkeypatch, text: str, method: str, max_words: int) -> list:
-    """Replace the tiny engine's decoder (noise) with espeak-ng speech of each chunk's text
-    in order, at the model's rate; returns what each chunk says and where its words are."""
-    spoken = []
-    for index, chunk in enumerate(split_text(text, method, max_words)):
-        words = SPEAKER_TAG.sub(" ", chunk).split()
-        said = speak(words, "en-us", 175, seed=index)
-        audio = codecs.resample(said.audio, said.rate, 24000)
-        spans = [(a / said.rate, b / said.rate) for a, b in said.spans]
-        spoken.append((audio, words, spans))
-    pending = list(spoken)
-    monkeypatch.setattr(worker.engine, "decode_codes", lambda codes: pending.pop(0)[0])
-    return spoken
-
-
-def true_times(spoken: list, pause_s: float, rate: int) -> list[tuple[str, float, float]]:
-    """Each word and where it truly plays in the file, in seconds (at sample precision)."""
-    out, offset = [], 0
-    for audio, words, spans in spoken:
-        for word, (a, b) in zip(words, spans, strict=True):
-            first = output_position(offset + round(a * 24000), 24000, rate) / rate
-            out.append((word, first, output_position(offset + round(b * 24000), 24000, rate) / rate))
-        offset += len(audio) + round(pause_s * 24000)
-    return out
 
 
 @pytest.mark.parametrize("rate", [24000, 44100])

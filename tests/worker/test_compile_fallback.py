@@ -18,7 +18,7 @@ from higgs_worker.model import compile_cache
 from higgs_worker.model.decode_loop import LoopSettings
 from higgs_worker.model.engine import Engine
 from tests.conftest import BUCKET, FAKE_AWS
-from tests.test_handler_api import job_result, run_test_input
+from tests.support.handler_runs import job_result, run_test_input
 
 FALLBACK_LINE = "now runs the plain (uncompiled) decode step"
 JOB = {"text": "Hello there.", "seed": 3, "max_new_tokens": 24}

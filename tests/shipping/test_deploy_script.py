@@ -16,7 +16,7 @@ import pytest
 from tests.support.fake_registry import FakeRegistry
 from tests.support.fake_runpod_rest import FakeRunPodRest, validation_errors
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy-runpod.sh"
 CONFIG = json.loads((ROOT / "runpod-serverless-config.json").read_text())
 API_KEY = "rpa_TESTKEY0123456789abcdefTESTKEY"

@@ -1,4 +1,4 @@
-"""higgs_worker/bootstrap.py function by function (tests/test_bootstrap.py runs the whole
+"""higgs_worker/bootstrap.py function by function (tests/shipping/test_bootstrap.py runs the whole
 entry point through bash), plus the lock's end-to-end cases: a stale lock is refused, a file
 that does not match the lock's hash is never installed, and the lock is part of the key."""
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from higgs_worker import bootstrap
-from tests.test_bootstrap import DIST, Env
+from tests.shipping.test_bootstrap import DIST, Env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

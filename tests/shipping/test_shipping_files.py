@@ -18,7 +18,7 @@ import yaml
 from higgs_worker.contract.schema import KNOWN_FIELDS
 from tests.conftest import BUCKET, FAKE_AWS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_PATH = ROOT / "runpod-serverless-config.json"
 HUB_PATH = ROOT / ".runpod" / "hub.json"
 HUB_TESTS_PATH = ROOT / ".runpod" / "tests.json"

@@ -17,8 +17,8 @@ from higgs_worker.jobs import Worker
 from higgs_worker.model.model_store import MARKER
 from higgs_worker.startup import process_age_s, warm_start
 from tests.conftest import BUCKET, FAKE_AWS
+from tests.support.handler_runs import job_result, run_test_input
 from tests.support.hub_server import HubServer
-from tests.test_handler_api import job_result, run_test_input
 
 MODEL_REPO = "bosonai/higgs-audio-v2-generation-3B-base"
 TOKENIZER_REPO = "bosonai/higgs-audio-v2-tokenizer"

@@ -12,7 +12,7 @@ import pytest
 
 from higgs_worker.bootstrap import lock_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCKS = {
     "requirements-runtime.lock": ["requirements-runtime.txt"],
     "requirements-dev.lock": ["requirements-runtime.txt", "requirements-dev.txt"],

@@ -1,7 +1,7 @@
 """The docs as a whole: every link and anchor resolves, generated sections are current, and
 nothing a fresh endpoint lacks or a change's history is in them. (The request examples run in
-tests/test_documented_examples.py; the deploy reference's coverage of the scripts is in
-tests/test_shipping_files.py.)"""
+tests/shipping/test_documented_examples.py; the deploy reference's coverage of the scripts is in
+tests/shipping/test_shipping_files.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "RESULTS.md"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # Pages other engineers write in the same round (issue 30's docs tree links them). Until they

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import io
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import requests
 import soundfile as sf
 
-from tests.conftest import BUCKET, FAKE_AWS, ROOT
+from tests.conftest import BUCKET, FAKE_AWS
 from tests.support.api_server import rp_serve_api
+from tests.support.handler_runs import job_result, run_test_input
 
 pytestmark = pytest.mark.slow
-
-
-def run_test_input(env: dict, job_input: dict, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "handler.py", "--test_input", json.dumps({"input": job_input})],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def job_result(stdout: str) -> dict:
-    line = next(line for line in stdout.splitlines() if "Job result: " in line)
-    return ast.literal_eval(line.split("Job result: ", 1)[1])
 
 
 def test_test_input_smoke_returns_the_contract_output(subprocess_env, moto_server, s3_client):

@@ -8,7 +8,7 @@ lets bootstrap.sh read /proc/self/mountinfo itself.
 
 The requirements are a tiny wheel written by the test, locked with its hash the way
 scripts/lock.sh does and installed with ``--no-index --find-links``, so nothing here needs
-the network. tests/test_bootstrap_functions.py tests the module function by function. The handler is a
+the network. tests/shipping/test_bootstrap_functions.py tests the module function by function. The handler is a
 stand-in handler.py that reports its argv, interpreter and working directory.
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = ROOT / "bootstrap.sh"
 PKG = "higgs_bootstrap_probe"
 DIST = "higgs-bootstrap-probe"
