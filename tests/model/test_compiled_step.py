@@ -3,7 +3,7 @@
 
 Compile failures are injected with torch.compile backends that raise (dynamo traces the real
 step, the backend stands for inductor/triton failing); the real missing-compiler case runs
-handler.py with CXX pointing nowhere (tests/test_compile_fallback.py). CUDA graphs themselves
+handler.py with CXX pointing nowhere (tests/worker/test_compile_fallback.py). CUDA graphs themselves
 need a GPU: what can be checked here is the per-thread state they need and who calls the step.
 """
 
