@@ -253,7 +253,7 @@ class Scheduler:
             self._sequences,
             capacity=self.capacity,
             solo_lanes=self.solo_lanes,
-            lanes=self.runner.sizes(),
+            lanes=self.runner.sizes,
             prefill_tokens=PREFILL_CHUNK,
         )
         self.runner.run(plan, self._admissions)

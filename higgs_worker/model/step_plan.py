@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from .sequence import LANE_PHASES, Phase, Sequence
 
+IN_FLIGHT_ORDER = (Phase.PREFILLING, *LANE_PHASES, Phase.OVERFLOW)
+
 
 @dataclass(frozen=True)
 class LaneSize:
@@ -67,16 +69,20 @@ def plan_step(
 ) -> StepPlan:
     """The next step for ``sequences`` (the scheduler's, in arrival order). ``lanes``: the slot
     lane's size (``Phase.SLOT_LANE``) and the solo lane's when there is one."""
-    live = [seq for seq in sequences if seq.phase is not Phase.FINISHED]
-    plan = StepPlan(admit=admissions(live, capacity, solo_lanes, lanes[Phase.SLOT_LANE].length))
-    plan.prefill = next_prefill(live, plan.admit, prefill_tokens)
+    by_phase: dict[Phase, list[Sequence]] = {phase: [] for phase in Phase}
+    for seq in sequences:
+        by_phase[seq.phase].append(seq)
+    in_flight = [seq for phase in IN_FLIGHT_ORDER for seq in by_phase[phase]]
+    waiting = by_phase[Phase.WAITING]
+    plan = StepPlan(admit=admissions(in_flight, waiting, capacity, solo_lanes, lanes[Phase.SLOT_LANE].length))
+    plan.prefill = next_prefill(by_phase[Phase.PREFILLING], plan.admit, prefill_tokens)
     if plan.prefill is not None and plan.prefill.last:
         plan.placement = placement(plan.prefill.sequence, lanes)
     for phase in (*LANE_PHASES, Phase.OVERFLOW):
-        stepping = [seq for seq in live if seq.phase is phase]
-        if stepping:
-            plan.decode[phase] = stepping
-    plan.ask_waiting = [seq for seq in live if seq.phase is Phase.WAITING and seq not in plan.admit]
+        if by_phase[phase]:
+            plan.decode[phase] = by_phase[phase]
+    starting = set(plan.admit)
+    plan.ask_waiting = [seq for seq in waiting if seq not in starting]
     return plan
 
 
@@ -84,15 +90,16 @@ def too_long_for_a_slot(seq: Sequence, slot_length: int) -> bool:
     return seq.needs() > slot_length
 
 
-def admissions(live: list[Sequence], capacity: int, solo_lanes: int | None, slot_length: int) -> list[Sequence]:
-    """Waiting sequences that start now (arrival order)."""
-    in_flight = [seq for seq in live if seq.phase.in_flight]
+def admissions(
+    in_flight: list[Sequence], waiting: list[Sequence], capacity: int, solo_lanes: int | None, slot_length: int
+) -> list[Sequence]:
+    """Waiting sequences (arrival order) that start now, beside those ``in_flight``."""
     count = len(in_flight)
+    if not waiting or count >= capacity:
+        return []
     solos = sum(1 for seq in in_flight if too_long_for_a_slot(seq, slot_length))
     admitted = []
-    for seq in live:
-        if seq.phase is not Phase.WAITING:
-            continue
+    for seq in waiting:
         if count >= capacity:
             break
         solo = too_long_for_a_slot(seq, slot_length)
@@ -104,14 +111,15 @@ def admissions(live: list[Sequence], capacity: int, solo_lanes: int | None, slot
     return admitted
 
 
-def next_prefill(live: list[Sequence], admitted: list[Sequence], prefill_tokens: int) -> PrefillPiece | None:
+def next_prefill(prefilling: list[Sequence], admitted: list[Sequence], prefill_tokens: int) -> PrefillPiece | None:
     """The next piece of the oldest admitted sequence still prefilling (those admitted now come
     after every earlier one)."""
-    prefilling = sorted((seq for seq in live if seq.phase is Phase.PREFILLING), key=lambda seq: seq.admitted)
-    candidates = prefilling + admitted
-    if not candidates:
+    if prefilling:
+        seq = min(prefilling, key=lambda seq: seq.admitted)
+    elif admitted:
+        seq = admitted[0]
+    else:
         return None
-    seq = candidates[0]
     return PrefillPiece(seq, seq.prefilled, min(seq.prompt_len, seq.prefilled + prefill_tokens))
 
 

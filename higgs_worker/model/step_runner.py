@@ -84,12 +84,9 @@ class StepRunner:
             cache = SlotCache(config, solo_rows, solo_len, self.dtype, self.device)
             step = CompiledStep(self._solo_step, *compiled, group=group, lane="solo lane")
             self.lanes[Phase.SOLO_LANE] = Lane("solo lane", cache, step, solo_buckets or None, live)
+        self.sizes = {phase: LaneSize(lane.cache.length) for phase, lane in self.lanes.items()}  # for the planner
         self.steps = 0  # batched forwards of the slot lane (for tests and figures)
         self.timings: collections.Counter[str] = collections.Counter()  # seconds per part of a step
-
-    def sizes(self) -> dict[Phase, LaneSize]:
-        """What the planner knows of each lane."""
-        return {phase: LaneSize(lane.cache.length) for phase, lane in self.lanes.items()}
 
     # -- one step ----------------------------------------------------------------------------------
 
