@@ -319,7 +319,7 @@ def time_steps(scheduler, active: int, length: int, steps: int) -> float:
     """ms per batched step (the median of ``steps``) of ``active`` sequences of ``length``
     positions in the slot lane, on the scheduler thread (``Scheduler.call``: between two of its
     iterations, the lane's own sequences put back after), three steps first: compile, CUDA-graph
-    capture."""
+    capture. Its rows write into the lane's first rows: for a scheduler with no job in flight."""
     device = str(scheduler.device)
     lane = scheduler.slot_lane
     n = scheduler.loop.rules.num_codebooks
