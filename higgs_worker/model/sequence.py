@@ -33,19 +33,13 @@ class Phase(enum.Enum):
     FINISHED = "finished"
 
     @property
-    def decoding(self) -> bool:
-        """Has a prompt in a cache and takes a decode step each iteration."""
-        return self in DECODING
-
-    @property
     def in_flight(self) -> bool:
-        """Admitted and not finished: holds a slot of the scheduler's capacity."""
+        """Admitted and not finished: counts against the scheduler's capacity."""
         return self in IN_FLIGHT
 
 
-DECODING = frozenset({Phase.SLOT_LANE, Phase.SOLO_LANE, Phase.OVERFLOW})
-IN_FLIGHT = DECODING | {Phase.PREFILLING}
 LANE_PHASES = (Phase.SLOT_LANE, Phase.SOLO_LANE)  # the phases that decode in a lane, in stepping order
+IN_FLIGHT = (Phase.PREFILLING, *LANE_PHASES, Phase.OVERFLOW)
 
 
 @dataclass(eq=False)

@@ -26,9 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .sequence import LANE_PHASES, Phase, Sequence
-
-IN_FLIGHT_ORDER = (Phase.PREFILLING, *LANE_PHASES, Phase.OVERFLOW)
+from .sequence import IN_FLIGHT, LANE_PHASES, Phase, Sequence
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def plan_step(
     by_phase: dict[Phase, list[Sequence]] = {phase: [] for phase in Phase}
     for seq in sequences:
         by_phase[seq.phase].append(seq)
-    in_flight = [seq for phase in IN_FLIGHT_ORDER for seq in by_phase[phase]]
+    in_flight = [seq for phase in IN_FLIGHT for seq in by_phase[phase]]
     waiting = by_phase[Phase.WAITING]
     plan = StepPlan(admit=admissions(in_flight, waiting, capacity, solo_lanes, lanes[Phase.SLOT_LANE].length))
     plan.prefill = next_prefill(by_phase[Phase.PREFILLING], plan.admit, prefill_tokens)
