@@ -95,3 +95,31 @@ def test_post_generation_benchmark_measures_every_step_on_espeak_speech():
         assert row["cores_needed"] == pytest.approx(row["ms_per_audio_s"] * 300 / 1000, abs=0.01)
     steps = ("join: trim silence + 0.3 s pauses", "loudness -16 LUFS (true-peak ceiling -1 dBTP)", "file: wav")
     assert all(step in rows for step in steps)
+
+
+def test_timing_the_slot_lane_leaves_the_serving_scheduler_as_it_was(engine):
+    """bench.time_steps borrows the worker's slot lane (scripts/gpu_check.py times the worker's own
+    scheduler) through Scheduler.call and the lane's own forward: afterwards the lane holds none
+    of its sequences and a job gets the same rows as before. (Its rows write where real rows
+    live: it is for a scheduler with no job in flight.)"""
+    from dataclasses import replace
+
+    from higgs_worker.devtools.bench import time_steps
+    from higgs_worker.model.engine import Engine, Sampling
+    from higgs_worker.model.prompt import SYSTEM_SINGLE, Prompt, Turn
+
+    batched = Engine(engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu", None, 4)
+    batched.loop.rules = replace(batched.loop.rules, eos_id=engine.model.config.codebook_size + 100)
+    scheduler = batched.scheduler
+    prompt = Prompt(SYSTEM_SINGLE, ["A quiet room."], [Turn("user", "Job after the timing.")])
+    sampling = Sampling(max_new_tokens=30)
+
+    def rows() -> torch.Tensor:
+        return torch.stack(list(batched.generate_rows(prompt, sampling, generator=batched.generator(3))))
+
+    before = rows()
+    steps = scheduler.steps
+    timed = [time_steps(scheduler, active=active, length=100, steps=5) for active in (1, 3)]
+    assert all(ms > 0 for ms in timed)
+    assert scheduler.slot_lane.active == [] and scheduler.steps == steps  # no serving step counted
+    assert torch.equal(rows(), before)

@@ -45,6 +45,7 @@ import torch
 from ..model.decode_loop import DecodeLoop, LoopSettings
 from ..model.engine import Engine, Sampling, loop_settings_for
 from ..model.prompt import SYSTEM_SINGLE, Prompt, Turn
+from .reference import reference_generate_codes
 
 TEXT = "The sun rises in the east and sets in the west. This simple fact has been observed for ages."
 
@@ -100,7 +101,7 @@ def run_reference(engine: Engine, prompt: Prompt, sampling: Sampling) -> dict:
     torch.manual_seed(0)
     with PeakMemory(device) as memory:
         start = time.perf_counter()
-        codes = engine.reference_generate_codes(prompt, sampling)
+        codes = reference_generate_codes(engine, prompt, sampling)
         _sync(device)
         generated = time.perf_counter()
         audio = engine.decode_codes(codes)
@@ -302,46 +303,45 @@ def print_concurrency_table(result: dict) -> None:
 
 def _fake_sequences(scheduler, count: int, length: int) -> list:
     """``count`` slot-lane sequences of ``length`` positions (zero keys: the timing is what counts)."""
-    from ..model.scheduler import Sequence
+    from ..model.sequence import Phase, Sequence
 
     n = scheduler.loop.rules.num_codebooks
-    lane = scheduler.lanes[0] if hasattr(scheduler, "lanes") else None
     sequences = []
     for index in range(count):
-        seq = Sequence({"input_ids": torch.zeros((1, 1), dtype=torch.long)}, None, None)
-        seq.slot, seq.position = index, length
+        seq = Sequence({"input_ids": torch.zeros((1, 1), dtype=torch.long)}, None, None, phase=Phase.SLOT_LANE)
+        seq.lane, seq.slot, seq.position = scheduler.slot_lane, index, length
         seq.codes = torch.zeros(n, dtype=torch.long, device=scheduler.device)
-        if lane is not None:
-            seq.lane = lane
         sequences.append(seq)
     return sequences
 
 
 def time_steps(scheduler, active: int, length: int, steps: int) -> float:
     """ms per batched step (the median of ``steps``) of ``active`` sequences of ``length``
-    positions, on the scheduler thread (three steps first: compile, CUDA-graph capture)."""
+    positions in the slot lane, on the scheduler thread (``Scheduler.call``: between two of its
+    iterations, the lane's own sequences put back after), three steps first: compile, CUDA-graph
+    capture. Its rows write into the lane's first rows: for a scheduler with no job in flight."""
     device = str(scheduler.device)
+    lane = scheduler.slot_lane
+    n = scheduler.loop.rules.num_codebooks
     result = {}
 
     def run() -> None:
-        held = scheduler._active
+        held = lane.active
         sequences = _fake_sequences(scheduler, active, length)
-        scheduler._active = sequences
+        lane.active = sequences
         try:
             for _ in range(3):
-                scheduler._forward_slots()
-            for seq in sequences:
-                seq.position = length
+                lane.forward(n)
             times = []
             for _ in range(steps):
                 _sync(device)
                 started = time.perf_counter()
-                scheduler._forward_slots()
+                lane.forward(n)
                 _sync(device)
                 times.append(time.perf_counter() - started)
             result["ms"] = 1000 * sorted(times)[len(times) // 2]  # the median step
         finally:
-            scheduler._active = held
+            lane.active = held
 
     scheduler.call(run)
     return result["ms"]
@@ -488,11 +488,9 @@ def long_form_prompt(engine: Engine, reference_frames: int = 150, context_frames
 
 def long_form_budget(engine: Engine, prompt: Prompt, text: str, cap: int = 15000) -> int:
     """max_new_tokens the worker gives that chunk: its estimate from the text and the voice's
-    pace in the prompt's earlier turns (synthesis.chunk_budget; before it, the text alone)."""
-    try:
-        from ..synthesis import chunk_budget
-    except ImportError:  # the worker before the pace-aware estimate
-        return engine.max_tokens_for(text, cap)
+    pace in the prompt's earlier turns (synthesis.chunk_budget)."""
+    from ..synthesis import chunk_budget
+
     return chunk_budget(engine, text, cap, prompt.turns[:-1])
 
 

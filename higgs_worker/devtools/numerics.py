@@ -21,6 +21,7 @@ import torch
 
 from ..model.engine import Engine, Sampling
 from ..model.prompt import Prompt
+from .reference import generation_config
 
 
 class LogitRecorder:
@@ -33,7 +34,8 @@ class LogitRecorder:
         self.logits: list[list[torch.Tensor]] = [[] for _ in batches]
 
     def __enter__(self) -> LogitRecorder:
-        sample = self.scheduler._sample
+        runner = self.scheduler.runner  # StepRunner.sample: every row of a step is drawn there
+        sample = runner.sample
 
         def recording(sequences):  # on the scheduler thread, before the rows are drawn
             for seq in sequences:
@@ -41,11 +43,11 @@ class LogitRecorder:
                     self.logits[self.index_of[id(seq.batch)]].append(seq.logits.detach().float().cpu())
             return sample(sequences)
 
-        self.scheduler._sample = recording
+        runner.sample = recording
         return self
 
     def __exit__(self, *exc) -> None:
-        del self.scheduler._sample  # back to the class's method
+        del self.scheduler.runner.sample  # back to the class's method
 
     def stacked(self, i: int) -> torch.Tensor:
         return torch.stack(self.logits[i])
@@ -140,7 +142,7 @@ def greedy_against_generate(engine: Engine, prompt: Prompt, steps: int) -> dict:
     batch = engine.batch_for(prompt)
     skip = batch["audio_input_ids"].shape[1] if "audio_input_ids" in batch else 0
     with torch.inference_mode():
-        reference = engine.model.generate(**batch, generation_config=engine._generation_config(sampling))[0, skip:]
+        reference = engine.model.generate(**batch, generation_config=generation_config(engine, sampling))[0, skip:]
     reference = reference.cpu()
     count = min(len(ours), len(reference))
     equal = (ours[:count] == reference[:count]).all(dim=1)

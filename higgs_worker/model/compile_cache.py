@@ -62,6 +62,7 @@ CODE_FILES = (
     "scheduler.py",
     "slot_attention.py",
     "slot_cache.py",
+    "step_runner.py",
 )
 
 

@@ -141,7 +141,8 @@ class Engine:
         self._codec_calls = threading.BoundedSemaphore(memory_plan.CODEC_CALLS_AT_ONCE) if on_cuda else nullcontext()
         # windows due at once are decoded in one call (within one window's frames: the plan's reserve)
         self.codec = CodecBatcher(self._decode_batch, memory_plan.CODEC_BATCH_FRAMES)
-        self._silence_codes: frozenset[int] | None = None
+        # the runaway guard's test of a silent frame, learned once from the audio tokenizer
+        self.silence_codes: frozenset[int] = self._learn_silence_codes()
 
     @property
     def scheduler(self) -> Scheduler:
@@ -276,19 +277,16 @@ class Engine:
             codes = self.audio_tokenizer.encode(values).audio_codes[0]
             return AudioClip(codes=codes[: self.num_codebooks].to("cpu"))
 
-    @property
-    def silence_codes(self) -> frozenset[int]:
+    def _learn_silence_codes(self) -> frozenset[int]:
         """First-codebook codes the audio tokenizer gives silence: one second of digital
-        silence and one of a -60 dBFS noise floor, encoded once (the runaway guard's test)."""
-        if self._silence_codes is None:
-            quiet = np.zeros(self.sample_rate, dtype=np.float32)
-            rng = np.random.default_rng(0)
-            floor = (rng.standard_normal(self.sample_rate) * 10 ** (SILENCE_NOISE_DBFS / 20)).astype(np.float32)
-            found: set[int] = set()
-            for waveform in (quiet, floor):
-                found.update(int(code) for code in self.encode_audio(waveform).codes[0])
-            self._silence_codes = frozenset(found)
-        return self._silence_codes
+        silence and one of a -60 dBFS noise floor, encoded (at load: ``silence_codes``)."""
+        quiet = np.zeros(self.sample_rate, dtype=np.float32)
+        rng = np.random.default_rng(0)
+        floor = (rng.standard_normal(self.sample_rate) * 10 ** (SILENCE_NOISE_DBFS / 20)).astype(np.float32)
+        found: set[int] = set()
+        for waveform in (quiet, floor):
+            found.update(int(code) for code in self.encode_audio(waveform).codes[0])
+        return frozenset(found)
 
     def runaway_guard(self, silence_seconds: float, repeat_seconds: float) -> RunawayGuard:
         """A guard for one chunk (0 seconds: that test off)."""
@@ -321,29 +319,6 @@ class Engine:
 
     # -- generation -----------------------------------------------------------------
 
-    def _generation_config(self, sampling: Sampling):
-        from transformers import GenerationConfig
-
-        greedy = sampling.temperature <= 0.0
-        kwargs = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not greedy}
-        if not greedy:
-            kwargs.update(
-                temperature=sampling.temperature,
-                top_p=sampling.top_p if sampling.top_p < 1.0 else None,
-                top_k=sampling.top_k if sampling.top_k > 0 else None,
-            )
-        config = GenerationConfig(
-            **kwargs,
-            bos_token_id=self.model.config.bos_token_id,
-            eos_token_id=self.model.config.eos_token_id,
-            pad_token_id=self.model.config.pad_token_id,
-        )
-        if sampling.ras_win_len > 0 and sampling.ras_win_max_num_repeat > 0:
-            # Read by HiggsAudioV2GenerationMixin._sample; 0 would mean "whole history".
-            config.ras_win_len = sampling.ras_win_len
-            config.ras_win_max_num_repeat = sampling.ras_win_max_num_repeat
-        return config
-
     def batch_for(self, prompt: Prompt) -> dict:
         with self._tokenize_lock:
             batch = tokenize(prompt, self.processor)
@@ -366,14 +341,6 @@ class Engine:
     def generator(self, seed: int) -> torch.Generator:
         """A job's own random generator on the model's device."""
         return torch.Generator(device=self.device).manual_seed(seed)
-
-    @torch.inference_mode()
-    def reference_generate_codes(self, prompt: Prompt, sampling: Sampling) -> torch.Tensor:
-        """The same through transformers' ``generate()`` (the reference path of the benchmark)."""
-        batch = self.batch_for(prompt)
-        prompt_frames = batch["audio_input_ids"].shape[1] if "audio_input_ids" in batch else 0
-        output = self.model.generate(**batch, generation_config=self._generation_config(sampling))
-        return self.codes_from_rows(output[0, prompt_frames:])
 
     def warm_up(self, steps: int = 16) -> None:
         """Compile / capture the batched decode step at every batch-size bucket it will use,
@@ -408,11 +375,14 @@ class Engine:
             return self.no_codes()
         return self.processor.revert_delay_pattern(rows).transpose(0, 1).clamp(0, self.code_limit - 1)
 
-    def max_tokens_for(self, text: str, cap: int, seconds: float | None = None) -> int:
+    def steps_for(self, seconds: float, cap: int) -> int:
         """Bound generation steps for ``seconds`` of speech (synthesis estimates them from the
-        text and the voice's pace: higgs_worker/text/pace.py), or without them from the text
-        alone (~14 characters per second, twice that for slow expressive reading), plus the
-        delay-pattern steps and a second."""
-        if seconds is None:
-            seconds = 2.0 * max(1.0, len(text) / 14.0)
+        text and the voice's pace: higgs_worker/text/pace.py), plus the delay-pattern steps and
+        a second; at most ``cap``."""
         return min(cap, int(math.ceil(seconds * self.spec.frames_per_second)) + 2 * self.num_codebooks + 25)
+
+    def max_tokens_for(self, text: str, cap: int, seconds: float) -> int:
+        """``steps_for(seconds, cap)`` under its former name, for the callers outside model/
+        (synthesis.chunk_budget); ``text`` is not read (the estimate from the text alone is gone:
+        benchmarks/token_estimate.py keeps it as its baseline)."""
+        return self.steps_for(seconds, cap)

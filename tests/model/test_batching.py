@@ -309,21 +309,22 @@ def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_w
     waits (first come, first served among them) while shorter jobs behind it still start. They
     run in the preallocated solo lane when there is one (CUDA: the plan's), else in their own
     cache (the overflow), with the same codes."""
-    from higgs_worker.model.scheduler import Scheduler
+    from higgs_worker.model.scheduler import Phase, Scheduler
 
     # prompts: ~150 tokens; long ones need ~450 positions
     scheduler = Scheduler(batch_engine.loop, slots=4, slot_len=256, solo_lanes=1, solo_len=solo_len)
     long, short = Sampling(max_new_tokens=300), Sampling(max_new_tokens=20)
     most_solo = {"n": 0}
     lanes: set[str] = set()
-    forward_solo = scheduler._forward_solo
+    run_step = scheduler.runner.run
 
-    def watching():
-        most_solo["n"] = max(most_solo["n"], len(scheduler._solo))
-        lanes.update(seq.lane.name if seq.lane else "overflow" for seq in scheduler._solo)
-        forward_solo()
+    def watching(plan, admissions):  # each step: the sequences too long for a slot, and where they run
+        run_step(plan, admissions)
+        solo = scheduler.held(Phase.SOLO_LANE) + scheduler.held(Phase.OVERFLOW)
+        most_solo["n"] = max(most_solo["n"], len(solo))
+        lanes.update(seq.lane.name if seq.lane else "overflow" for seq in solo)
 
-    scheduler._forward_solo = watching
+    scheduler.runner.run = watching
     started = {name: threading.Event() for name in ("solo-1", "solo-2", "short")}
     events: list[str] = []
     done: dict[str, int] = {}
@@ -347,7 +348,7 @@ def test_at_most_solo_lanes_long_sequences_run_at_once_and_short_ones_pass_the_w
     assert started["solo-1"].wait(60)
     threads[1].start()  # waits: the one solo lane is taken
     deadline = time.monotonic() + 60
-    while not scheduler._waiting and time.monotonic() < deadline:
+    while not scheduler.held(Phase.WAITING) and time.monotonic() < deadline:
         time.sleep(0.001)
     threads[2].start()  # arrives behind the waiting solo job, and passes it
     for thread in threads:

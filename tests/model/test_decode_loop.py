@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from higgs_worker.contract.errors import Cancelled
+from higgs_worker.devtools.reference import generation_config
 from higgs_worker.model.decode_loop import DecodeLoop, LoopSettings
 from higgs_worker.model.engine import Sampling
 from higgs_worker.model.prompt import SYSTEM_SINGLE, AudioClip, Prompt, Turn
@@ -26,7 +27,7 @@ def reference_rows(engine, prompt, sampling, seed):
     batch = engine.batch_for(prompt)
     skip = batch["audio_input_ids"].shape[1] if "audio_input_ids" in batch else 0
     torch.manual_seed(seed)
-    return engine.model.generate(**batch, generation_config=engine._generation_config(sampling))[0, skip:]
+    return engine.model.generate(**batch, generation_config=generation_config(engine, sampling))[0, skip:]
 
 
 def loop_rows(engine, prompt, sampling, seed, settings=None):

@@ -185,7 +185,7 @@ def test_two_compiled_graphs_serve_every_batch_bucket_and_length_bucket(engine, 
     plain = engine_with(engine, slots=2)
     built.warm_up()  # every batch bucket at every length bucket
     scheduler = built.scheduler
-    assert scheduler.buckets == [1, 2, 4, 8][: slots.bit_length()] and len(scheduler.lanes[0].length_buckets) == 16
+    assert scheduler.buckets == [1, 2, 4, 8][: slots.bit_length()] and len(scheduler.slot_lane.length_buckets) == 16
     assert sorted(backend.compiles) == [1, 2]  # every (size, length) pair: 2 graphs
     assert scheduler.graphs["compiled"] == len(scheduler.buckets)  # at most (were the batch specialized)
     assert scheduler.graphs["cuda_graphs"] == len(scheduler.buckets) * 16
