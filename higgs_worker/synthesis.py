@@ -141,7 +141,7 @@ def voice_pace(turns: list[Turn], frames_per_second: int) -> float | None:
 def chunk_budget(engine: Engine, chunk: str, cap: int, context: list[Turn]) -> int:
     """max_new_tokens for ``chunk``: its speech at the pace the voice showed in ``context`` (the
     prompt's example and history turns), or at a typical pace with more slack (text/pace.py)."""
-    return engine.max_tokens_for(chunk, cap, bound_seconds(chunk, voice_pace(context, engine.spec.frames_per_second)))
+    return engine.steps_for(bound_seconds(chunk, voice_pace(context, engine.spec.frames_per_second)), cap)
 
 
 def sampling_for(

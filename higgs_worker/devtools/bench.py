@@ -42,6 +42,7 @@ from dataclasses import replace
 
 import torch
 
+from ..model import torch_features
 from ..model.decode_loop import DecodeLoop, LoopSettings
 from ..model.engine import Engine, Sampling, loop_settings_for
 from ..model.prompt import SYSTEM_SINGLE, Prompt, Turn
@@ -761,6 +762,9 @@ def main(argv: list[str] | None = None) -> None:
     wanted = [max(s) for s in sections if s]
     slots = max(wanted) if wanted else None
     step_cost = bool(share_levels or args.mix or args.step_lengths or args.attention or args.attention_compile)
+    if args.compile == "true" or args.device.startswith("cuda") or args.attention_compile:
+        # on the main thread, before the scheduler's thread compiles (torch_features.import_cudagraph_trees)
+        torch_features.import_cudagraph_trees()
 
     if args.full_size_random:
         engine = full_size_engine(args.device, args.layers, slots)

@@ -380,9 +380,3 @@ class Engine:
         text and the voice's pace: higgs_worker/text/pace.py), plus the delay-pattern steps and
         a second; at most ``cap``."""
         return min(cap, int(math.ceil(seconds * self.spec.frames_per_second)) + 2 * self.num_codebooks + 25)
-
-    def max_tokens_for(self, text: str, cap: int, seconds: float) -> int:
-        """``steps_for(seconds, cap)`` under its former name, for the callers outside model/
-        (synthesis.chunk_budget); ``text`` is not read (the estimate from the text alone is gone:
-        benchmarks/token_estimate.py keeps it as its baseline)."""
-        return self.steps_for(seconds, cap)

@@ -85,6 +85,6 @@ def test_a_long_form_chunk_gets_its_bound_from_the_earlier_chunks(engine):
     assert voice_pace(reference + earlier, fps) == voice_pace(earlier, fps)  # the slowest of them
     without = chunk_budget(engine, chunk, 15000, [])
     with_pace = chunk_budget(engine, chunk, 15000, earlier)
-    assert with_pace == engine.max_tokens_for(chunk, 15000, EVIDENCE_SLACK * 700 / fps)
+    assert with_pace == engine.steps_for(EVIDENCE_SLACK * 700 / fps, 15000)
     assert 700 < with_pace < without
     assert chunk_budget(engine, chunk, 1000, earlier) == 1000  # the cap still holds

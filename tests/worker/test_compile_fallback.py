@@ -138,5 +138,6 @@ def test_the_worker_takes_fewer_jobs_once_its_scheduler_lowered_capacity(make_wo
         engine.model, engine.audio_tokenizer, engine.tokenizer, engine.feature_extractor, "cpu", None, 4
     )
     assert worker.concurrency == 4
-    worker.engine.scheduler.capacity = 2  # what Scheduler._lower_capacity leaves after an OOM with 4 in a step
+    # what the out-of-memory rule (step_plan.lowered_capacity) leaves after an OOM with 4 in a step
+    worker.engine.scheduler.capacity = 2
     assert worker.concurrency == 2

@@ -123,12 +123,6 @@ def test_max_new_tokens_bounds_the_audio(make_worker):
     assert 0 <= out["duration_s"] <= (20 - 8) * 0.04 + 1e-6
 
 
-def test_default_bound_comes_from_text_length(make_worker, engine):
-    short = engine.max_tokens_for("Hi.", cap=100000)
-    long = engine.max_tokens_for("word " * 200, cap=100000)
-    assert short < long and engine.max_tokens_for("word " * 200, cap=300) == 300
-
-
 def test_voice_from_library_and_alias(make_worker):
     worker = make_worker()
     out = worker.run({"input": {"text": SHORT, "voice": "belinda", "seed": 2}}).as_output()
