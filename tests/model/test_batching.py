@@ -267,7 +267,7 @@ def test_rp_serve_api_runs_eight_jobs_at_once(subprocess_env, moto_server, s3_cl
 
 @pytest.mark.slow
 def test_sdk_worker_loop_runs_eight_jobs_at_once(subprocess_env, moto_server, s3_client, tmp_path):
-    from tests.test_runpod_worker_loop import JOB_TIMEOUT, start_loop
+    from tests.handler.test_runpod_worker_loop import JOB_TIMEOUT, start_loop
 
     env = {**subprocess_env, **FAKE_AWS, "S3_BUCKET": BUCKET, "S3_ENDPOINT_URL": moto_server, "MAX_CONCURRENCY": "8"}
     fake, worker = start_loop(env, tmp_path, stream_jobs=False)
