@@ -131,10 +131,8 @@ def build_engine(
         model_dir.mkdir(parents=True, exist_ok=True)
         engine.model.config.to_json_file(str(model_dir / "config.json"))
     if not args.full or slots:
-        from higgs_worker.model.scheduler import Scheduler
-
-        engine._plan_slots()  # the plan for this card (logged; engine.memory_plan), sizes below
-        engine._scheduler = Scheduler(engine.loop, slots or args.slots, slot_len or args.slot_len, settings.compile)
+        # the plan for this card is logged (engine.memory_plan); the check's own sizes
+        engine.build_scheduler(slots or args.slots, slot_len or args.slot_len, solo_lane=False)
     return engine, model_dir
 
 

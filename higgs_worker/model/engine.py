@@ -146,20 +146,38 @@ class Engine:
 
     @property
     def scheduler(self) -> Scheduler:
-        """The one thread that drives the model for every job (created on first use; its
-        KV slots are sized then, from the memory left after loading)."""
+        """The one thread that drives the model for every job: built on first use (its KV slots
+        are sized then, from the memory left after loading), the same object on every later read."""
         with self._scheduler_lock:
             if self._scheduler is None:
-                slots, length, solo_lanes, solo_len = self._plan_slots()
-                self._scheduler = Scheduler(
-                    self.loop,
-                    slots,
-                    length,
-                    compile_step=self.loop.settings.compile,
-                    solo_lanes=solo_lanes,
-                    solo_len=solo_len,
-                )
+                self._scheduler = self._new_scheduler()
             return self._scheduler
+
+    def build_scheduler(
+        self, slots: int | None = None, slot_len: int | None = None, solo_lane: bool = True
+    ) -> Scheduler:
+        """A new scheduler in place of the current one, with the loop's settings as they are now
+        and the memory plan's sizes, or ``slots`` x ``slot_len`` where given (the GPU check's
+        sizes; tests that change the compile settings of a built engine); no solo lane with
+        ``solo_lane=False``. Jobs in flight keep the old one."""
+        with self._scheduler_lock:
+            self._scheduler = self._new_scheduler(slots, slot_len, solo_lane)
+            return self._scheduler
+
+    def _new_scheduler(
+        self, slots: int | None = None, slot_len: int | None = None, solo_lane: bool = True
+    ) -> Scheduler:
+        planned_slots, planned_len, solo_lanes, solo_len = self._plan_slots()
+        if not solo_lane:
+            solo_lanes = solo_len = None
+        return Scheduler(
+            self.loop,
+            slots or planned_slots,
+            slot_len or planned_len,
+            compile_step=self.loop.settings.compile,
+            solo_lanes=solo_lanes,
+            solo_len=solo_len,
+        )
 
     def _plan_slots(self) -> tuple[int, int, int | None, int | None]:
         """(slots, positions per slot, solo lanes, positions per solo lane): the memory plan on

@@ -300,7 +300,7 @@ def test_the_batched_step_is_one_graph(engine, plain_engine):
     """fullgraph=True fails on any graph break: on CUDA each batch size is one CUDA graph."""
     whole = engine_with(engine, "eager")
     whole.loop.settings = LoopSettings(compile=True, compile_backend="eager", fullgraph=True)
-    whole._scheduler = None  # rebuilt with the settings above
+    whole.build_scheduler()  # with the settings above
     whole.warm_up()
     assert whole.compile_fallbacks == 0, whole.compile_note
     assert torch.equal(rows(whole, 0, seed=5), rows(plain_engine, 0, seed=5))
