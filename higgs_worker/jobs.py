@@ -49,6 +49,7 @@ from .io.presets import Preset, presets, voice_entries
 from .io.storage import S3Store, deliver
 from .io.voices import VoiceLibrary
 from .model import compile_cache
+from .model.decode_loop import LoopSettings
 from .model.engine import Engine, concurrency_for, loop_settings_for, pick_device, pick_dtype
 from .model.model_store import LocalModel, check_format, ensure_local
 from .model.spec import SPEC
@@ -147,9 +148,13 @@ class Worker:
             self._store = S3Store(self.settings.s3, attempts=self.settings.s3_attempts)
         return self._store
 
+    def loop_settings(self) -> LoopSettings:
+        """The decode loop's settings for the engine this worker loads (DEVICE, DECODE_COMPILE)."""
+        return loop_settings_for(pick_device(self.settings.device), self.settings.decode_compile)
+
     def compiles(self) -> bool:
-        """Whether the engine this worker loads compiles its decode step (DECODE_COMPILE, the device)."""
-        return loop_settings_for(pick_device(self.settings.device), self.settings.decode_compile).compile
+        """Whether the engine this worker loads compiles its decode step."""
+        return self.loop_settings().compile
 
     def ensure_engine(self, timer: Timer | None = None) -> Engine:
         """Download (once per volume) and load (once per worker) the model."""
@@ -172,7 +177,7 @@ class Worker:
                         tokenizer.path,
                         device,
                         pick_dtype(settings.dtype, device),
-                        loop_settings_for(device, settings.decode_compile),
+                        self.loop_settings(),
                         settings.max_concurrency,
                         settings.kv_cache_memory_fraction,
                         settings.max_reference_seconds,
